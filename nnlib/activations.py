@@ -1,0 +1,158 @@
+"""Activation functions, applied in place to preallocated batches.
+
+Every activation computes ``a = f(z)`` and back-propagates using only its own
+output ``a`` (each derivative here can be written in terms of ``a``), so a layer
+keeps one buffer per batch instead of both ``z`` and ``a``. Shapes are
+``(n_samples, n_units)``; nothing is upcast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Activation:
+    """Base class: ``forward(z, out)`` writes f(z); ``backward(a, grad, out)`` grad * f'(z)."""
+
+    name: str = ""
+    #: initialization that keeps activations' variance stable under this function
+    default_init: str = "glorot"
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Chain rule through the activation: dL/dz from ``a = f(z)`` and ``grad = dL/da``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ReLU(Activation):
+    name = "relu"
+    default_init = "he"
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.maximum(z, 0, out=out)
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        return np.multiply(grad, a > 0, out=out)
+
+
+class LeakyReLU(Activation):
+    name = "leaky_relu"
+    default_init = "he"
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        if not 0 < negative_slope < 1:
+            raise ValueError(f"negative_slope must be in (0, 1), got {negative_slope}")
+        self.negative_slope = negative_slope
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        # For 0 < slope < 1, max(z, slope * z) is z where z > 0 and slope * z elsewhere.
+        return np.maximum(z, z * z.dtype.type(self.negative_slope), out=out)
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        # a and z share their sign, so a > 0 selects the unit-slope side.
+        slope = np.where(a > 0, a.dtype.type(1), a.dtype.type(self.negative_slope))
+        return np.multiply(grad, slope, out=out)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
+class Sigmoid(Activation):
+    name = "sigmoid"
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        # 1 / (1 + exp(-z)) overflows for very negative z; 0.5 * (1 + tanh(z / 2)) cannot.
+        half = z.dtype.type(0.5)
+        out = np.multiply(z, half, out=out)
+        np.tanh(out, out=out)
+        out += 1
+        out *= half
+        return out
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        return np.multiply(grad, a * (1 - a), out=out)
+
+
+class Tanh(Activation):
+    name = "tanh"
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.tanh(z, out=out)
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        return np.multiply(grad, 1 - a * a, out=out)
+
+
+class Identity(Activation):
+    name = "identity"
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            return z.copy()
+        if out is not z:
+            np.copyto(out, z)
+        return out
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        return self.forward(grad, out)
+
+
+class Softmax(Activation):
+    """Row-wise softmax, the output of a classifier trained with cross-entropy.
+
+    With ``CrossEntropyLoss`` the model skips ``backward`` here and uses the fused
+    gradient ``(p - y) / n``; ``backward`` is the general Jacobian-vector product
+    ``a * (grad - sum(grad * a))`` per row, never a per-sample Jacobian matrix.
+    """
+
+    name = "softmax"
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        # Subtracting the row max keeps exp() from overflowing and changes nothing else.
+        out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        dot = np.einsum("ij,ij->i", grad, a)[:, None]
+        return np.multiply(a, grad - dot, out=out)
+
+
+SoftMax = Softmax  # the seed post's spelling
+
+HIDDEN_ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls for cls in (ReLU, LeakyReLU, Sigmoid, Tanh)
+}
+ACTIVATIONS: dict[str, type[Activation]] = {
+    **HIDDEN_ACTIVATIONS,
+    Identity.name: Identity,
+    Softmax.name: Softmax,
+}
+
+
+def get_activation(name: str) -> Activation:
+    """The activation called ``name`` (see ``ACTIVATIONS``), with default settings."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}") from None

@@ -1,0 +1,17 @@
+"""Exceptions nnlib raises for bad input; each message is one line naming what is wrong."""
+
+
+class NNLibError(Exception):
+    """Base class of nnlib's own errors."""
+
+
+class IDXFormatError(NNLibError, ValueError):
+    """An IDX file is malformed: bad magic number, dtype code, dimensions or length."""
+
+
+class ModelFormatError(NNLibError, ValueError):
+    """A saved model file is truncated, inconsistent, of another format, or holds pickles."""
+
+
+class NonFiniteLossError(NNLibError, FloatingPointError):
+    """Training diverged: the loss or the weights became NaN or infinite."""
