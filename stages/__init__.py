@@ -1,0 +1,1 @@
+"""The pipeline's stages, one typer command per module: ``python -m stages.<name>``."""

@@ -1,0 +1,111 @@
+"""What every stage command shares: options, logging, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import click
+import typer
+
+from nnlib.errors import NNLibError
+
+LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+logger = logging.getLogger(__name__)
+
+
+class StageError(Exception):
+    """A failure the user can act on; its message is the one line they see."""
+
+
+def _parse_log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+ParamsOption = Annotated[
+    Path,
+    typer.Option("--params", help="The params file to read.", dir_okay=False),
+]
+LogLevelOption = Annotated[
+    str,
+    typer.Option(
+        "--log-level",
+        "--log_level",
+        help=f"One of {', '.join(LOG_LEVELS)}; DEBUG also shows tracebacks.",
+        callback=_parse_log_level,
+    ),
+]
+
+
+def new_app(help_text: str) -> typer.Typer:
+    """A single-command typer app whose errors are reported by ``run``."""
+    return typer.Typer(
+        help=help_text,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr in the seed post's format."""
+    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, force=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def stage_errors(log_level: str) -> Iterator[None]:
+    """Set up logging, then turn any failure in the block into one line and an exit code.
+
+    Expected failures (StageError, nnlib's errors, OS errors) print their message;
+    anything else is a bug and says so. With ``--log-level DEBUG`` the traceback
+    is logged as well. Ctrl-C exits with 130.
+    """
+    setup_logging(log_level)
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        logger.debug("interrupted", exc_info=True)
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except (StageError, NNLibError) as exc:
+        logger.debug("stage failed", exc_info=True)
+        _fail(str(exc), EXIT_FAILURE)
+    except OSError as exc:
+        logger.debug("stage failed", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", EXIT_FAILURE)
+    except Exception as exc:
+        logger.debug("stage failed", exc_info=True)
+        hint = "" if log_level == "DEBUG" else " (run with --log-level DEBUG for the traceback)"
+        _fail(f"unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILURE)
+
+
+def run(app: typer.Typer) -> NoReturn:
+    """Run ``app`` as a program; usage errors become one line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except click.UsageError as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code or 0)
