@@ -16,9 +16,6 @@ from typing import Any
 
 import yaml
 
-from nnlib.activations import HIDDEN_ACTIVATIONS
-from nnlib.optimizers import OPTIMIZERS
-
 DATASETS = ("mnist", "fashion-mnist")
 NORMALIZATIONS = ("scale", "standardize")
 
@@ -61,10 +58,13 @@ def real(minimum: float, *, inclusive: bool = True, below: float | None = None) 
     return check
 
 
-def choice(options: tuple[str, ...]) -> Check:
+def choice(options: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Check:
+    """One of ``options``, or of the names returned by calling it (looked up when used)."""
+
     def check(value: Any, label: str) -> str:
-        if value not in options:
-            raise ParamsError(f"{label} must be one of {', '.join(options)}, got {value!r}")
+        allowed = options() if callable(options) else options
+        if value not in allowed:
+            raise ParamsError(f"{label} must be one of {', '.join(allowed)}, got {value!r}")
         return value
 
     return check
@@ -79,6 +79,19 @@ def sizes(value: Any, label: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _activation_names() -> tuple[str, ...]:
+    # Imported on use, so the data stages (which never check it) don't load nnlib's model code.
+    from nnlib.activations import HIDDEN_ACTIVATIONS
+
+    return tuple(HIDDEN_ACTIVATIONS)
+
+
+def _optimizer_names() -> tuple[str, ...]:
+    from nnlib.optimizers import OPTIMIZERS
+
+    return tuple(OPTIMIZERS)
+
+
 SECTIONS: dict[str, dict[str, Check]] = {
     "data": {
         "dataset": choice(DATASETS),
@@ -88,13 +101,13 @@ SECTIONS: dict[str, dict[str, Check]] = {
     },
     "model": {
         "hidden_sizes": sizes,
-        "activation": choice(tuple(HIDDEN_ACTIVATIONS)),
+        "activation": choice(_activation_names),
     },
     "train": {
         "epochs": integer(1),
         "batch_size": integer(1),
         "learning_rate": real(0.0, inclusive=False),
-        "optimizer": choice(tuple(OPTIMIZERS)),
+        "optimizer": choice(_optimizer_names),
         "seed": integer(0),
         "weight_decay": real(0.0),
         "momentum": real(0.0, below=1.0),
