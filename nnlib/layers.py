@@ -118,7 +118,7 @@ class DenseLayer:
         is written into it; the first layer of a model skips that product.
         """
         np.matmul(x.T, grad_z, out=self.grad_weights)
-        grad_z.sum(axis=0, out=self.grad_biases)
+        np.add.reduce(grad_z, axis=0, out=self.grad_biases)
         if grad_x is not None:
             np.matmul(grad_z, self._weights.T, out=grad_x)
 
