@@ -33,7 +33,8 @@ class EpochRecord:
 
 @dataclass
 class History:
-    """Per-epoch records and, with early stopping, the epoch whose weights were kept."""
+    """Per-epoch records; ``best_epoch`` when a best epoch was tracked (early stopping or
+    ``restore_best``)."""
 
     epochs: list[EpochRecord] = field(default_factory=list)
     best_epoch: int | None = None
@@ -69,6 +70,29 @@ class _EpochScores:
         return loss, float(hits.mean())
 
 
+MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+
+
+class _BestEpoch:
+    """Follows one figure of the epoch records; keeps the weights of its best epoch."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.sign = 1.0 if monitor.endswith("loss") else -1.0  # lower loss, higher accuracy
+        self.best = np.inf
+        self.epoch: int | None = None
+        self.weights: np.ndarray | None = None
+        self.epochs_since = 0
+
+    def update(self, record: EpochRecord, model: Model) -> None:
+        value = self.sign * getattr(record, self.monitor)
+        if value < self.best:
+            self.best, self.epoch, self.epochs_since = value, record.epoch, 0
+            self.weights = model.get_weights()
+        else:
+            self.epochs_since += 1
+
+
 def _check_finite(model: Model, loss: float, epoch: int, epochs: int) -> None:
     if not np.isfinite(loss) or not np.isfinite(model.parameters[0]).all():
         raise NonFiniteLossError(
@@ -86,6 +110,8 @@ def training_loop(
     *,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     patience: int = 0,
+    monitor: str | None = None,
+    restore_best: bool | None = None,
     on_epoch_end: EpochCallback | None = None,
 ) -> History:
     """Train ``model`` on ``dataset`` for up to ``epochs`` epochs of ``batch_size`` batches.
@@ -98,8 +124,13 @@ def training_loop(
     validation : (X_val, y_val), optional
         Scored after every epoch.
     patience : int
-        If > 0, stop after ``patience`` epochs without a lower validation loss (the
-        training loss if there is no validation set) and restore the best weights.
+        If > 0, stop after ``patience`` epochs in which ``monitor`` did not improve.
+    monitor : {"val_loss", "val_accuracy", "loss", "accuracy"}, optional
+        The figure that defines the best epoch; default ``val_loss``, or ``loss``
+        without validation data.
+    restore_best : bool, optional
+        End with the weights of the best epoch instead of the last one. Default:
+        True when ``patience`` > 0 (early stopping), else False.
     on_epoch_end : callable(record, epochs), optional
         Called after each epoch, e.g. to log or advance a progress bar.
 
@@ -111,11 +142,19 @@ def training_loop(
         raise ValueError(f"patience must be >= 0, got {patience}")
     if model.optimizer is None:
         raise ValueError("training needs a model with an optimizer")
+    classify = model.output_size > 1 and (dataset.y.ndim == 1 or dataset.y.shape[1] > 1)
+    monitor = monitor or ("val_loss" if validation is not None else "loss")
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+    if monitor.startswith("val_") and validation is None:
+        raise ValueError(f"monitor {monitor!r} needs validation data")
+    if monitor.endswith("accuracy") and not classify:
+        raise ValueError(f"monitor {monitor!r} needs a classifier (class labels, > 1 output)")
+    restore_best = patience > 0 if restore_best is None else restore_best
+    best = _BestEpoch(monitor) if patience or restore_best else None
     if learning_rate is not None:
         model.optimizer.learning_rate = learning_rate
-    classify = model.output_size > 1 and (dataset.y.ndim == 1 or dataset.y.shape[1] > 1)
     history = History()
-    best_loss, best_weights, waited = np.inf, None, 0
 
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
@@ -140,23 +179,20 @@ def training_loop(
         if on_epoch_end is not None:
             on_epoch_end(record, epochs)
 
-        if patience:
-            monitored = val_loss if val_loss is not None else loss
-            if monitored < best_loss:
-                best_loss, best_weights, waited = monitored, model.get_weights(), 0
-                history.best_epoch = epoch
-            else:
-                waited += 1
-                if waited >= patience:
-                    history.stopped_early = True
-                    logger.info(
-                        "early stop after epoch %d: no better loss for %d epochs; "
-                        "keeping the weights of epoch %d",
-                        epoch,
-                        patience,
-                        history.best_epoch,
-                    )
-                    break
-    if best_weights is not None:
-        model.set_weights(best_weights)
+        if best is None:
+            continue
+        best.update(record, model)
+        history.best_epoch = best.epoch
+        if patience and best.epochs_since >= patience:
+            history.stopped_early = True
+            logger.info(
+                "early stop after epoch %d: %s has not improved for %d epochs",
+                epoch,
+                monitor,
+                patience,
+            )
+            break
+    if restore_best and best is not None and best.weights is not None:
+        model.set_weights(best.weights)
+        logger.info("keeping the weights of epoch %d, the best by %s", best.epoch, monitor)
     return history
