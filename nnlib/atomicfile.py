@@ -15,6 +15,15 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files that an interrupted ``atomic_write`` to ``path`` left behind.
+
+    Only a process killed outright (SIGKILL, power loss) leaves any.
+    """
+    target = Path(path)
+    return sorted(target.parent.glob(f".{target.name}.*.tmp"))
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success move it over ``path``.
@@ -22,12 +31,15 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     The data is flushed and fsynced before ``os.replace``, so a crash or an
     exception (including KeyboardInterrupt) leaves either the previous file or
     the complete new one, never a partial file; the temporary file is removed.
-    The parent directory is created if needed.
+    The parent directory is created if needed, and temporary files that a killed
+    earlier write of ``path`` left behind are deleted.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in stale_temporaries(target):
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from nnlib.errors import NNLibError
 
@@ -102,10 +102,10 @@ def run(app: typer.Typer) -> NoReturn:
     """Run ``app`` as a program; usage errors become one line and exit code 2."""
     try:
         code = app(standalone_mode=False)
-    except click.UsageError as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("error: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except TyperException as exc:  # typer's (vendored click) usage errors: bad option values
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
     sys.exit(code or 0)

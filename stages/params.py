@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from stages.cli import StageError
+
 DATASETS = ("mnist", "fashion-mnist")
 NORMALIZATIONS = ("scale", "standardize")
 
@@ -24,7 +26,7 @@ NORMALIZATIONS = ("scale", "standardize")
 _REAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError, ValueError):
     """A params file or a command-line override is missing, malformed or out of range."""
 
 
@@ -70,6 +72,12 @@ def choice(options: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Check:
     return check
 
 
+def boolean(value: Any, label: str) -> bool:
+    if not isinstance(value, bool):
+        raise ParamsError(f"{label} must be true or false, got {value!r}")
+    return value
+
+
 def sizes(value: Any, label: str) -> tuple[int, ...]:
     """A non-empty list of positive layer sizes."""
     ok = isinstance(value, list) and value
@@ -112,6 +120,8 @@ SECTIONS: dict[str, dict[str, Check]] = {
         "weight_decay": real(0.0),
         "momentum": real(0.0, below=1.0),
         "patience": integer(0),
+        "monitor": choice(("val_loss", "val_accuracy", "loss", "accuracy")),
+        "restore_best": boolean,
     },
 }
 
@@ -196,6 +206,8 @@ class TrainParams:
     weight_decay: float
     momentum: float
     patience: int
+    monitor: str
+    restore_best: bool
 
 
 def data_params(raw: Mapping[str, Any], source: Path) -> DataParams:

@@ -1,0 +1,72 @@
+"""The processed-data layout: what preprocess writes and train and evaluate read.
+
+``DIR/{train,val,test}_images.npy`` float32 ``(n, n_features)``,
+``DIR/{train,val,test}_labels.npy`` int64 ``(n,)`` and ``DIR/meta.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.cli import StageError
+
+SPLITS = ("train", "val", "test")
+META_FILE = "meta.json"
+_RERUN = "run `python -m stages.preprocess` first"
+
+
+def images_path(data_dir: Path, split: str) -> Path:
+    return data_dir / f"{split}_images.npy"
+
+
+def labels_path(data_dir: Path, split: str) -> Path:
+    return data_dir / f"{split}_labels.npy"
+
+
+def _load_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise StageError(f"{path}: no such file ({_RERUN})")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise StageError(f"{path}: not a readable .npy array ({exc}); {_RERUN}") from None
+
+
+def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(n, n_features)`` float32 and labels ``(n,)`` int64 of one split, checked."""
+    image_file, label_file = images_path(data_dir, split), labels_path(data_dir, split)
+    images, labels = _load_array(image_file), _load_array(label_file)
+    if images.ndim != 2 or images.dtype != np.float32:
+        raise StageError(
+            f"{image_file}: expected float32 images of shape (n, n_features), "
+            f"got {images.dtype} of shape {images.shape}; {_RERUN}"
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise StageError(
+            f"{label_file}: expected integer labels of shape (n,), "
+            f"got {labels.dtype} of shape {labels.shape}; {_RERUN}"
+        )
+    if len(images) != len(labels):
+        raise StageError(
+            f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels"
+        )
+    return images, labels.astype(np.intp, copy=False)
+
+
+def load_meta(data_dir: Path) -> dict[str, Any]:
+    """The ``meta.json`` preprocess wrote (dataset, class names, normalization, split sizes)."""
+    path = data_dir / META_FILE
+    if not path.is_file():
+        raise StageError(f"{path}: no such file ({_RERUN})")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StageError(f"{path}: not valid JSON ({exc}); {_RERUN}") from None
+    for key in ("class_names", "normalization"):
+        if not isinstance(meta, dict) or key not in meta:
+            raise StageError(f"{path}: has no {key!r} entry; {_RERUN}")
+    return meta

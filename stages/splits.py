@@ -1,0 +1,116 @@
+"""Pure functions of the preprocess stage: the stratified validation split and normalization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stages.params import NORMALIZATIONS
+
+PIXEL_MAX = 255.0
+_STATS_ROWS = 4096  # images per chunk when counting pixel values
+
+
+def stratified_counts(class_counts: np.ndarray, val_size: int) -> np.ndarray:
+    """How many samples of each class go to validation, ``(n_classes,)`` int64.
+
+    Class ``k`` with ``c_k`` of ``N`` samples gets the quota ``val_size * c_k / N``. Each
+    class first gets the floor of its quota; the ``val_size - sum(floors)`` samples left
+    go one each to the classes with the largest remainders, ties to the lower class index
+    (the largest-remainder method, in exact integer arithmetic). The counts sum to
+    ``val_size`` and never exceed ``c_k``.
+    """
+    counts = np.asarray(class_counts, dtype=np.int64)
+    total = int(counts.sum())
+    if not 0 <= val_size <= total:
+        raise ValueError(f"val_size must be between 0 and {total}, got {val_size}")
+    if total == 0:
+        return np.zeros_like(counts)
+    floors, remainders = np.divmod(counts * val_size, total)
+    left = val_size - int(floors.sum())
+    # stable sort on -remainder: equal remainders keep ascending class order
+    order = np.argsort(-remainders, kind="stable")
+    floors[order[:left]] += 1
+    return floors
+
+
+def stratified_split(labels: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, val)`` into ``labels`` ``(n,)``; each sorted ascending.
+
+    ``val`` holds ``val_size`` samples, per class as ``stratified_counts`` says, drawn
+    uniformly within each class by ``numpy.random.default_rng(seed)`` (classes in
+    ascending order, one permutation each), so the same labels and seed give the same split.
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    per_class = stratified_counts(counts, val_size)
+    rng = np.random.default_rng(seed)
+    picked = [
+        rng.permutation(np.flatnonzero(labels == label))[:take]
+        for label, take in zip(classes, per_class, strict=True)
+    ]
+    val = np.sort(np.concatenate([np.empty(0, dtype=np.intp), *picked]))
+    is_train = np.ones(len(labels), dtype=bool)
+    is_train[val] = False
+    return np.flatnonzero(is_train), val
+
+
+def pixel_mean_std(images: np.ndarray) -> tuple[float, float]:
+    """Mean and (population) standard deviation of ``images / 255``, in float64.
+
+    ``images``: uint8, any shape. Computed exactly from a histogram of the 256 pixel
+    values, chunk by chunk, so no float copy of the array is made.
+    """
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must be uint8, got {images.dtype}")
+    flat = images.reshape(len(images), -1) if images.ndim else images.reshape(1, 1)
+    histogram = np.zeros(256, dtype=np.int64)
+    for start in range(0, len(flat), _STATS_ROWS):
+        histogram += np.bincount(flat[start : start + _STATS_ROWS].ravel(), minlength=256)
+    n = int(histogram.sum())
+    if n == 0:
+        raise ValueError("cannot compute statistics of zero pixels")
+    values = np.arange(256, dtype=np.float64) / PIXEL_MAX
+    mean = float(histogram @ values) / n
+    var = float(histogram @ (values - mean) ** 2) / n
+    return mean, float(np.sqrt(var))
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``x = (pixel / divisor - mean) / std``, computed in float32.
+
+    ``scale`` is the case ``mean = 0, std = 1``; ``standardize`` uses the scalar mean and
+    standard deviation of the training split's ``pixel / 255``.
+    """
+
+    method: str
+    mean: float = 0.0
+    std: float = 1.0
+    divisor: float = PIXEL_MAX
+
+    @classmethod
+    def fit(cls, method: str, train_images: np.ndarray) -> Normalization:
+        """The normalization ``method`` with statistics of ``train_images`` (uint8) if needed."""
+        if method == "scale":
+            return cls("scale")
+        if method == "standardize":
+            mean, std = pixel_mean_std(train_images)
+            if std == 0.0:
+                raise ValueError("cannot standardize: every training pixel has the same value")
+            return cls("standardize", mean=mean, std=std)
+        raise ValueError(f"unknown normalization {method!r} (known: {', '.join(NORMALIZATIONS)})")
+
+    def apply(self, images: np.ndarray) -> np.ndarray:
+        """``images`` ``(n, rows, cols)`` uint8 -> float32 ``(n, rows * cols)``, normalized."""
+        out = images.reshape(len(images), -1).astype(np.float32)
+        out /= np.float32(self.divisor)
+        if self.method != "scale":
+            out -= np.float32(self.mean)
+            out /= np.float32(self.std)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "divisor": self.divisor, "mean": self.mean, "std": self.std}

@@ -1,0 +1,341 @@
+"""The preprocess stage: checks on the raw files, the stratified split, normalization, outputs."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from idx_files import (
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    gz,
+    gz_files,
+    idx_bytes,
+    make_arrays,
+    truncated,
+    write_files,
+)
+from stage_cli import error_lines, run_stage, write_params
+
+from stages.splits import Normalization, pixel_mean_std, stratified_counts, stratified_split
+
+OUTPUTS = sorted(
+    [f"{split}_{kind}.npy" for split in ("train", "val", "test") for kind in ("images", "labels")]
+    + ["meta.json"]
+)
+
+
+@pytest.fixture
+def arrays() -> dict[str, np.ndarray]:
+    return make_arrays(n_train=40, n_test=10)
+
+
+def make_project(
+    directory: Path, arrays: dict[str, np.ndarray], files: dict[str, bytes] | None = None, **data
+) -> Path:
+    """``directory`` with params.yaml and ``data/raw/mnist/`` holding the given files."""
+    write_params(directory, **{"dataset": "mnist", "val_size": 10, "split_seed": 3, **data})
+    write_files(directory / "data/raw/mnist", files if files is not None else gz_files(arrays))
+    return directory
+
+
+def load_outputs(out_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
+    arrays = {p.stem: np.load(p, allow_pickle=False) for p in sorted(out_dir.glob("*.npy"))}
+    return arrays, json.loads((out_dir / "meta.json").read_text())
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+
+def test_scale_outputs(tmp_path, arrays):
+    project = make_project(tmp_path, arrays)
+    result = run_stage("preprocess", project)
+    assert result.returncode == 0, result.stderr
+    out_dir = project / "data/processed"
+    assert sorted(p.name for p in out_dir.iterdir()) == OUTPUTS
+    out, meta = load_outputs(out_dir)
+    sizes = {"train": 30, "val": 10, "test": 10}
+    for split, n in sizes.items():
+        images, labels = out[f"{split}_images"], out[f"{split}_labels"]
+        assert images.dtype == np.float32
+        assert images.shape == (n, 784)
+        assert labels.dtype == np.int64
+        assert labels.shape == (n,)
+        assert images.min() >= 0.0
+        assert images.max() <= 1.0
+        assert set(labels.tolist()) == set(range(10))  # stratified: every class in every split
+    # The split is a partition of the training set that keeps each image with its label.
+    pairs = {
+        (bytes(img), int(lbl))
+        for img, lbl in zip(arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], strict=True)
+    }
+    seen = set()
+    for split in ("train", "val"):
+        pixels = np.rint(out[f"{split}_images"] * 255).astype(np.uint8)
+        seen |= {
+            (bytes(img), int(lbl)) for img, lbl in zip(pixels, out[f"{split}_labels"], strict=True)
+        }
+    assert seen == pairs
+    np.testing.assert_array_equal(
+        out["test_images"], arrays[TEST_IMAGES].reshape(10, 784).astype(np.float32) / 255
+    )
+    np.testing.assert_array_equal(out["test_labels"], arrays[TEST_LABELS])
+    assert meta["dataset"] == "mnist"
+    assert meta["image_shape"] == [28, 28]
+    assert meta["class_names"] == [str(d) for d in range(10)]
+    assert meta["normalization"] == {"method": "scale", "divisor": 255.0, "mean": 0.0, "std": 1.0}
+    assert meta["splits"] == sizes
+    assert meta["val_stratified"] is True
+    assert meta["split_seed"] == 3
+    assert sum(meta["class_counts"]["val"]) == 10
+    assert "train 30, val 10 (stratified, seed 3), test 10" in result.stderr
+
+
+def test_standardize_uses_training_split_statistics(tmp_path, arrays):
+    # Make the held-out images much brighter, so statistics that included them would show.
+    project = make_project(tmp_path, arrays, normalize="standardize")
+    train_idx, val_idx = stratified_split(arrays[TRAIN_LABELS], 10, 3)
+    bright = arrays.copy()
+    bright[TRAIN_IMAGES] = arrays[TRAIN_IMAGES].copy()
+    bright[TRAIN_IMAGES][val_idx] = 255
+    write_files(project / "data/raw/mnist", gz_files(bright))
+    result = run_stage("preprocess", project)
+    assert result.returncode == 0, result.stderr
+    out, meta = load_outputs(project / "data/processed")
+    train_pixels = bright[TRAIN_IMAGES][train_idx].astype(np.float64) / 255
+    norm = meta["normalization"]
+    assert norm["method"] == "standardize"
+    assert norm["divisor"] == 255.0
+    assert norm["mean"] == pytest.approx(train_pixels.mean(), rel=1e-12)
+    assert norm["std"] == pytest.approx(train_pixels.std(), rel=1e-12)
+    train = out["train_images"].astype(np.float64)
+    assert abs(train.mean()) < 1e-5
+    assert train.std() == pytest.approx(1.0, abs=1e-5)
+    # new raw pixels are normalized by the recipe in meta.json
+    recipe = (arrays[TEST_IMAGES].reshape(10, -1) / norm["divisor"] - norm["mean"]) / norm["std"]
+    np.testing.assert_allclose(out["test_images"], recipe, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["val_images"], (1 - norm["mean"]) / norm["std"], rtol=1e-6)
+    assert norm["mean"] < bright[TRAIN_IMAGES].mean() / 255 - 0.05  # the bright val left out
+
+
+def test_same_seed_same_split_other_seed_other_split(tmp_path, arrays):
+    runs = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        project = make_project(tmp_path / name, arrays, split_seed=seed)
+        assert run_stage("preprocess", project).returncode == 0
+        runs.append(np.load(project / "data/processed/val_images.npy"))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+# --- bad input: one line naming the file, nothing written ------------------------------------
+
+
+def bad_magic(data: bytes) -> bytes:
+    return b"\x01\x02" + data[2:]
+
+
+@pytest.mark.parametrize(
+    ("broken", "damage", "expected"),
+    [
+        (TRAIN_IMAGES, lambda raw: gz(bad_magic(raw)), "bad magic number 0x0102"),
+        (TRAIN_LABELS, lambda raw: gz(raw[:-3]), "truncated: header says shape (40,)"),
+        (TEST_IMAGES, lambda raw: truncated(gz(raw)), "not a valid gzip file"),
+        (TEST_LABELS, lambda raw: gz(raw + b"\0"), "trailing bytes after the data"),
+    ],
+)
+def test_malformed_file(tmp_path, arrays, broken, damage, expected):
+    files = gz_files(arrays)
+    files[broken] = damage(idx_bytes(arrays[broken]))
+    project = make_project(tmp_path, arrays, files)
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert f"data/raw/mnist/{broken}" in lines[0]
+    assert expected in lines[0]
+    assert not (project / "data/processed").exists()
+
+
+def test_counts_disagree(tmp_path, arrays):
+    short = dict(arrays)
+    short[TEST_LABELS] = arrays[TEST_LABELS][:-1]
+    project = make_project(tmp_path, short)
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: data/raw/mnist/{TEST_IMAGES} holds 10 images but "
+        f"data/raw/mnist/{TEST_LABELS} holds 9 labels"
+    ]
+    assert not (project / "data/processed").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {TRAIN_LABELS: np.full(40, 10, dtype=np.uint8)},
+            f"data/raw/mnist/{TRAIN_LABELS}: label 10 is out of range, expected 0-9",
+        ),
+        (
+            {TEST_IMAGES: np.zeros((10, 784), dtype=np.uint8)},
+            f"data/raw/mnist/{TEST_IMAGES}: expected uint8 images of shape (n, rows, cols), "
+            "got uint8 of shape (10, 784)",
+        ),
+        (
+            {TEST_IMAGES: np.zeros((10, 14, 14), dtype=np.uint8)},
+            f"data/raw/mnist/{TEST_IMAGES}: images are (14, 14), but the training images",
+        ),
+    ],
+)
+def test_inconsistent_contents(tmp_path, arrays, change, expected):
+    project = make_project(tmp_path, {**arrays, **change})
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {expected}")
+    assert not (project / "data/processed").exists()
+
+
+def test_labels_of_another_dtype(tmp_path, arrays):
+    files = gz_files(arrays)
+    # an IDX file of int32 (type code 0x0C) labels
+    labels = arrays[TRAIN_LABELS].astype(">i4")
+    files[TRAIN_LABELS] = gz(struct.pack(">BBBBI", 0, 0, 0x0C, 1, 40) + labels.tobytes())
+    project = make_project(tmp_path, arrays, files)
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    assert f"{TRAIN_LABELS}: expected uint8 labels of shape (n,), got int32" in result.stderr
+
+
+def test_missing_raw_file(tmp_path, arrays):
+    files = gz_files(arrays)
+    del files[TEST_LABELS]
+    project = make_project(tmp_path, arrays, files)
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: data/raw/mnist/{TEST_LABELS}: no such file (run `python -m stages.download` first)"
+    ]
+
+
+def test_val_size_too_large(tmp_path, arrays):
+    project = make_project(tmp_path, arrays, val_size=40)
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: params.yaml: data.val_size is 40, but there are only 40 training images; "
+        "it must be smaller"
+    ]
+    assert not (project / "data/processed").exists()
+
+
+def test_bad_params_are_caught_first(tmp_path, arrays):
+    project = make_project(tmp_path, arrays, normalize="minmax")
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: params.yaml: data.normalize must be one of scale, standardize, got 'minmax'"
+    ]
+
+
+def test_failure_leaves_previous_outputs_untouched(tmp_path, arrays):
+    project = make_project(tmp_path, arrays)
+    assert run_stage("preprocess", project).returncode == 0
+    out_dir = project / "data/processed"
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    files = gz_files(arrays)
+    files[TRAIN_IMAGES] = gz(bad_magic(idx_bytes(arrays[TRAIN_IMAGES])))
+    write_files(project / "data/raw/mnist", files)
+    write_params(project, dataset="mnist", val_size=5, split_seed=3)  # would change every split
+    assert run_stage("preprocess", project).returncode == 1
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+
+
+# --- the pure functions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("counts", "val_size", "expected"),
+    [
+        # quotas 2.5, 1.5, 1.0: floors 2, 1, 1; one left, remainders tie -> lower class
+        ([5, 3, 2], 5, [3, 1, 1]),
+        # quotas 1.2, 2.4, 0.4 (sum 4): floors 1, 2, 0; one left -> largest remainder 0.4
+        # (class 1 and 2 tie, class 1 wins)
+        ([3, 6, 1], 4, [1, 3, 0]),
+        ([5, 3, 2], 0, [0, 0, 0]),
+        ([5, 3, 2], 10, [5, 3, 2]),
+        ([1, 1, 1], 2, [1, 1, 0]),
+    ],
+)
+def test_stratified_counts(counts, val_size, expected):
+    assert stratified_counts(np.array(counts), val_size).tolist() == expected
+
+
+def test_stratified_counts_invariants():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        counts = rng.integers(0, 50, size=rng.integers(1, 12))
+        total = int(counts.sum())
+        val_size = int(rng.integers(0, total + 1))
+        got = stratified_counts(counts, val_size)
+        assert got.sum() == val_size
+        assert (got <= counts).all()
+        assert (np.abs(got - val_size * counts / max(total, 1)) < 1).all()
+
+
+def test_stratified_counts_refuses_too_many():
+    with pytest.raises(ValueError, match="between 0 and 10"):
+        stratified_counts(np.array([5, 5]), 11)
+
+
+def test_stratified_split_partition_and_proportions():
+    labels = np.repeat(np.arange(10), np.arange(10, 110, 10))  # 10, 20, ..., 100 per class
+    train, val = stratified_split(labels, 55, seed=1)
+    assert len(val) == 55
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(labels)))
+    assert (np.diff(train) > 0).all()
+    assert (np.diff(val) > 0).all()
+    assert np.bincount(labels[val]).tolist() == list(range(1, 11))  # 10% of each class
+    again, _ = stratified_split(labels, 55, seed=1)
+    other, _ = stratified_split(labels, 55, seed=2)
+    assert np.array_equal(train, again)
+    assert not np.array_equal(train, other)
+
+
+def test_stratified_split_empty_val():
+    train, val = stratified_split(np.array([0, 1, 1, 2]), 0, seed=0)
+    assert train.tolist() == [0, 1, 2, 3]
+    assert val.size == 0
+
+
+def test_pixel_mean_std_matches_float64_numpy():
+    images = np.random.default_rng(0).integers(0, 256, size=(5000, 7, 3), dtype=np.uint8)
+    mean, std = pixel_mean_std(images)
+    reference = images.astype(np.float64) / 255
+    assert mean == pytest.approx(reference.mean(), rel=1e-13)
+    assert std == pytest.approx(reference.std(), rel=1e-12)
+
+
+def test_normalization_apply():
+    images = np.array([[[0, 51], [255, 102]]], dtype=np.uint8)
+    scaled = Normalization.fit("scale", images).apply(images)
+    assert scaled.dtype == np.float32
+    assert scaled.shape == (1, 4)
+    np.testing.assert_array_equal(scaled, np.float32([[0, 0.2, 1, 0.4]]))
+    standard = Normalization.fit("standardize", images)
+    assert standard.mean == pytest.approx(0.4)
+    out = standard.apply(images)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, (scaled - 0.4) / standard.std, rtol=1e-6)
+
+
+def test_standardize_refuses_constant_images():
+    with pytest.raises(ValueError, match="same value"):
+        Normalization.fit("standardize", np.full((3, 2, 2), 7, dtype=np.uint8))
