@@ -1,0 +1,38 @@
+# The README's two commands: `make repro` (set up, run the pipeline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# DVC runs each stage as `python -m stages.<name>`: that python must be the venv's.
+export PATH := $(BIN):$(PATH)
+# Machines without internet: a folder (or URL) holding the four MNIST .gz files.
+# This team's machines keep one in ../shared/mnist, used when present and nothing is set.
+MNIST_MIRROR ?= $(wildcard $(abspath ../shared/mnist))
+export MNIST_MIRROR
+# Optional: a local PyTorch CPU wheel enables the tests that compare nnlib with torch.
+TORCH_WHEELS ?= /opt/wheels
+
+.PHONY: setup repro test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-index --find-links $(TORCH_WHEELS) 'torch==2.13.0' \
+		|| echo "note: no local torch wheel in $(TORCH_WHEELS); the PyTorch cross-checks will skip"
+	touch $@
+
+repro: setup
+	dvc repro
+	dvc metrics show
+
+test: setup
+	ruff check .
+	ruff format --check .
+	python -m pytest
+
+bench: setup
+	python bench/bench_sklearn.py
+
+clean:
+	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache
