@@ -1,0 +1,204 @@
+"""dtype discipline: float32 stays float32 everywhere, float64 likewise, nothing is upcast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nnlib import (
+    SGD,
+    Adam,
+    AdamW,
+    CrossEntropyLoss,
+    Dataset,
+    DenseLayer,
+    Identity,
+    LeakyReLU,
+    MeanSquaredError,
+    Model,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    training_loop,
+)
+from nnlib.losses import Loss
+from nnlib.optimizers import Optimizer
+
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+OPTIMIZERS: list[Callable[[], Optimizer]] = [
+    lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda: Adam(1e-3, weight_decay=0.01),
+    lambda: AdamW(1e-3),
+]
+
+
+def arrays_in(obj: Any, depth: int = 0) -> Iterator[np.ndarray]:
+    """Every ndarray reachable from an object's attributes, lists and dicts."""
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif depth > 4:
+        return
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from arrays_in(value, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from arrays_in(value, depth + 1)
+    elif hasattr(obj, "__dict__"):
+        yield from arrays_in(vars(obj), depth + 1)
+
+
+def small_model(dtype: type, optimizer: Optimizer | None = None, seed: int = 0) -> Model:
+    rng = np.random.default_rng(seed)
+    layers = [
+        DenseLayer(6, 8, ReLU(), rng=rng, dtype=dtype),
+        DenseLayer(8, 5, Tanh(), rng=rng, dtype=dtype),
+        DenseLayer(5, 3, Softmax(), rng=rng, dtype=dtype),
+    ]
+    return Model(layers, CrossEntropyLoss(), optimizer)
+
+
+@DTYPES
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS, ids=["sgd", "adam", "adamw"])
+def test_everything_stays_in_model_dtype(dtype: type, make_optimizer: Callable) -> None:
+    """Params, grads, activations, outputs, dL/dx and optimizer state keep the model's dtype."""
+    model = small_model(dtype, make_optimizer())
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(10, 6)).astype(dtype)
+    y = rng.integers(0, 3, size=10)
+    for _ in range(3):
+        probs = model.forward(x)
+        model.backward(y, probs)
+    assert probs.dtype == dtype
+    assert model.dtype == dtype
+    assert model.parameters[0].dtype == dtype
+    assert model.gradients[0].dtype == dtype
+    for layer in model.layers:
+        for array in (layer.weights, layer.biases, layer.grad_weights, layer.grad_biases):
+            assert array.dtype == dtype
+    hidden = x
+    for layer in model.layers:
+        hidden = layer.forward(hidden)
+        assert hidden.dtype == dtype
+    assert model.compute_gradients(y, model.forward(x), input_gradient=True).dtype == dtype
+    assert model.predict(x).dtype == dtype
+    state = list(arrays_in(model.optimizer))
+    assert state, "optimizer keeps no state arrays?"
+    assert {a.dtype for a in state if a.dtype.kind == "f"} == {np.dtype(dtype)}
+
+
+@DTYPES
+def test_training_loop_keeps_dtype(dtype: type) -> None:
+    """A few epochs of training_loop leave the parameters in the model's dtype."""
+    model = small_model(dtype, Adam(1e-2))
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 6))  # float64 data for a float32 model is cast, not upcasting it
+    y = rng.integers(0, 3, size=40)
+    training_loop(model, Dataset(x, y, rng=rng), epochs=2, batch_size=16)
+    assert model.parameters[0].dtype == dtype
+    assert model.predict(x).dtype == dtype
+
+
+@pytest.mark.parametrize("input_dtype", [np.float64, np.float16, np.uint8, np.int64])
+def test_other_input_dtypes_are_cast_to_float32_model(input_dtype: type) -> None:
+    """Inputs of another dtype give float32 outputs and gradients; the model is never upcast."""
+    model = small_model(np.float32)
+    x = (np.random.default_rng(3).random(size=(4, 6)) * 10).astype(input_dtype)
+    y = np.array([0, 1, 2, 0])
+    probs = model.forward(x)
+    assert probs.dtype == np.float32
+    assert model.predict(x).dtype == np.float32
+    grad_x = model.compute_gradients(y, probs, input_gradient=True)
+    assert grad_x.dtype == np.float32
+    assert model.parameters[0].dtype == np.float32
+    np.testing.assert_allclose(probs, model.forward(x.astype(np.float32)), rtol=1e-6)
+
+
+@DTYPES
+@pytest.mark.parametrize(
+    ("loss", "targets"),
+    [
+        (CrossEntropyLoss(), "labels"),
+        (CrossEntropyLoss(), "onehot64"),
+        (CrossEntropyLoss(), "onehot_int"),
+        (MeanSquaredError(), "labels"),
+        (MeanSquaredError(), "onehot64"),
+        (MeanSquaredError(), "onehot_int"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_losses_keep_prediction_dtype(dtype: type, loss: Loss, targets: str) -> None:
+    """per_sample losses and dL/dy_pred are in y_pred's dtype, whatever the targets' dtype.
+
+    Targets given as float64 (or int) one-hot rows must not upcast a float32 gradient.
+    """
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(3), size=5).astype(dtype)
+    labels = np.array([0, 1, 2, 1, 0])
+    y = {
+        "labels": labels,
+        "onehot64": np.eye(3)[labels],
+        "onehot_int": np.eye(3, dtype=np.int64)[labels],
+    }[targets]
+    assert loss.per_sample(y, probs).dtype == dtype
+    assert loss.gradient(y, probs).dtype == dtype
+    assert isinstance(loss(y, probs), float)
+    if isinstance(loss, CrossEntropyLoss):
+        assert loss.softmax_gradient(y, probs).dtype == dtype
+
+
+@DTYPES
+@pytest.mark.parametrize(
+    "activation", [ReLU(), LeakyReLU(), Sigmoid(), Tanh(), Identity(), Softmax()]
+)
+def test_activations_keep_dtype(dtype: type, activation: Any) -> None:
+    """forward and backward of every activation return the input's dtype."""
+    z = np.random.default_rng(5).normal(size=(3, 4)).astype(dtype)
+    a = activation.forward(z.copy())
+    assert a.dtype == dtype
+    assert activation.backward(a, np.ones_like(a)).dtype == dtype
+
+
+def test_float32_and_float64_initializations_agree() -> None:
+    """Same seed, both dtypes: the float32 weights are the float64 ones rounded once."""
+    w32 = small_model(np.float32, seed=7).get_weights()
+    w64 = small_model(np.float64, seed=7).get_weights()
+    np.testing.assert_array_equal(w32, w64.astype(np.float32))
+
+
+def test_mixed_dtype_layers_are_refused() -> None:
+    """A model whose layers disagree on dtype raises TypeError instead of upcasting."""
+    rng = np.random.default_rng(0)
+    layers = [
+        DenseLayer(4, 3, ReLU(), rng=rng, dtype=np.float32),
+        DenseLayer(3, 2, Softmax(), rng=rng, dtype=np.float64),
+    ]
+    with pytest.raises(TypeError, match="dtype"):
+        Model(layers, CrossEntropyLoss())
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.complex128, "float128"])
+def test_unsupported_layer_dtypes_are_refused(dtype: Any) -> None:
+    """Only float32 and float64 layers can be built."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        pytest.skip(f"{dtype} does not exist on this platform")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        DenseLayer(2, 2, dtype=dtype)
+
+
+def test_float64_weights_assigned_to_float32_layer_stay_float32() -> None:
+    """Assigning float64 weights copies into the float32 views (no upcast, no rebinding)."""
+    model = small_model(np.float32)
+    layer = model.layers[0]
+    view = layer.weights
+    layer.weights = np.full(view.shape, 0.1, dtype=np.float64)
+    assert layer.weights is view
+    assert layer.weights.dtype == np.float32
+    assert np.shares_memory(layer.weights, model.parameters[0])
+    np.testing.assert_array_equal(layer.weights, np.float32(0.1))

@@ -1,0 +1,368 @@
+"""Model files: exact round trips, deterministic bytes, and one-line refusals of bad files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnlib import (
+    Adam,
+    CrossEntropyLoss,
+    DenseLayer,
+    Identity,
+    LeakyReLU,
+    MeanSquaredError,
+    Model,
+    ModelFormatError,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from nnlib.losses import Loss
+
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+
+
+def make_model(dtype: type = np.float32, loss: Loss | None = None, seed: int = 0) -> Model:
+    rng = np.random.default_rng(seed)
+    layers = [
+        DenseLayer(5, 7, LeakyReLU(0.2), rng=rng, dtype=dtype),
+        DenseLayer(7, 6, Tanh(), rng=rng, dtype=dtype),
+        DenseLayer(6, 4, Sigmoid(), rng=rng, dtype=dtype),
+        DenseLayer(4, 4, ReLU(), rng=rng, dtype=dtype),
+        DenseLayer(4, 3, Softmax(), rng=rng, dtype=dtype),
+    ]
+    model = Model(layers, loss or CrossEntropyLoss(), Adam(1e-3))
+    model.set_weights(rng.normal(size=model.parameters[0].shape).astype(dtype))
+    model.normalization = {"method": "standardize", "mean": 33.3, "std": 78.5}
+    model.class_names = ["zero", "un", "два"]
+    return model
+
+
+def assert_one_line_naming(error: pytest.ExceptionInfo, path: Path) -> None:
+    message = str(error.value)
+    assert str(path) in message, message
+    assert "\n" not in message, message
+
+
+def load_error(path: Path) -> pytest.ExceptionInfo:
+    with pytest.raises(ModelFormatError) as info:
+        Model.load(path)
+    assert_one_line_naming(info, path)
+    return info
+
+
+def write_npz(path: Path, meta: object, arrays: dict[str, np.ndarray]) -> None:
+    """A hand-made model file: ``meta`` as a JSON string plus the given arrays."""
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def valid_entries(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
+    """The meta and arrays of a consistent file describing ``model``, written independently."""
+    meta = {
+        "format": "nnlib.mlp",
+        "version": 1,
+        "dtype": model.dtype.name,
+        "loss": model.loss.name,
+        "layers": [
+            {
+                "input_size": layer.input_size,
+                "output_size": layer.output_size,
+                "activation": layer.activation.name,
+                **(
+                    {"negative_slope": layer.activation.negative_slope}
+                    if isinstance(layer.activation, LeakyReLU)
+                    else {}
+                ),
+            }
+            for layer in model.layers
+        ],
+        "normalization": None,
+        "class_names": None,
+    }
+    arrays = {}
+    for i, layer in enumerate(model.layers):
+        arrays[f"layer{i}_weights"] = layer.weights.copy()
+        arrays[f"layer{i}_biases"] = layer.biases.copy()
+    return meta, arrays
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@DTYPES
+@pytest.mark.parametrize("loss", [CrossEntropyLoss(), MeanSquaredError()], ids=["ce", "mse"])
+def test_save_load_round_trip_is_exact(tmp_path: Path, dtype: type, loss: Loss) -> None:
+    """Loading gives the same architecture, dtype, loss, metadata and bit-identical predictions."""
+    model = make_model(dtype, loss)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = Model.load(path)
+    assert loaded.dtype == dtype
+    assert type(loaded.loss) is type(loss)
+    assert loaded.normalization == model.normalization
+    assert loaded.class_names == model.class_names
+    assert len(loaded.layers) == len(model.layers)
+    for ours, theirs in zip(model.layers, loaded.layers, strict=True):
+        assert (theirs.input_size, theirs.output_size) == (ours.input_size, ours.output_size)
+        assert type(theirs.activation) is type(ours.activation)
+        assert theirs.dtype == dtype
+        np.testing.assert_array_equal(theirs.weights, ours.weights)
+        np.testing.assert_array_equal(theirs.biases, ours.biases)
+    assert loaded.layers[0].activation.negative_slope == 0.2
+    np.testing.assert_array_equal(loaded.get_weights(), model.get_weights())
+    x = np.random.default_rng(1).normal(size=(9, 5))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.optimizer is None
+
+
+def test_loaded_model_trains_with_a_given_optimizer(tmp_path: Path) -> None:
+    """Model.load(path, optimizer) gives a model that can take optimizer steps."""
+    model = make_model()
+    model.save(tmp_path / "m.npz")
+    loaded = Model.load(tmp_path / "m.npz", optimizer=Adam(1e-2))
+    x = np.random.default_rng(2).normal(size=(4, 5))
+    before = loaded.get_weights()
+    loaded.backward(np.array([0, 1, 2, 0]), loaded.forward(x))
+    assert not np.array_equal(loaded.get_weights(), before)
+    np.testing.assert_array_equal(model.get_weights(), before)  # the saved model is untouched
+
+
+def test_saved_file_is_plain_npz_without_pickles(tmp_path: Path) -> None:
+    """numpy.load(allow_pickle=False) reads every entry; meta is JSON naming format and version."""
+    model = make_model()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        entries = {name: archive[name] for name in archive.files}
+    meta = json.loads(str(entries.pop("meta")))
+    assert meta["format"] == "nnlib.mlp"
+    assert isinstance(meta["version"], int)
+    assert len(entries) == 2 * len(model.layers)
+    assert all(array.dtype == np.float32 for array in entries.values())
+
+
+def test_save_is_byte_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same model saved twice (at different times, to different names) gives the same bytes.
+
+    The second save runs with the clock moved 400 days on, so zip entry timestamps taken
+    from the current time would show up as a difference.
+    """
+    model = make_model()
+    model.save(tmp_path / "a.npz")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 400 * 86400)
+    model.save(tmp_path / "sub" / "b.npz")  # the parent directory is created
+    monkeypatch.undo()
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "sub" / "b.npz").read_bytes()
+    twin = make_model()
+    twin.save(tmp_path / "c.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "c.npz").read_bytes()
+
+
+def test_failed_save_leaves_previous_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in the middle of writing keeps the old file intact and cleans up."""
+    import nnlib.serialization as serialization
+
+    path = tmp_path / "model.npz"
+    make_model(seed=1).save(path)
+    old = path.read_bytes()
+    calls = []
+    real = serialization._npy_bytes
+
+    def failing(array: np.ndarray) -> bytes:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(array)
+
+    monkeypatch.setattr(serialization, "_npy_bytes", failing)
+    with pytest.raises(OSError, match="disk full"):
+        make_model(seed=2).save(path)
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Model.load(tmp_path / "nope.npz")
+
+
+def test_truncated_files_are_refused(tmp_path: Path) -> None:
+    """Cutting a saved file anywhere (start, middle, inside the zip directory) is refused."""
+    source = tmp_path / "model.npz"
+    make_model().save(source)
+    data = source.read_bytes()
+    cuts = sorted({0, 1, 2, 3, 4, 10, 30, 100, len(data) // 2, *range(len(data) - 40, len(data))})
+    target = tmp_path / "cut.npz"
+    for cut in cuts:
+        target.write_bytes(data[:cut])
+        load_error(target)
+
+
+def test_corrupted_bytes_are_refused(tmp_path: Path) -> None:
+    """Flipping bytes inside a stored array is caught (zip CRC), not loaded as other weights."""
+    source = tmp_path / "model.npz"
+    make_model().save(source)
+    data = bytearray(source.read_bytes())
+    target = tmp_path / "corrupt.npz"
+    for offset in (len(data) // 3, len(data) // 2):
+        corrupted = bytearray(data)
+        corrupted[offset] ^= 0xFF
+        target.write_bytes(bytes(corrupted))
+        load_error(target)
+
+
+def test_hand_written_valid_file_loads(tmp_path: Path) -> None:
+    """The hand-made format below is accepted as-is (so the refusals test one fault each)."""
+    model = make_model()
+    meta, arrays = valid_entries(model)
+    write_npz(tmp_path / "ok.npz", meta, arrays)
+    loaded = Model.load(tmp_path / "ok.npz")
+    np.testing.assert_array_equal(loaded.get_weights(), model.get_weights())
+
+
+MUTATIONS: dict[str, Callable[[dict, dict], None]] = {
+    "weights-shape": lambda meta, arrays: arrays.update(
+        layer1_weights=np.zeros((6, 7), dtype=np.float32)  # transposed
+    ),
+    "biases-shape": lambda meta, arrays: arrays.update(layer2_biases=np.zeros(5, np.float32)),
+    "meta-size-disagrees": lambda meta, arrays: meta["layers"][1].update(output_size=5),
+    "weights-dtype": lambda meta, arrays: arrays.update(
+        layer0_weights=arrays["layer0_weights"].astype(np.float64)
+    ),
+    "nan-weight": lambda meta, arrays: arrays["layer3_weights"].__setitem__((0, 0), np.nan),
+    "inf-bias": lambda meta, arrays: arrays["layer4_biases"].__setitem__(1, -np.inf),
+    "missing-array": lambda meta, arrays: arrays.pop("layer2_weights"),
+    "extra-array": lambda meta, arrays: arrays.update(layer9_weights=np.zeros(2, np.float32)),
+    "version-2": lambda meta, arrays: meta.update(version=2),
+    "version-0": lambda meta, arrays: meta.update(version=0),
+    "version-string": lambda meta, arrays: meta.update(version="1"),
+    "no-version": lambda meta, arrays: meta.pop("version"),
+    "other-format": lambda meta, arrays: meta.update(format="keras"),
+    "unknown-activation": lambda meta, arrays: meta["layers"][0].update(activation="swish"),
+    "unknown-loss": lambda meta, arrays: meta.update(loss="hinge"),
+    "float16": lambda meta, arrays: meta.update(dtype="float16"),
+    "bad-dtype-name": lambda meta, arrays: meta.update(dtype="floaty"),
+    "no-layers": lambda meta, arrays: meta.update(layers=[]),
+    "layer-not-a-dict": lambda meta, arrays: meta["layers"].__setitem__(0, [5, 7, "relu"]),
+    "negative-size": lambda meta, arrays: meta["layers"][0].update(input_size=-5),
+    "bad-slope": lambda meta, arrays: meta["layers"][0].update(negative_slope=3.0),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_inconsistent_files_are_refused(tmp_path: Path, mutation: str) -> None:
+    """A consistent-looking hand-written file with one fault raises a one-line ModelFormatError."""
+    meta, arrays = valid_entries(make_model())
+    MUTATIONS[mutation](meta, arrays)
+    path = tmp_path / f"{mutation}.npz"
+    write_npz(path, meta, arrays)
+    load_error(path)
+
+
+@pytest.mark.parametrize(
+    "meta_text",
+    ["[1, 2]", '"nnlib.mlp"', "42", "null", "{not json", ""],
+    ids=["list", "string", "number", "null", "invalid-json", "empty"],
+)
+def test_meta_that_is_not_a_json_object_is_refused(tmp_path: Path, meta_text: str) -> None:
+    """meta must be a JSON object; anything else is a ModelFormatError, not a crash."""
+    path = tmp_path / "m.npz"
+    _, arrays = valid_entries(make_model())
+    np.savez(path, meta=np.array(meta_text), **arrays)
+    load_error(path)
+
+
+def test_file_without_meta_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.npz"
+    _, arrays = valid_entries(make_model())
+    np.savez(path, **arrays)
+    load_error(path)
+
+
+def test_npz_with_object_array_is_refused_as_pickle(tmp_path: Path) -> None:
+    """An .npz whose entry is an object array (a pickle inside) is refused, not unpickled."""
+    meta, arrays = valid_entries(make_model())
+    arrays["layer0_biases"] = np.array([{"evil": 1}, None, 3, 4, 5, 6, 7], dtype=object)
+    path = tmp_path / "pickled.npz"
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    info = load_error(path)
+    assert "pickle" in str(info.value)
+
+
+def test_object_meta_is_refused_as_pickle(tmp_path: Path) -> None:
+    """meta stored as an object array (e.g. a pickled dict) is refused."""
+    _, arrays = valid_entries(make_model())
+    path = tmp_path / "pickled_meta.npz"
+    np.savez(path, meta=np.array({"format": "nnlib.mlp"}, dtype=object), **arrays)
+    load_error(path)
+
+
+def test_plain_pickle_file_is_refused(tmp_path: Path) -> None:
+    """A pickle (what a careless save would produce) is never unpickled."""
+    path = tmp_path / "model.pkl"
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (Path.touch, (marker,))
+
+    path.write_bytes(pickle.dumps({"weights": [np.zeros(3)], "payload": Payload()}))
+    info = load_error(path)
+    assert "pickle" in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"hello world, not a model", b"PK\x03\x04" + b"\x00" * 40],
+    ids=["empty", "text", "broken-zip"],
+)
+def test_garbage_files_are_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    load_error(path)
+
+
+def test_bare_npy_file_is_refused(tmp_path: Path) -> None:
+    """A .npy array (not an .npz archive) is a ModelFormatError, not a TypeError from numpy."""
+    path = tmp_path / "weights.npy"
+    np.save(path, np.zeros((3, 3), dtype=np.float32))
+    load_error(path)
+
+
+def test_zip_that_is_not_npz_is_refused(tmp_path: Path) -> None:
+    """A valid zip holding something other than .npy members is refused."""
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.npy", b"this is not an npy header")
+    load_error(path)
+
+
+def test_identity_output_round_trip(tmp_path: Path) -> None:
+    """A regression head (Identity output, MSE) also round-trips exactly."""
+    rng = np.random.default_rng(0)
+    model = Model(
+        [DenseLayer(3, 4, ReLU(), rng=rng), DenseLayer(4, 2, Identity(), rng=rng)],
+        MeanSquaredError(),
+    )
+    model.save(tmp_path / "r.npz")
+    loaded = Model.load(tmp_path / "r.npz")
+    x = rng.normal(size=(5, 3))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.normalization is None
+    assert loaded.class_names is None
