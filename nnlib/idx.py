@@ -74,7 +74,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     as well as for any IDX format error (see ``parse_idx``).
     """
     path = Path(path)
-    if path.suffix == ".gz":
+    if path.suffix.lower() == ".gz":
         try:
             with gzip.open(path, "rb") as stream:
                 data = stream.read()

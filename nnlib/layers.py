@@ -104,7 +104,12 @@ class DenseLayer:
         self.grad_weights, self.grad_biases = grads[:split].reshape(shape), grads[split:]
 
     def forward(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``(n, input_size)`` -> ``(n, output_size)``, written into ``out`` if given."""
+        """``(n, input_size)`` -> ``(n, output_size)``, written into ``out`` if given.
+
+        Input of another dtype is cast to the layer's, never the other way.
+        """
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
         z = np.matmul(x, self._weights, out=out)
         z += self._biases
         return self.activation.forward(z, out=z)

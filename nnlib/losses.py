@@ -71,7 +71,10 @@ class CrossEntropyLoss(Loss):
     ) -> np.ndarray:
         y = np.asarray(y)
         _check_targets(y, y_pred)
-        targets = one_hot(y, y_pred.shape[1], y_pred.dtype) if y.ndim == 1 else y
+        if y.ndim == 1:
+            targets = one_hot(y, y_pred.shape[1], y_pred.dtype)
+        else:
+            targets = y.astype(y_pred.dtype, copy=False)
         eps = np.finfo(y_pred.dtype).eps
         grad = np.divide(targets, np.maximum(y_pred, eps), out=out)
         grad *= -1 / len(y_pred)

@@ -10,9 +10,16 @@ from nnlib.losses import CrossEntropyLoss
 
 
 def as_labels(y: np.ndarray) -> np.ndarray:
-    """Integer labels ``(n,)`` from labels, one-hot rows or probabilities ``(n, k)``."""
+    """Integer labels ``(n,)`` from labels, one-hot rows or probabilities ``(n, k)``.
+
+    A single column ``(n, 1)`` is a binary probability: class 1 where it is >= 0.5.
+    """
     y = np.asarray(y)
-    return y.argmax(axis=1) if y.ndim == 2 else y
+    if y.ndim != 2:
+        return y
+    if y.shape[1] == 1:
+        return (y[:, 0] >= 0.5).astype(np.intp)
+    return y.argmax(axis=1)
 
 
 def accuracy(y: np.ndarray, y_pred: np.ndarray) -> float:
@@ -31,8 +38,15 @@ def log_loss(y: np.ndarray, probs: np.ndarray) -> float:
 def confusion_matrix(y: np.ndarray, y_pred: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     """``(k, k)`` counts: row = true class, column = predicted class."""
     truth, predicted = as_labels(y), as_labels(y_pred)
+    if truth.shape != predicted.shape:
+        raise ValueError(f"{len(truth)} labels for {len(predicted)} predictions")
     if n_classes is None:
         n_classes = int(max(truth.max(initial=0), predicted.max(initial=0))) + 1
+    for name, labels in (("true", truth), ("predicted", predicted)):
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValueError(
+                f"{name} labels must be in [0, {n_classes}), got {labels.min()}..{labels.max()}"
+            )
     flat = truth.astype(np.int64) * n_classes + predicted
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 

@@ -171,6 +171,8 @@ class Model:
             raise RuntimeError("backward needs an optimizer; pass optimizer= to Model")
         self.compute_gradients(y, y_pred)
         if learning_rate is not None:
+            if not learning_rate > 0:
+                raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
             self.optimizer.learning_rate = learning_rate
         self.optimizer.step(self.parameters, self.gradients)
 

@@ -35,14 +35,14 @@ class Optimizer:
                 f"{type(self).__name__} was set up for {len(self._state)} parameter arrays, "
                 f"got {len(params)} parameters and {len(grads)} gradients"
             )
-        self.steps += 1
-        pairs = zip(params, grads, self._state, self._shapes, strict=True)
-        for param, grad, state, (shape, dtype) in pairs:
+        for param, grad, (shape, dtype) in zip(params, grads, self._shapes, strict=True):
             if param.shape != shape or grad.shape != shape or param.dtype != dtype:
                 raise ValueError(
                     f"parameter/gradient shapes {param.shape}/{grad.shape} ({param.dtype}) "
                     f"differ from the first step's {shape} ({dtype})"
                 )
+        self.steps += 1
+        for param, grad, state in zip(params, grads, self._state, strict=True):
             self._update(param, grad, state)
 
     def _new_state(self, param: np.ndarray) -> dict[str, np.ndarray]:

@@ -39,6 +39,13 @@ def _layer_meta(layer: DenseLayer) -> dict[str, Any]:
     return meta
 
 
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars and arrays in the metadata (e.g. a float32 mean)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"cannot save {type(value).__name__} in the model's metadata")
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
@@ -56,7 +63,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "normalization": model.normalization,
         "class_names": model.class_names,
     }
-    entries = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+    entries = {"meta": np.array(json.dumps(meta, sort_keys=True, default=_plain))}
     for i, layer in enumerate(model.layers):
         entries[f"layer{i}_weights"] = layer.weights
         entries[f"layer{i}_biases"] = layer.biases
@@ -69,10 +76,15 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
 
 def _read_entries(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFormatError(f"{path}: not a model file (a bare .npy array, not an .npz)")
-            return {name: archive[name] for name in archive.files}
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ModelFormatError(f"{path}: not a model file (a bare .npy array, not an .npz)")
+        with archive:
+            entries = {name: archive[name] for name in archive.files}
+        for name, value in entries.items():
+            if not isinstance(value, np.ndarray):  # NpzFile returns other members as bytes
+                raise ModelFormatError(f"{path}: entry {name!r} is not a .npy array")
+        return entries
     except ModelFormatError:
         raise
     except ValueError as exc:
@@ -95,11 +107,14 @@ def _parse_meta(path: str | os.PathLike[str], entries: dict[str, np.ndarray]) ->
         meta = json.loads(str(raw))
     except json.JSONDecodeError as exc:
         raise ModelFormatError(f"{path}: 'meta' entry is not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+    if not isinstance(meta, dict):
+        raise ModelFormatError(f"{path}: 'meta' entry is not a JSON object")
+    if meta.get("format") != FORMAT_NAME:
         raise ModelFormatError(f"{path}: not an nnlib model file (format {meta.get('format')!r})")
-    if meta.get("version") != FORMAT_VERSION:
+    version = meta.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ModelFormatError(
-            f"{path}: model format version {meta.get('version')!r} is not supported "
+            f"{path}: model format version {version!r} is not supported "
             f"(this nnlib reads version {FORMAT_VERSION})"
         )
     return meta

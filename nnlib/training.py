@@ -94,11 +94,14 @@ class _BestEpoch:
 
 
 def _check_finite(model: Model, loss: float, epoch: int, epochs: int) -> None:
-    if not np.isfinite(loss) or not np.isfinite(model.parameters[0]).all():
-        raise NonFiniteLossError(
-            f"training diverged in epoch {epoch}/{epochs}: the training loss is {loss} "
-            "and the weights are no longer finite; a smaller learning rate usually helps"
-        )
+    weights_finite = bool(np.isfinite(model.parameters[0]).all())
+    if np.isfinite(loss) and weights_finite:
+        return
+    weights = "are finite" if weights_finite else "are no longer finite"
+    raise NonFiniteLossError(
+        f"training diverged in epoch {epoch}/{epochs}: the training loss is {loss} "
+        f"and the weights {weights}; a smaller learning rate usually helps"
+    )
 
 
 def training_loop(
@@ -150,6 +153,13 @@ def training_loop(
         raise ValueError(f"monitor {monitor!r} needs validation data")
     if monitor.endswith("accuracy") and not classify:
         raise ValueError(f"monitor {monitor!r} needs a classifier (class labels, > 1 output)")
+    if classify and dataset.y.ndim == 1 and len(dataset):
+        low, high = int(dataset.y.min()), int(dataset.y.max())
+        if low < 0 or high >= model.output_size:
+            raise ValueError(
+                f"class labels must be in [0, {model.output_size}) for this model, "
+                f"got {low}..{high}"
+            )
     restore_best = patience > 0 if restore_best is None else restore_best
     best = _BestEpoch(monitor) if patience or restore_best else None
     if learning_rate is not None:
