@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch is the reference framework for these tests")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed (make setup installs a local CPU wheel if one exists)"
+)
 
 from nnlib import (  # noqa: E402
     SGD,
