@@ -1,9 +1,10 @@
-"""Atomic file replacement: a file is either its old self or its complete new self."""
+"""Atomic file replacement: a file (or a set of files) is either old or complete and new."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,3 +54,29 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+@contextlib.contextmanager
+def staged_files(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty staging folder inside ``directory`` for a set of files that belong together.
+
+    When the block succeeds, each file written into the folder is fsynced and moved over
+    its namesake in ``directory``; when it fails (or is interrupted), nothing in
+    ``directory`` changes. The folder is removed either way, as are folders that a killed
+    earlier run left behind.
+    """
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in target.glob(".staging-*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=target, prefix=".staging-", suffix=".tmp"))
+    try:
+        yield staging
+        written = sorted(staging.iterdir())
+        for path in written:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        for path in written:
+            os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -7,6 +7,7 @@ big-endian uint32 per dimension, then the elements in row-major, big-endian orde
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -55,7 +56,7 @@ def parse_idx(data: bytes | bytearray | memoryview, name: str = "<bytes>") -> np
         )
     dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[type_code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # exact: a hostile header cannot overflow it
     actual = len(buf) - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "trailing bytes after the data"

@@ -34,7 +34,8 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, y: np.ndarray, y_pred: np.ndarray) -> float:
-        return float(self.per_sample(y, y_pred).mean())
+        # reduced in float64, as the training loop reduces an epoch's losses
+        return float(self.per_sample(y, y_pred).mean(dtype=np.float64))
 
     def gradient(
         self, y: np.ndarray, y_pred: np.ndarray, out: np.ndarray | None = None

@@ -171,9 +171,7 @@ class Model:
             raise RuntimeError("backward needs an optimizer; pass optimizer= to Model")
         self.compute_gradients(y, y_pred)
         if learning_rate is not None:
-            if not learning_rate > 0:
-                raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-            self.optimizer.learning_rate = learning_rate
+            self.optimizer.learning_rate = learning_rate  # the optimizer refuses a bad one
         self.optimizer.step(self.parameters, self.gradients)
 
     def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:

@@ -18,12 +18,20 @@ class Optimizer:
     name: str = ""
 
     def __init__(self, learning_rate: float) -> None:
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = learning_rate
         self.steps = 0
         self._state: list[dict[str, np.ndarray]] | None = None
         self._shapes: list[tuple[tuple[int, ...], np.dtype]] = []
+
+    @property
+    def learning_rate(self) -> float:
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if not value > 0:  # also refuses NaN
+            raise ValueError(f"learning_rate must be > 0, got {value}")
+        self._learning_rate = float(value)
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
         """One update of every array in ``params`` from the matching array in ``grads``."""

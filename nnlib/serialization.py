@@ -75,6 +75,17 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
 
 
 def _read_entries(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if not magic:
+        raise ModelFormatError(f"{path}: empty file, not a model")
+    if magic[:1] == b"\x80":  # the pickle protocol's opcode
+        raise ModelFormatError(f"{path}: a pickle file, which is refused (allow_pickle=False)")
+    if magic == b"\x93NUM":
+        raise ModelFormatError(f"{path}: not a model file (a bare .npy array, not an .npz)")
+    if magic != b"PK\x03\x04":
+        # numpy would try any other file as a pickle; say what it is not instead
+        raise ModelFormatError(f"{path}: not an .npz model file (no zip header)")
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):

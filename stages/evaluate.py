@@ -23,7 +23,7 @@ from nnlib.metrics import accuracy, class_scores
 from nnlib.model import Model
 from stages.cli import LogLevelOption, StageError, new_app, run, stage_errors
 from stages.images import contact_sheet, save_png
-from stages.processed import load_meta, load_split
+from stages.processed import META_FILE, load_meta, load_split
 
 logger = logging.getLogger("stages.evaluate")
 
@@ -103,7 +103,7 @@ def main(
         names = list(meta["class_names"])
         results, predictions, test_data = {}, None, None
         for split in ("test", "train"):
-            X, y = load_split(data_dir, split)
+            X, y = load_split(data_dir, split, len(names))
             if X.shape[1] != model.input_size:
                 raise StageError(
                     f"{model_path} takes {model.input_size} inputs, but {data_dir}'s {split} "
@@ -121,12 +121,19 @@ def main(
             )
 
         X_test, y_test = test_data
-        write_confusion_rows(reports_dir / "confusion.csv", y_test, predictions, names)
+        shape = tuple(meta["image_shape"])
+        if int(np.prod(shape)) != X_test.shape[1]:
+            raise StageError(
+                f"{data_dir / META_FILE}: image_shape {list(shape)} does not match the "
+                f"{X_test.shape[1]} features of the images"
+            )
         wrong = np.flatnonzero(predictions != y_test)[:MISCLASSIFIED_SHOWN]
         captions = [f"{names[y_test[i]]}->{names[predictions[i]]}" for i in wrong]
         title = f"First {len(wrong)} of {int((predictions != y_test).sum())} misclassified "
         title += "test images: true -> predicted"
-        sheet = contact_sheet(X_test[wrong], captions, tuple(meta["image_shape"]), title)
+        sheet = contact_sheet(X_test[wrong], captions, shape, title)
+        # Everything is computed; only now are the outputs replaced.
+        write_confusion_rows(reports_dir / "confusion.csv", y_test, predictions, names)
         save_png(sheet, reports_dir / "misclassified.png")
         with atomic_write(metrics_path, "w") as handle:
             handle.write(json.dumps(results, indent=2) + "\n")

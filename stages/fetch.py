@@ -115,8 +115,12 @@ def parse_mirror(text: str, origin: str) -> Mirror:
     text = text.strip()
     split = urllib.parse.urlsplit(text)
     if split.scheme in ("http", "https"):
-        if not split.netloc:
+        if not split.hostname:
             raise StageError(f"{origin}: {text!r} has no host")
+        try:
+            split.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            raise StageError(f"{origin}: {text!r} has an invalid port") from None
         return Mirror(text)
     if split.scheme == "file":
         if split.netloc not in ("", "localhost"):

@@ -100,6 +100,12 @@ def _optimizer_names() -> tuple[str, ...]:
     return tuple(OPTIMIZERS)
 
 
+def _monitor_names() -> tuple[str, ...]:
+    from nnlib.training import MONITORS
+
+    return MONITORS
+
+
 SECTIONS: dict[str, dict[str, Check]] = {
     "data": {
         "dataset": choice(DATASETS),
@@ -120,7 +126,7 @@ SECTIONS: dict[str, dict[str, Check]] = {
         "weight_decay": real(0.0),
         "momentum": real(0.0, below=1.0),
         "patience": integer(0),
-        "monitor": choice(("val_loss", "val_accuracy", "loss", "accuracy")),
+        "monitor": choice(_monitor_names),
         "restore_best": boolean,
     },
 }
@@ -134,6 +140,8 @@ def load_params(path: Path) -> dict[str, Any]:
         raise ParamsError(f"{path}: no such params file") from None
     except OSError as exc:
         raise ParamsError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not UTF-8 text") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from nnlib.atomicfile import atomic_write
+from nnlib.atomicfile import staged_files
 from nnlib.idx import read_idx
 from stages.cli import LogLevelOption, ParamsOption, StageError, new_app, run, stage_errors
 from stages.datasets import (
@@ -89,11 +89,6 @@ def load_raw(raw_dir: Path, dataset: Dataset) -> tuple[LabeledImages, LabeledIma
     return train, test
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_write(path, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-
-
 def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, source: Path) -> dict[str, Any]:
     """Run the stage; return the metadata written to ``out_dir/meta.json``.
 
@@ -133,12 +128,13 @@ def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, source: Path) -
         "val_size": params.val_size,
         "split_seed": params.split_seed,
     }
-    # All checks passed: now write, one split at a time to keep one float32 copy in memory.
-    for name, split in splits.items():
-        _save_npy(images_path(out_dir, name), normalization.apply(split.images))
-        _save_npy(labels_path(out_dir, name), split.labels.astype(np.int64))
-    with atomic_write(out_dir / META_FILE, "w") as handle:
-        handle.write(json.dumps(meta, indent=2) + "\n")
+    # All checks passed. Normalize one split at a time (one float32 copy in memory); the
+    # files replace the old ones together, so a failure midway changes nothing.
+    with staged_files(out_dir) as staging:
+        for name, split in splits.items():
+            np.save(images_path(staging, name), normalization.apply(split.images))
+            np.save(labels_path(staging, name), split.labels.astype(np.int64))
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
 
 

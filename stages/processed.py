@@ -36,8 +36,9 @@ def _load_array(path: Path) -> np.ndarray:
         raise StageError(f"{path}: not a readable .npy array ({exc}); {_RERUN}") from None
 
 
-def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(n, n_features)`` float32 and labels ``(n,)`` int64 of one split, checked."""
+def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(n, n_features)`` float32 and labels ``(n,)`` of one split, checked; every
+    label must name one of the ``n_classes`` classes of ``meta.json``."""
     image_file, label_file = images_path(data_dir, split), labels_path(data_dir, split)
     images, labels = _load_array(image_file), _load_array(label_file)
     if images.ndim != 2 or images.dtype != np.float32:
@@ -54,6 +55,11 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise StageError(
             f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels"
         )
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise StageError(
+            f"{label_file}: labels {labels.min()}..{labels.max()} do not fit the {n_classes} "
+            f"class names of {data_dir / META_FILE}; {_RERUN}"
+        )
     return images, labels.astype(np.intp, copy=False)
 
 
@@ -66,7 +72,7 @@ def load_meta(data_dir: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StageError(f"{path}: not valid JSON ({exc}); {_RERUN}") from None
-    for key in ("class_names", "normalization"):
+    for key in ("class_names", "normalization", "image_shape"):
         if not isinstance(meta, dict) or key not in meta:
             raise StageError(f"{path}: has no {key!r} entry; {_RERUN}")
     return meta

@@ -105,7 +105,8 @@ class Normalization:
 
     def apply(self, images: np.ndarray) -> np.ndarray:
         """``images`` ``(n, rows, cols)`` uint8 -> float32 ``(n, rows * cols)``, normalized."""
-        out = images.reshape(len(images), -1).astype(np.float32)
+        # an explicit width: reshape cannot infer -1 for an empty split (data.val_size 0)
+        out = images.reshape(len(images), int(np.prod(images.shape[1:]))).astype(np.float32)
         out /= np.float32(self.divisor)
         if self.method != "scale":
             out -= np.float32(self.mean)

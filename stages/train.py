@@ -69,6 +69,17 @@ def epoch_line(record: EpochRecord, epochs: int) -> str:
     return line + f" ({record.seconds:.2f} s)"
 
 
+def check_writable(*paths: Path) -> None:
+    """Create the outputs' folders now, so a bad path fails before training, not after."""
+    for path in paths:
+        for parent in (path.parent, *path.parent.parents):
+            if parent.exists() and not parent.is_dir():
+                raise StageError(f"{path}: cannot write there, {parent} is not a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise StageError(f"{path}: is a directory, expected a file path")
+
+
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
@@ -118,9 +129,10 @@ def main(
         }
         settings = train_params(raw, params, overrides)
         meta = load_meta(data_dir)
-        X_train, y_train = load_split(data_dir, "train")
-        X_val, y_val = load_split(data_dir, "val")
         class_names = list(meta["class_names"])
+        X_train, y_train = load_split(data_dir, "train", len(class_names))
+        X_val, y_val = load_split(data_dir, "val", len(class_names))
+        check_writable(model_path, history_path)
         logger.info(
             "Starting training for %d epochs with batch size %d and learning rate %g "
             "(%s, %s); train %s, val %s",
@@ -166,8 +178,8 @@ def main(
                 raise StageError(
                     f"{exc} (train.learning_rate is {settings.learning_rate:g})"
                 ) from exc
-        model.save(model_path)
         write_history(history_path, history)
+        model.save(model_path)
         seconds = time.perf_counter() - started
         per_epoch = sum(r.seconds for r in history.epochs) / len(history.epochs)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -192,9 +192,10 @@ def test_evaluate_without_a_model_names_the_file(workdir: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"", "truncated or corrupt model file"),
+        (b"", "empty file, not a model"),
+        (b"data:\n  dataset: mnist\n", "not an .npz model file"),
         (b"PK\x03\x04 not really a zip", "truncated or corrupt model file"),
-        (b"\x80\x04\x95 a pickle", "holds pickled objects"),
+        (b"\x80\x04\x95 a pickle", "a pickle file, which is refused"),
     ],
 )
 def test_evaluate_refuses_a_corrupt_model(workdir: Path, content: bytes, reason: str) -> None:
