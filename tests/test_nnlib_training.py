@@ -160,26 +160,7 @@ def test_early_stopping_restores_best_weights(use_validation: bool) -> None:
     """After 3 good epochs the learning rate is made huge (so the monitored loss gets worse);
     with patience 2 training stops 2 epochs after the best one and keeps that epoch's weights.
     """
-    rng = np.random.default_rng(0)
-    x, y = blobs(rng, 300)
-    xv, yv = blobs(rng, 100)
-    model = classifier(rng, SGD(0.05))
-    snapshots: dict[int, np.ndarray] = {}
-
-    def sabotage(record: EpochRecord, epochs: int) -> None:
-        snapshots[record.epoch] = model.get_weights()
-        if record.epoch == 3:
-            model.optimizer.learning_rate = 5.0
-
-    history = training_loop(
-        model,
-        Dataset(x, y, rng=rng),
-        epochs=30,
-        batch_size=16,
-        validation=(xv, yv) if use_validation else None,
-        patience=2,
-        on_epoch_end=sabotage,
-    )
+    model, history, snapshots = sabotaged_run(epochs=30, use_validation=use_validation, patience=2)
     monitored = [r.val_loss if use_validation else r.loss for r in history.epochs]
     # an independent rewrite of the rule: stop once `patience` epochs pass without a new minimum
     best, best_epoch, waited, stop = np.inf, None, 0, None
@@ -199,8 +180,10 @@ def test_early_stopping_restores_best_weights(use_validation: bool) -> None:
     assert not np.array_equal(model.get_weights(), snapshots[stop])
 
 
-def sabotaged_run(**kwargs: object) -> tuple[Model, object, dict[int, np.ndarray]]:
-    """6 epochs of the early-stopping scenario above (lr 5.0 after epoch 3), with snapshots."""
+def sabotaged_run(
+    epochs: int = 6, use_validation: bool = True, **kwargs: object
+) -> tuple[Model, object, dict[int, np.ndarray]]:
+    """The early-stopping scenario (lr 5.0 after 3 good epochs), with per-epoch snapshots."""
     rng = np.random.default_rng(0)
     x, y = blobs(rng, 300)
     xv, yv = blobs(rng, 100)
@@ -215,9 +198,9 @@ def sabotaged_run(**kwargs: object) -> tuple[Model, object, dict[int, np.ndarray
     history = training_loop(
         model,
         Dataset(x, y, rng=rng),
-        epochs=6,
+        epochs=epochs,
         batch_size=16,
-        validation=(xv, yv),
+        validation=(xv, yv) if use_validation else None,
         on_epoch_end=sabotage,
         **kwargs,
     )
