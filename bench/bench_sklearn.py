@@ -27,9 +27,10 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from nnlib import Adam, CrossEntropyLoss, Dataset, DenseLayer, Model, ReLU, Softmax
-from nnlib.idx import read_idx
 from nnlib.metrics import accuracy
 from nnlib.training import training_loop
+from stages.data.idx import read_idx
+from stages.data.sources import IDX_FILES
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 
@@ -51,10 +52,10 @@ def load_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         return read_idx(folder / name).astype(np.intp)
 
     return (
-        images("train-images-idx3-ubyte.gz"),
-        labels("train-labels-idx1-ubyte.gz"),
-        images("t10k-images-idx3-ubyte.gz"),
-        labels("t10k-labels-idx1-ubyte.gz"),
+        images(IDX_FILES.train_images),
+        labels(IDX_FILES.train_labels),
+        images(IDX_FILES.test_images),
+        labels(IDX_FILES.test_labels),
     )
 
 

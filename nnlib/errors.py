@@ -5,10 +5,6 @@ class NNLibError(Exception):
     """Base class of nnlib's own errors."""
 
 
-class IDXFormatError(NNLibError, ValueError):
-    """An IDX file is malformed: bad magic number, dtype code, dimensions or length."""
-
-
 class ModelFormatError(NNLibError, ValueError):
     """A saved model file is truncated, inconsistent, of another format, or holds pickles."""
 

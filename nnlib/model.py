@@ -5,14 +5,16 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnlib.activations import Softmax
 from nnlib.layers import DenseLayer
 from nnlib.losses import CrossEntropyLoss, Loss
-from nnlib.optimizers import Optimizer
+
+if TYPE_CHECKING:  # only for annotations: evaluating a model never loads the optimizers
+    from nnlib.optimizers import Optimizer
 
 _MAX_WORKSPACES = 4  # batch sizes with preallocated buffers (training uses one or two)
 
@@ -195,11 +197,12 @@ class Model:
             raise ValueError(f"expected {self._params.shape} parameters, got {flat.shape}")
         np.copyto(self._params, flat)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the model atomically to a versioned ``.npz`` (see ``nnlib.serialization``)."""
+    def save(self, file: str | os.PathLike[str] | IO[bytes]) -> None:
+        """Write the model to a versioned ``.npz`` (see ``nnlib.serialization``): atomically to
+        a path, or into an open binary file."""
         from nnlib.serialization import save_model
 
-        save_model(self, path)
+        save_model(self, file)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> Model:

@@ -7,6 +7,7 @@ stays in the parameters' dtype.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -197,3 +198,17 @@ class AdamW(Adam):
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, AdamW)}
+
+
+def make_optimizer(name: str, learning_rate: float, **settings: float) -> Optimizer:
+    """The optimizer registered in ``OPTIMIZERS`` as ``name``, with ``learning_rate``.
+
+    ``settings`` (e.g. ``momentum``, ``weight_decay``) go to the optimizer where its
+    constructor takes them; the others do not apply to it (momentum means nothing to Adam).
+    """
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}") from None
+    accepted = inspect.signature(cls).parameters
+    return cls(learning_rate, **{key: value for key, value in settings.items() if key in accepted})

@@ -8,16 +8,18 @@ timestamps, so the same model always gives the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import tempfile
 import zipfile
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
 from nnlib.activations import LeakyReLU, get_activation
-from nnlib.atomicfile import atomic_write
 from nnlib.errors import ModelFormatError
 from nnlib.layers import DenseLayer
 from nnlib.losses import get_loss
@@ -52,8 +54,8 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def save_model(model: Model, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` to ``path`` atomically (a crash leaves the previous file intact)."""
+def model_bytes(model: Model) -> bytes:
+    """The saved form of ``model``: the bytes of its ``.npz`` file."""
     meta = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -67,11 +69,36 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     for i, layer in enumerate(model.layers):
         entries[f"layer{i}_weights"] = layer.weights
         entries[f"layer{i}_biases"] = layer.biases
-    with atomic_write(path, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
         for name, array in entries.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             archive.writestr(info, _npy_bytes(array))
+    return buffer.getvalue()
+
+
+def save_model(model: Model, file: str | os.PathLike[str] | IO[bytes]) -> None:
+    """Write ``model`` to a path, atomically (a crash leaves the previous file intact), or
+    to an open binary file."""
+    data = model_bytes(model)
+    if not isinstance(file, (str, os.PathLike)):
+        file.write(data)
+        return
+    target = Path(file)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _read_entries(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

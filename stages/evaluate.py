@@ -13,17 +13,22 @@ import csv
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
-from nnlib.atomicfile import atomic_write
+from nnlib.errors import NNLibError
 from nnlib.metrics import accuracy, class_scores
 from nnlib.model import Model
-from stages.cli import LogLevelOption, StageError, new_app, run, stage_errors
-from stages.images import contact_sheet, save_png
-from stages.processed import META_FILE, load_meta, load_split
+from stages.cli.app import LogLevelOption, new_app, run, stage_errors
+from stages.data.errors import DataError
+from stages.data.processed import META_FILE, load_meta, load_split
+from stages.images.contact_sheet import contact_sheet
+from stages.outputs.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 logger = logging.getLogger("stages.evaluate")
 
@@ -58,15 +63,34 @@ def _rounded(value: Any) -> Any:
 def check_compatible(model: Model, model_path: Path, meta: dict[str, Any], data_dir: Path) -> None:
     """Refuse data prepared differently from what the model was trained on."""
     if model.class_names is not None and model.class_names != meta["class_names"]:
-        raise StageError(
+        raise DataError(
             f"{model_path} was trained on classes {model.class_names}, but {data_dir} holds "
             f"{meta['class_names']}; retrain (dvc repro)"
         )
     if model.normalization is not None and model.normalization != meta["normalization"]:
-        raise StageError(
+        raise DataError(
             f"{model_path} expects inputs normalized as {model.normalization}, but {data_dir} "
             f"holds {meta['normalization']}; retrain (dvc repro)"
         )
+    shape = meta["image_shape"]
+    if int(np.prod(shape)) != model.input_size:
+        raise DataError(
+            f"{model_path} takes {model.input_size} inputs, but {data_dir / META_FILE} says the "
+            f"images are {list(shape)}; retrain (dvc repro)"
+        )
+
+
+def load_checked_split(
+    data_dir: Path, split: str, model: Model, model_path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images ``(n, n_features)`` and labels ``(n,)``, sized for ``model``."""
+    X, y = load_split(data_dir, split, model.output_size)
+    if X.shape[1] != model.input_size:
+        raise DataError(
+            f"{model_path} takes {model.input_size} inputs, but {data_dir}'s {split} "
+            f"images have {X.shape[1]} features; retrain (dvc repro)"
+        )
+    return X, y
 
 
 def write_confusion_rows(
@@ -77,6 +101,17 @@ def write_confusion_rows(
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("actual", "predicted"))
         writer.writerows((names[t], names[p]) for t, p in zip(truth, predicted, strict=True))
+
+
+def misclassified_sheet(
+    X: np.ndarray, y: np.ndarray, predicted: np.ndarray, names: list[str], shape: tuple[int, int]
+) -> Image.Image:
+    """The first ``MISCLASSIFIED_SHOWN`` misclassified images, captioned true -> predicted."""
+    wrong = np.flatnonzero(predicted != y)
+    shown = wrong[:MISCLASSIFIED_SHOWN]
+    captions = [f"{names[y[i]]}->{names[predicted[i]]}" for i in shown]
+    title = f"First {len(shown)} of {len(wrong)} misclassified test images: true -> predicted"
+    return contact_sheet(X[shown], captions, shape, title)
 
 
 @app.command()
@@ -96,45 +131,32 @@ def main(
     ] = Path("reports"),
 ) -> None:
     """Score the model on the test and training splits."""
-    with stage_errors(log_level):
+    with stage_errors(log_level, NNLibError):
         model = Model.load(model_path)
         meta = load_meta(data_dir)
         check_compatible(model, model_path, meta, data_dir)
         names = list(meta["class_names"])
-        results, predictions, test_data = {}, None, None
-        for split in ("test", "train"):
-            X, y = load_split(data_dir, split, len(names))
-            if X.shape[1] != model.input_size:
-                raise StageError(
-                    f"{model_path} takes {model.input_size} inputs, but {data_dir}'s {split} "
-                    f"images have {X.shape[1]} features; retrain (dvc repro)"
-                )
-            results[split], predicted = split_metrics(model, X, y)
-            if split == "test":
-                predictions, test_data = predicted, (X, y)
+        X_test, y_test = load_checked_split(data_dir, "test", model, model_path)
+        X_train, y_train = load_checked_split(data_dir, "train", model, model_path)
+
+        results: dict[str, Any] = {}
+        results["test"], test_predicted = split_metrics(model, X_test, y_test)
+        results["train"], _ = split_metrics(model, X_train, y_train)
+        for split, scores in results.items():
             logger.info(
                 "%s: accuracy %.4f, loss %.4f, macro F1 %.4f",
                 split,
-                results[split]["accuracy"],
-                results[split]["loss"],
-                results[split]["f1_macro"],
+                scores["accuracy"],
+                scores["loss"],
+                scores["f1_macro"],
             )
-
-        X_test, y_test = test_data
-        shape = tuple(meta["image_shape"])
-        if int(np.prod(shape)) != X_test.shape[1]:
-            raise StageError(
-                f"{data_dir / META_FILE}: image_shape {list(shape)} does not match the "
-                f"{X_test.shape[1]} features of the images"
-            )
-        wrong = np.flatnonzero(predictions != y_test)[:MISCLASSIFIED_SHOWN]
-        captions = [f"{names[y_test[i]]}->{names[predictions[i]]}" for i in wrong]
-        title = f"First {len(wrong)} of {int((predictions != y_test).sum())} misclassified "
-        title += "test images: true -> predicted"
-        sheet = contact_sheet(X_test[wrong], captions, shape, title)
+        sheet = misclassified_sheet(
+            X_test, y_test, test_predicted, names, tuple(meta["image_shape"])
+        )
         # Everything is computed; only now are the outputs replaced.
-        write_confusion_rows(reports_dir / "confusion.csv", y_test, predictions, names)
-        save_png(sheet, reports_dir / "misclassified.png")
+        write_confusion_rows(reports_dir / "confusion.csv", y_test, test_predicted, names)
+        with atomic_write(reports_dir / "misclassified.png", "wb") as handle:
+            sheet.save(handle, format="PNG")
         with atomic_write(metrics_path, "w") as handle:
             handle.write(json.dumps(results, indent=2) + "\n")
         logger.info("wrote %s and %s/{confusion.csv,misclassified.png}", metrics_path, reports_dir)

@@ -11,95 +11,38 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-from nnlib.atomicfile import staged_files
-from nnlib.idx import read_idx
-from stages.cli import LogLevelOption, ParamsOption, StageError, new_app, run, stage_errors
-from stages.datasets import (
-    TEST_IMAGES,
-    TEST_LABELS,
-    TRAIN_IMAGES,
-    TRAIN_LABELS,
-    Dataset,
-    get_dataset,
-)
-from stages.params import DataParams, data_params, load_params
-from stages.processed import META_FILE, images_path, labels_path
-from stages.splits import Normalization, stratified_split
+from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
+from stages.cli.params import DataParams, data_params, load_params
+from stages.data.errors import DataError
+from stages.data.normalization import Normalization
+from stages.data.processed import META_FILE, images_path, labels_path
+from stages.data.raw import LabeledImages, load_raw
+from stages.data.sources import get_source
+from stages.data.splits import stratified_split
+from stages.outputs.atomic import staged_files
 
 logger = logging.getLogger("stages.preprocess")
 
 app = new_app("Parse, split and normalize the raw IDX files of data.dataset.")
 
 
-@dataclass(frozen=True)
-class LabeledImages:
-    """``images`` ``(n, rows, cols)`` uint8 and their ``labels`` ``(n,)`` uint8."""
-
-    images: np.ndarray
-    labels: np.ndarray
-
-
-def load_pair(images_path: Path, labels_path: Path, n_classes: int) -> LabeledImages:
-    """Read and check one images file and its labels file; StageError naming the bad file."""
-    for path in (images_path, labels_path):
-        if not path.is_file():
-            raise StageError(f"{path}: no such file (run `python -m stages.download` first)")
-    images = read_idx(images_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise StageError(
-            f"{images_path}: expected uint8 images of shape (n, rows, cols), "
-            f"got {images.dtype} of shape {images.shape}"
-        )
-    labels = read_idx(labels_path)
-    if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise StageError(
-            f"{labels_path}: expected uint8 labels of shape (n,), "
-            f"got {labels.dtype} of shape {labels.shape}"
-        )
-    if len(images) != len(labels):
-        raise StageError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
-        )
-    if len(images) == 0:
-        raise StageError(f"{images_path}: holds no images")
-    if labels.max() >= n_classes:
-        raise StageError(
-            f"{labels_path}: label {int(labels.max())} is out of range, expected 0-{n_classes - 1}"
-        )
-    return LabeledImages(images, labels)
-
-
-def load_raw(raw_dir: Path, dataset: Dataset) -> tuple[LabeledImages, LabeledImages]:
-    """The checked ``(train, test)`` sets of ``dataset`` from ``raw_dir/<dataset>/``."""
-    folder = raw_dir / dataset.name
-    train = load_pair(folder / TRAIN_IMAGES, folder / TRAIN_LABELS, dataset.n_classes)
-    test = load_pair(folder / TEST_IMAGES, folder / TEST_LABELS, dataset.n_classes)
-    if train.images.shape[1:] != test.images.shape[1:]:
-        raise StageError(
-            f"{folder / TEST_IMAGES}: images are {test.images.shape[1:]}, but the training "
-            f"images in {folder / TRAIN_IMAGES} are {train.images.shape[1:]}"
-        )
-    return train, test
-
-
 def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, source: Path) -> dict[str, Any]:
     """Run the stage; return the metadata written to ``out_dir/meta.json``.
 
     ``source`` names the params file in errors. The validation split is stratified
-    (see ``stages.splits.stratified_counts``); standardization statistics come from
+    (see ``stages.data.splits.stratified_counts``); standardization statistics come from
     the training split only.
     """
-    dataset = get_dataset(params.dataset)
-    train, test = load_raw(raw_dir, dataset)
+    data_source = get_source(params.dataset)
+    train, test = load_raw(raw_dir, data_source)
     if params.val_size >= len(train.labels):
-        raise StageError(
+        raise DataError(
             f"{source}: data.val_size is {params.val_size}, but there are only "
             f"{len(train.labels)} training images; it must be smaller"
         )
@@ -113,15 +56,17 @@ def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, source: Path) -
     try:
         normalization = Normalization.fit(params.normalize, splits["train"].images)
     except ValueError as exc:
-        raise StageError(f"{raw_dir / dataset.name / TRAIN_IMAGES}: {exc}") from None
+        raise DataError(
+            f"{raw_dir / data_source.name / data_source.files.train_images}: {exc}"
+        ) from None
     meta = {
-        "dataset": dataset.name,
+        "dataset": data_source.name,
         "image_shape": list(test.images.shape[1:]),
-        "class_names": list(dataset.class_names),
+        "class_names": list(data_source.class_names),
         "normalization": normalization.to_dict(),
         "splits": {name: len(split.labels) for name, split in splits.items()},
         "class_counts": {
-            name: np.bincount(split.labels, minlength=dataset.n_classes).tolist()
+            name: np.bincount(split.labels, minlength=data_source.n_classes).tolist()
             for name, split in splits.items()
         },
         "val_stratified": True,

@@ -8,43 +8,45 @@ Reads ``data/processed/{train,val}_*.npy`` and ``meta.json``; writes
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
 import resource
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 
 from nnlib.activations import Softmax, get_activation
-from nnlib.atomicfile import atomic_write
 from nnlib.data import Dataset
-from nnlib.errors import NonFiniteLossError
+from nnlib.errors import NNLibError, NonFiniteLossError
 from nnlib.layers import DenseLayer
 from nnlib.losses import CrossEntropyLoss
 from nnlib.model import Model
-from nnlib.optimizers import SGD, Adam, AdamW, Optimizer
+from nnlib.optimizers import Optimizer, make_optimizer
 from nnlib.training import EpochRecord, History, training_loop
-from stages.cli import LogLevelOption, ParamsOption, StageError, new_app, run, stage_errors
-from stages.params import ModelParams, TrainParams, load_params, model_params, train_params
-from stages.processed import load_meta, load_split
-from stages.progress import progress_bar
+from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
+from stages.cli.errors import StageError
+from stages.cli.params import ModelParams, TrainParams, load_params, model_params, train_params
+from stages.cli.progress import progress_bar
+from stages.data.processed import load_meta, load_split
+from stages.outputs.atomic import atomic_write
+from stages.outputs.history import write_history
 
 logger = logging.getLogger("stages.train")
 
 app = new_app("Train the MLP described in params.yaml (model.*, train.*) on the processed data.")
 
 
-def make_optimizer(train: TrainParams) -> Optimizer:
+def build_optimizer(train: TrainParams) -> Optimizer:
     """The optimizer ``train.optimizer`` names, set up from the other train params."""
-    if train.optimizer == "sgd":
-        return SGD(train.learning_rate, momentum=train.momentum, weight_decay=train.weight_decay)
-    if train.optimizer == "adamw":
-        return AdamW(train.learning_rate, weight_decay=train.weight_decay)
-    return Adam(train.learning_rate, weight_decay=train.weight_decay)
+    return make_optimizer(
+        train.optimizer,
+        train.learning_rate,
+        momentum=train.momentum,
+        weight_decay=train.weight_decay,
+    )
 
 
 def build_model(
@@ -57,11 +59,11 @@ def build_model(
         for n_in, n_out in itertools.pairwise(sizes)
     ]
     layers.append(DenseLayer(sizes[-1], n_classes, Softmax(), rng=rng))
-    return Model(layers, loss=CrossEntropyLoss(), optimizer=make_optimizer(train))
+    return Model(layers, loss=CrossEntropyLoss(), optimizer=build_optimizer(train))
 
 
 def epoch_line(record: EpochRecord, epochs: int) -> str:
-    """The seed post's log line, plus the validation figures."""
+    """The blog post's log line, plus the validation figures."""
     line = f"Epoch {record.epoch}/{epochs}, Loss: {record.loss:.4f}, "
     line += f"Avg Accuracy: {record.accuracy:.4f}"
     if record.val_loss is not None:
@@ -80,17 +82,41 @@ def check_writable(*paths: Path) -> None:
             raise StageError(f"{path}: is a directory, expected a file path")
 
 
-HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+def fit(
+    model: Model,
+    train: TrainParams,
+    data: Dataset,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+) -> History:
+    """Run the training loop with a progress bar and the blog post's per-epoch log lines."""
+    with progress_bar("training", total=train.epochs) as advance:
+
+        def on_epoch_end(record: EpochRecord, epochs: int) -> None:
+            logger.info(epoch_line(record, epochs))
+            advance()
+
+        try:
+            return training_loop(
+                model,
+                data,
+                train.epochs,
+                train.batch_size,
+                validation=validation,
+                patience=train.patience,
+                monitor=train.monitor,
+                restore_best=train.restore_best,
+                on_epoch_end=on_epoch_end,
+            )
+        except NonFiniteLossError as exc:
+            raise StageError(f"{exc} (train.learning_rate is {train.learning_rate:g})") from exc
 
 
-def write_history(path: Path, history: History) -> None:
-    """One CSV row per epoch (no timings, so that reruns give identical files)."""
-    with atomic_write(path, "w") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(HISTORY_FIELDS)
-        for r in history.epochs:
-            row = (r.epoch, r.loss, r.accuracy, r.val_loss, r.val_accuracy)
-            writer.writerow(["" if v is None else f"{v:.6g}" for v in row])
+def describe_run(train: TrainParams, layer_sizes: tuple[int, ...], shapes: dict[str, Any]) -> str:
+    return (
+        f"Starting training for {train.epochs} epochs with batch size {train.batch_size} and "
+        f"learning rate {train.learning_rate:g} ({train.optimizer}, "
+        f"{' -> '.join(map(str, layer_sizes))}); train {shapes['train']}, val {shapes['val']}"
+    )
 
 
 @app.command()
@@ -119,7 +145,7 @@ def main(
     ] = Path("reports/train_history.csv"),
 ) -> None:
     """Train the model of params.yaml on the training split, watching the validation split."""
-    with stage_errors(log_level):
+    with stage_errors(log_level, NNLibError):
         raw = load_params(params)
         architecture = model_params(raw, params)
         overrides = {
@@ -132,54 +158,28 @@ def main(
         class_names = list(meta["class_names"])
         X_train, y_train = load_split(data_dir, "train", len(class_names))
         X_val, y_val = load_split(data_dir, "val", len(class_names))
-        check_writable(model_path, history_path)
-        logger.info(
-            "Starting training for %d epochs with batch size %d and learning rate %g "
-            "(%s, %s); train %s, val %s",
-            settings.epochs,
-            settings.batch_size,
-            settings.learning_rate,
-            settings.optimizer,
-            " -> ".join(map(str, (X_train.shape[1], *architecture.hidden_sizes, len(class_names)))),
-            X_train.shape,
-            X_val.shape,
-        )
-        rng = np.random.default_rng(settings.seed)
-        model = build_model(X_train.shape[1], len(class_names), architecture, settings, rng)
-        model.normalization = meta["normalization"]
-        model.class_names = class_names
         validation = (X_val, y_val) if len(X_val) else None
         if validation is None and settings.monitor.startswith("val_"):
             raise StageError(
                 f"{params}: train.monitor is {settings.monitor}, but {data_dir} has no "
                 "validation split (data.val_size is 0); monitor loss or accuracy instead"
             )
+        check_writable(model_path, history_path)
+
+        layer_sizes = (X_train.shape[1], *architecture.hidden_sizes, len(class_names))
+        shapes = {"train": X_train.shape, "val": X_val.shape}
+        logger.info(describe_run(settings, layer_sizes, shapes))
+        rng = np.random.default_rng(settings.seed)
+        model = build_model(X_train.shape[1], len(class_names), architecture, settings, rng)
+        model.normalization = meta["normalization"]
+        model.class_names = class_names
 
         started = time.perf_counter()
-        with progress_bar("training", total=settings.epochs) as advance:
-
-            def on_epoch_end(record: EpochRecord, epochs: int) -> None:
-                logger.info(epoch_line(record, epochs))
-                advance()
-
-            try:
-                history = training_loop(
-                    model,
-                    Dataset(X_train, y_train, rng),
-                    settings.epochs,
-                    settings.batch_size,
-                    validation=validation,
-                    patience=settings.patience,
-                    monitor=settings.monitor,
-                    restore_best=settings.restore_best,
-                    on_epoch_end=on_epoch_end,
-                )
-            except NonFiniteLossError as exc:
-                raise StageError(
-                    f"{exc} (train.learning_rate is {settings.learning_rate:g})"
-                ) from exc
-        write_history(history_path, history)
-        model.save(model_path)
+        history = fit(model, settings, Dataset(X_train, y_train, rng), validation)
+        with atomic_write(history_path, "w") as handle:
+            write_history(handle, history)
+        with atomic_write(model_path, "wb") as handle:
+            model.save(handle)
         seconds = time.perf_counter() - started
         per_epoch = sum(r.seconds for r in history.epochs) / len(history.epochs)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

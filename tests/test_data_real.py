@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from stage_cli import REPO, run_stage, write_params
 
-from stages import datasets
+from stages.data import checksums, sources
 
 SHARED_MNIST = REPO.parent / "shared" / "mnist"
 
@@ -23,10 +23,10 @@ pytestmark = [
 
 
 def test_shipped_table_matches_the_published_decompressed_checksums():
-    published = datasets.parse_checksums(
+    published = checksums.parse_checksums(
         (SHARED_MNIST / "SHA256SUMS-uncompressed").read_text(), "SHA256SUMS-uncompressed"
     )
-    assert datasets.read_checksums(datasets.get_dataset("mnist")) == published
+    assert checksums.read_checksums(sources.get_source("mnist")) == published
 
 
 @pytest.mark.parametrize("normalize", ["scale", "standardize"])
@@ -35,8 +35,8 @@ def test_download_then_preprocess(tmp_path, normalize):
     fetched = run_stage("download", tmp_path, env={"MNIST_MIRROR": str(SHARED_MNIST)})
     assert fetched.returncode == 0, fetched.stderr
     raw = tmp_path / "data/raw/mnist"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(datasets.FILES)
-    for name in datasets.FILES:  # copied byte for byte
+    assert sorted(p.name for p in raw.iterdir()) == sorted(sources.IDX_FILES)
+    for name in sources.IDX_FILES:  # copied byte for byte
         local, shared = (raw / name).read_bytes(), (SHARED_MNIST / name).read_bytes()
         assert hashlib.sha256(local).digest() == hashlib.sha256(shared).digest()
 

@@ -27,19 +27,18 @@ from idx_files import (
 )
 from stage_cli import error_lines, run_stage, write_params
 
-from stages import datasets, params
-from stages.cli import StageError
-from stages.download import download_dataset, human_size, resolve_mirrors
-from stages.fetch import (
+from stages.data import checksums, sources
+from stages.data.checksums import BadPayload, GzipDigest, verify_file
+from stages.data.errors import DataError
+from stages.data.fetch import (
     AttemptFailed,
-    GzipDigest,
-    Mirror,
     RetryPolicy,
+    download_files,
     download_once,
     fetch_file,
-    parse_mirror,
-    verify_file,
+    human_size,
 )
+from stages.data.mirrors import Mirror, parse_mirror, resolve_mirrors
 
 FAST = ("--backoff", "0.01", "--timeout", "2", "--retries", "2")
 
@@ -153,8 +152,8 @@ def test_every_mirror_bad_exits_with_one_line_and_no_file(project, files):
 def test_files_that_verify_are_kept_when_others_fail(tmp_path, files, table, policy):
     with MirrorServer(files) as server:
         server.script(TRAIN_IMAGES, "corrupt")
-        with pytest.raises(StageError) as caught:
-            download_dataset(table, [Mirror(server.url)], tmp_path, policy)
+        with pytest.raises(DataError) as caught:
+            download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert str(caught.value).startswith(f"could not get {TRAIN_IMAGES} from any mirror: ")
     assert " | " not in str(caught.value)  # only the one file failed
     assert_verified(tmp_path, {n: d for n, d in files.items() if n != TRAIN_IMAGES})
@@ -166,8 +165,8 @@ def test_every_mirror_bad_names_each_mirror(tmp_path, files, table, policy):
         MirrorServer(files, default="corrupt") as second,
     ):
         mirrors = [Mirror(first.url), Mirror(second.url)]
-        with pytest.raises(StageError) as caught:
-            download_dataset(table, mirrors, tmp_path / "raw", policy)
+        with pytest.raises(DataError) as caught:
+            download_files(table, mirrors, tmp_path / "raw", policy)
     message = str(caught.value)
     assert "\n" not in message
     for name in FILE_NAMES:
@@ -267,7 +266,7 @@ def test_bad_option_is_a_usage_error(project, args, expected):
 
 def test_404_on_first_mirror_then_second_serves(tmp_path, files, table, policy, sleeps):
     with MirrorServer(files, default="404") as first, MirrorServer(files) as second:
-        download_dataset(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
+        download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
     assert first.requests == dict.fromkeys(FILE_NAMES, 1)  # 404: no retry
     assert second.requests == dict.fromkeys(FILE_NAMES, 1)
@@ -277,7 +276,7 @@ def test_404_on_first_mirror_then_second_serves(tmp_path, files, table, policy, 
 def test_500_then_success_on_retry(tmp_path, files, table, policy, sleeps):
     with MirrorServer(files) as server:
         server.script(TRAIN_IMAGES, "500", "503")
-        download_dataset(table, [Mirror(server.url)], tmp_path, policy)
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
     assert server.requests[TRAIN_IMAGES] == 3
     assert sleeps == [0.5, 1.0]  # exponential backoff
@@ -300,14 +299,14 @@ def test_persistent_500_moves_to_next_mirror_after_retries(tmp_path, files, tabl
 def test_connection_dropped_mid_body_is_retried(tmp_path, files, table, policy, sleeps):
     with MirrorServer(files) as server:
         server.script(TRAIN_IMAGES, "drop")
-        download_dataset(table, [Mirror(server.url)], tmp_path, policy)
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
     assert server.requests[TRAIN_IMAGES] == 2
     assert sleeps == [0.5]
 
 
 def test_connection_dropped_every_time_reports_the_short_body(tmp_path, files, table, policy):
-    with MirrorServer(files, default="drop") as server, pytest.raises(StageError) as caught:
+    with MirrorServer(files, default="drop") as server, pytest.raises(DataError) as caught:
         fetch_file(
             TRAIN_IMAGES, table[TRAIN_IMAGES], [Mirror(server.url)], tmp_path / "f.gz", policy
         )
@@ -330,7 +329,7 @@ def test_stalled_body_times_out_and_is_retried(tmp_path, files, table, sleeps):
 
 def test_truncated_gzip_moves_to_next_mirror_without_retry(tmp_path, files, table, policy, sleeps):
     with MirrorServer(files, default="truncated") as first, MirrorServer(files) as second:
-        download_dataset(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
+        download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
     assert first.requests == dict.fromkeys(FILE_NAMES, 1)
     assert sleeps == []
@@ -339,7 +338,7 @@ def test_truncated_gzip_moves_to_next_mirror_without_retry(tmp_path, files, tabl
 @pytest.mark.parametrize("action", ["corrupt", "garbage"])
 def test_bad_data_then_good_mirror(tmp_path, files, table, policy, sleeps, action, caplog):
     with MirrorServer(files, default=action) as first, MirrorServer(files) as second:
-        download_dataset(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
+        download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
     assert first.requests == dict.fromkeys(FILE_NAMES, 1)
     assert sleeps == []
@@ -350,15 +349,15 @@ def test_bad_data_then_good_mirror(tmp_path, files, table, policy, sleeps, actio
 def test_unreachable_mirror_is_not_asked_again(tmp_path, files, table, policy, sleeps):
     dead = Mirror(f"http://127.0.0.1:{closed_port()}")
     with MirrorServer(files) as server:
-        download_dataset(table, [dead, Mirror(server.url)], tmp_path, policy)
+        download_files(table, [dead, Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
     assert sleeps == [0.5, 1.0]  # retried for the first file only
 
 
 def test_unreachable_everywhere_names_each_file(tmp_path, table, policy):
     dead = Mirror(f"http://127.0.0.1:{closed_port()}/mnist/")
-    with pytest.raises(StageError) as caught:
-        download_dataset(table, [dead], tmp_path, policy)
+    with pytest.raises(DataError) as caught:
+        download_files(table, [dead], tmp_path, policy)
     message = str(caught.value)
     assert (
         f"{dead.prefix}{TRAIN_IMAGES}: cannot connect (Connection refused) (3 attempts)" in message
@@ -371,7 +370,7 @@ def test_present_but_invalid_file_is_replaced(tmp_path, files, table, policy):
     (tmp_path / TRAIN_IMAGES).write_bytes(wrong_payload(files[TRAIN_IMAGES]))
     (tmp_path / TRAIN_LABELS).write_bytes(files[TRAIN_LABELS])
     with MirrorServer(files) as server:
-        summary = download_dataset(table, [Mirror(server.url)], tmp_path, policy)
+        summary = download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
     assert summary.present == [TRAIN_LABELS]
     assert TRAIN_LABELS not in server.requests
@@ -379,8 +378,8 @@ def test_present_but_invalid_file_is_replaced(tmp_path, files, table, policy):
 
 def test_present_but_invalid_file_is_removed_when_no_mirror_has_it(tmp_path, files, table, policy):
     (tmp_path / TRAIN_IMAGES).write_bytes(b"not gzip")
-    with MirrorServer(files, default="404") as server, pytest.raises(StageError):
-        download_dataset(table, [Mirror(server.url)], tmp_path, policy)
+    with MirrorServer(files, default="404") as server, pytest.raises(DataError):
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert not (tmp_path / TRAIN_IMAGES).exists()
 
 
@@ -388,7 +387,7 @@ def test_stale_temporary_files_are_removed(tmp_path, files, table, policy):
     stale = tmp_path / f".{TRAIN_IMAGES}.abc123.tmp"
     stale.write_bytes(b"partial")
     with MirrorServer(files) as server:
-        download_dataset(table, [Mirror(server.url)], tmp_path, policy)
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
 
 
@@ -398,7 +397,7 @@ def test_interrupt_mid_download_leaves_nothing(tmp_path, files, table, policy, m
 
     monkeypatch.setattr(GzipDigest, "update", interrupt)
     with MirrorServer(files) as server, pytest.raises(KeyboardInterrupt):
-        download_dataset(table, [Mirror(server.url)], tmp_path, policy)
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert server.requests[TRAIN_IMAGES] == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -437,7 +436,7 @@ def test_refused_connection_is_transient_and_unreachable(tmp_path, table):
 
 
 def test_missing_file_in_directory_mirror(tmp_path, table, policy, sleeps):
-    with pytest.raises(StageError, match=r"train-images-idx3-ubyte.gz: no such file$"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: no such file$"):
         fetch_file(
             TRAIN_IMAGES, table[TRAIN_IMAGES], [Mirror(str(tmp_path))], tmp_path / "x", policy
         )
@@ -483,7 +482,7 @@ def test_gzip_digest_refuses_bad_streams(data, reason):
         digest.update(data)
         return digest.hexdigest()
 
-    with pytest.raises(AttemptFailed, match=reason):
+    with pytest.raises(BadPayload, match=reason):
         digest_of(data)
 
 
@@ -517,19 +516,19 @@ def test_parse_mirror(tmp_path):
         (str(tmp_path / "missing"), "is not a directory"),
         ("file://otherhost/dir", "only local file:// URLs"),
     ]:
-        with pytest.raises(StageError, match=message):
+        with pytest.raises(DataError, match=message):
             parse_mirror(bad, "X")
 
 
 def test_mirror_resolution_order(tmp_path):
-    mnist = datasets.get_dataset("mnist")
+    mnist = sources.get_source("mnist")
     public = [Mirror(prefix) for prefix in mnist.mirrors]
     env = {"MNIST_MIRROR": str(tmp_path)}
     assert resolve_mirrors(None, {}, mnist) == public
     assert resolve_mirrors(None, {"MNIST_MIRROR": ""}, mnist) == public  # empty means unset
     assert resolve_mirrors(None, env, mnist) == [Mirror(str(tmp_path))]
     assert resolve_mirrors("https://h/m", env, mnist) == [Mirror("https://h/m")]
-    with pytest.raises(StageError, match="--mirror: empty"):
+    with pytest.raises(DataError, match="--mirror: empty"):
         resolve_mirrors("", env, mnist)
 
 
@@ -547,15 +546,14 @@ def test_human_size():
 
 
 def test_registry_matches_params_choices():
-    assert tuple(datasets.DATASETS) == params.DATASETS
-    for dataset in datasets.DATASETS.values():
+    for dataset in sources.DATA_SOURCES.values():
         assert dataset.n_classes == 10
         assert all(m.startswith(("http://", "https://")) for m in dataset.mirrors)
 
 
 def test_shipped_checksum_tables_cover_every_file():
-    for dataset in datasets.DATASETS.values():
-        table = datasets.read_checksums(dataset)
+    for dataset in sources.DATA_SOURCES.values():
+        table = checksums.read_checksums(dataset)
         assert list(table) == list(dataset.files)
         assert all(len(digest) == 64 for digest in table.values())
 
@@ -563,12 +561,12 @@ def test_shipped_checksum_tables_cover_every_file():
 def test_parse_checksums_formats():
     digest = "ab" * 32
     text = f"# comment\n\n{digest}  a.gz\n{digest.upper()} *b\n"
-    assert datasets.parse_checksums(text, "t") == {"a.gz": digest, "b.gz": digest}
-    with pytest.raises(StageError, match=r"^t:2: expected '<sha256 hex>  <file name>'"):
-        datasets.parse_checksums(f"{digest}  a.gz\nnot a line\n", "t")
+    assert checksums.parse_checksums(text, "t") == {"a.gz": digest, "b.gz": digest}
+    with pytest.raises(DataError, match=r"^t:2: expected '<sha256 hex>  <file name>'"):
+        checksums.parse_checksums(f"{digest}  a.gz\nnot a line\n", "t")
 
 
 def test_checksum_table_missing_an_entry(tmp_path, table):
     write_checksums(tmp_path, "mnist", {TRAIN_IMAGES: table[TRAIN_IMAGES]})
-    with pytest.raises(StageError, match=f"no checksum for {TRAIN_LABELS}, "):
-        datasets.read_checksums(datasets.get_dataset("mnist"), tmp_path)
+    with pytest.raises(DataError, match=f"no checksum for {TRAIN_LABELS}, "):
+        checksums.read_checksums(sources.get_source("mnist"), tmp_path)

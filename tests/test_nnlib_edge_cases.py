@@ -21,10 +21,10 @@ from nnlib import (
     ReLU,
     Softmax,
     accuracy,
-    read_idx,
     training_loop,
 )
 from nnlib.metrics import as_labels
+from stages.data.idx import read_idx
 
 
 @pytest.mark.parametrize("version", [True, 1.0, "1"])

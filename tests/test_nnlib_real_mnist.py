@@ -21,16 +21,17 @@ from nnlib import (
     Softmax,
     accuracy,
     confusion_matrix,
-    read_idx,
     training_loop,
 )
+from stages.data.idx import read_idx
+from stages.data.sources import IDX_FILES
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
+    "train_images": IDX_FILES.train_images,
+    "train_labels": IDX_FILES.train_labels,
+    "test_images": IDX_FILES.test_images,
+    "test_labels": IDX_FILES.test_labels,
 }
 
 pytestmark = pytest.mark.realdata

@@ -35,7 +35,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("built") / "project"
     root.mkdir()
     project = Project.create(root, mirror, TINY_PARAMS)
-    write_checksums(root / "stages" / "checksums", "mnist", checksum_table(arrays))
+    write_checksums(root / "stages" / "data" / "sha256", "mnist", checksum_table(arrays))
     project.commit("accept the tiny test dataset")
     project.dvc("repro")
     project.commit("first run")

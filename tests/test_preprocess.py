@@ -22,7 +22,8 @@ from idx_files import (
 )
 from stage_cli import error_lines, run_stage, write_params
 
-from stages.splits import Normalization, pixel_mean_std, stratified_counts, stratified_split
+from stages.data.normalization import Normalization, pixel_mean_std
+from stages.data.splits import stratified_counts, stratified_split
 
 OUTPUTS = sorted(
     [f"{split}_{kind}.npy" for split in ("train", "val", "test") for kind in ("images", "labels")]

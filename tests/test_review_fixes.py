@@ -13,8 +13,8 @@ from stage_cli import REPO, error_lines, run_stage
 from test_train_evaluate import write_processed
 
 from nnlib import SGD, CrossEntropyLoss, Dataset, DenseLayer, Model, Softmax, training_loop
-from nnlib.atomicfile import staged_files
-from stages.processed import META_FILE, labels_path
+from stages.data.processed import META_FILE, labels_path
+from stages.outputs.atomic import staged_files
 
 
 def write_params(directory: Path, **sections: dict) -> None:

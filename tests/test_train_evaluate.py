@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 from stage_cli import REPO, error_lines, run_stage
 
-from stages.processed import META_FILE, images_path, labels_path
+from stages.data.processed import META_FILE, images_path, labels_path
 
 N_FEATURES = 784
 CLASS_NAMES = [str(k) for k in range(10)]

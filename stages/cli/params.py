@@ -16,18 +16,13 @@ from typing import Any
 
 import yaml
 
-from stages.cli import StageError
-
-DATASETS = ("mnist", "fashion-mnist")
-NORMALIZATIONS = ("scale", "standardize")
+from stages.cli.errors import ParamsError
+from stages.data.normalization import NORMALIZATIONS
+from stages.data.sources import DATA_SOURCES
 
 # PyYAML follows YAML 1.1, which reads ``1e-3`` (no dot) as a string; DVC's
 # ``-S`` writes such numbers, so reals may arrive as text and are parsed here.
 _REAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-class ParamsError(StageError, ValueError):
-    """A params file or a command-line override is missing, malformed or out of range."""
 
 
 Check = Callable[[Any, str], Any]
@@ -108,7 +103,7 @@ def _monitor_names() -> tuple[str, ...]:
 
 SECTIONS: dict[str, dict[str, Check]] = {
     "data": {
-        "dataset": choice(DATASETS),
+        "dataset": choice(tuple(DATA_SOURCES)),
         "val_size": integer(0),
         "split_seed": integer(0),
         "normalize": choice(NORMALIZATIONS),

@@ -9,7 +9,8 @@ import nnlib_reference as ref
 import numpy as np
 import pytest
 
-from nnlib import IDXFormatError, parse_idx, read_idx
+from stages.data.errors import IDXFormatError
+from stages.data.idx import parse_idx, read_idx
 
 
 def sample_array(type_code: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-
-from nnlib.atomicfile import atomic_write
 
 _SCALE = 3  # 28x28 digits drawn at 84x84
 _LINE = 14  # pixels per line of text
@@ -45,9 +41,3 @@ def contact_sheet(
         sheet.paste(digit, (x + (cell_w - cols * _SCALE) // 2, y))
         draw.text((x + 3, y + rows * _SCALE + 1), caption, fill=0, font=font)
     return sheet
-
-
-def save_png(image: Image.Image, path: Path) -> None:
-    """Write ``image`` as PNG atomically."""
-    with atomic_write(path, "wb") as handle:
-        image.save(handle, format="PNG")

@@ -1,6 +1,5 @@
-"""Getting one verified file from a list of mirrors.
+"""Getting the verified files of a data source from a list of mirrors.
 
-A mirror is an ``http://``, ``https://`` or ``file://`` URL prefix, or a local directory.
 Each file is streamed into a temporary file beside its target while its gzip stream is
 decompressed on the fly and hashed; only a file whose decompressed SHA-256 matches the
 recorded one replaces the target. Failures are sorted into three kinds:
@@ -15,7 +14,6 @@ recorded one replaces the target. Failures are sorted into three kinds:
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -23,26 +21,21 @@ import socket
 import ssl
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from nnlib.atomicfile import atomic_write
-from stages.cli import StageError
-from stages.progress import progress_bar
+from stages.cli.progress import progress_bar
+from stages.data.checksums import CHUNK_SIZE, BadPayload, GzipDigest, verify_file
+from stages.data.errors import DataError
+from stages.data.mirrors import Mirror
+from stages.outputs.atomic import atomic_write, stale_temporaries
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1 << 16
-# Bound on the decompressed bytes produced per call, so a hostile gzip cannot fill memory.
-_MAX_INFLATE = 1 << 20
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-_URL_SCHEMES = ("http", "https", "file")
 USER_AGENT = "mnist-numpy-dvc (python urllib)"
 
 
@@ -70,7 +63,7 @@ class MirrorFailure:
         return f"{self.location}: {self.reason}"
 
 
-class FetchError(StageError):
+class FetchError(DataError):
     """No mirror gave valid data for a file."""
 
     def __init__(self, name: str, failures: list[MirrorFailure]):
@@ -78,64 +71,6 @@ class FetchError(StageError):
         super().__init__(f"could not get {name} from any mirror: {tried}")
         self.name = name
         self.failures = failures
-
-
-@dataclass(frozen=True)
-class Mirror:
-    """Where to fetch from: a URL prefix (``http``, ``https``, ``file``) or a directory."""
-
-    prefix: str
-
-    @property
-    def is_url(self) -> bool:
-        return urllib.parse.urlsplit(self.prefix).scheme in _URL_SCHEMES
-
-    def location(self, name: str) -> str:
-        """The URL (or path) of file ``name`` on this mirror, without doubled slashes."""
-        if self.is_url:
-            return f"{self.prefix.rstrip('/')}/{name}"
-        return str(Path(self.prefix) / name)
-
-    def local_path(self, name: str) -> Path | None:
-        """The local file behind ``name`` for ``file://`` and directory mirrors, else None."""
-        split = urllib.parse.urlsplit(self.prefix)
-        if split.scheme == "file":
-            return Path(urllib.request.url2pathname(split.path)) / name
-        if self.is_url:
-            return None
-        return Path(self.prefix) / name
-
-
-def parse_mirror(text: str, origin: str) -> Mirror:
-    """Check a user-given mirror (``origin`` names where it came from, for the error).
-
-    Accepts ``http(s)://host/...``, ``file:///dir`` and plain directory paths; a local
-    directory must exist. Raises StageError with one line otherwise.
-    """
-    text = text.strip()
-    split = urllib.parse.urlsplit(text)
-    if split.scheme in ("http", "https"):
-        if not split.hostname:
-            raise StageError(f"{origin}: {text!r} has no host")
-        try:
-            split.port  # noqa: B018 (raises ValueError for a port that is not a number)
-        except ValueError:
-            raise StageError(f"{origin}: {text!r} has an invalid port") from None
-        return Mirror(text)
-    if split.scheme == "file":
-        if split.netloc not in ("", "localhost"):
-            raise StageError(f"{origin}: {text!r}: only local file:// URLs are supported")
-        directory = Path(urllib.request.url2pathname(split.path))
-    elif "://" in text:
-        raise StageError(
-            f"{origin}: unsupported mirror {text!r}; use an http://, https:// or file:// URL "
-            "or a local directory"
-        )
-    else:
-        directory = Path(text)
-    if not directory.is_dir():
-        raise StageError(f"{origin}: {text!r} is not a directory")
-    return Mirror(text)
 
 
 @dataclass(frozen=True)
@@ -151,83 +86,6 @@ class RetryPolicy:
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""
         return self.backoff * 2**retry
-
-
-class GzipDigest:
-    """SHA-256 of the decompressed content of a gzip stream fed in pieces.
-
-    Follows ``gzip.open``'s rules (what nnlib's IDX reader uses): several members are
-    concatenated, zero padding after a member is ignored. Raises AttemptFailed for data
-    that is not gzip or ends inside a member.
-    """
-
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
-        self._inflater = zlib.decompressobj(_GZIP_WBITS)
-        self._in_member = False  # bytes of an unfinished member have been seen
-        self.size = 0  # decompressed bytes so far
-
-    def update(self, data: bytes) -> None:
-        while data:
-            if not self._in_member:
-                data = data.lstrip(b"\0")
-                if not data:
-                    return
-                self._in_member = True
-            try:
-                while True:
-                    out = self._inflater.decompress(data, _MAX_INFLATE)
-                    self._consume(out)
-                    data = self._inflater.unconsumed_tail
-                    # a full output buffer may leave output pending even with no input left
-                    if not data and (len(out) < _MAX_INFLATE or self._inflater.eof):
-                        break
-            except zlib.error as exc:
-                raise AttemptFailed(f"not a valid gzip file ({exc})") from None
-            if not self._inflater.eof:
-                return
-            data = self._inflater.unused_data
-            self._inflater = zlib.decompressobj(_GZIP_WBITS)
-            self._in_member = False
-
-    def _consume(self, out: bytes) -> None:
-        self._sha.update(out)
-        self.size += len(out)
-
-    def hexdigest(self) -> str:
-        """The digest of everything decompressed; AttemptFailed if the stream is cut short."""
-        if self._in_member:
-            raise AttemptFailed(
-                f"truncated gzip data (ends inside a compressed member after {self.size} "
-                "decompressed bytes)"
-            )
-        if self.size == 0:
-            raise AttemptFailed("empty file, not gzip data")
-        return self._sha.hexdigest()
-
-
-def _check_digest(digest: GzipDigest, expected: str) -> None:
-    actual = digest.hexdigest()
-    if actual != expected:
-        raise AttemptFailed(
-            f"checksum mismatch (sha256 of the decompressed data is {actual[:12]}..., "
-            f"expected {expected[:12]}...)"
-        )
-
-
-def verify_file(path: Path, expected: str) -> str | None:
-    """None if ``path`` decompresses to data with SHA-256 ``expected``, else the reason."""
-    digest = GzipDigest()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                digest.update(chunk)
-        _check_digest(digest, expected)
-    except AttemptFailed as exc:
-        return exc.reason
-    except OSError as exc:
-        return f"cannot read ({exc.strerror})"
-    return None
 
 
 def _open_url(url: str, timeout: float) -> http.client.HTTPResponse:
@@ -298,16 +156,19 @@ def download_once(mirror: Mirror, name: str, target: Path, expected: str, timeou
         advance = stack.enter_context(progress_bar(name, length, in_bytes=True))
         digest = GzipDigest()
         received = 0
-        while chunk := _read_chunk(stream, timeout):
-            out.write(chunk)
-            digest.update(chunk)
-            received += len(chunk)
-            advance(len(chunk))
-        if length is not None and received < length:
-            raise AttemptFailed(
-                f"connection dropped after {received} of {length} bytes", transient=True
-            )
-        _check_digest(digest, expected)
+        try:
+            while chunk := _read_chunk(stream, timeout):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                advance(len(chunk))
+            if length is not None and received < length:
+                raise AttemptFailed(
+                    f"connection dropped after {received} of {length} bytes", transient=True
+                )
+            digest.check(expected)
+        except BadPayload as exc:
+            raise AttemptFailed(str(exc)) from None
         return received
 
 
@@ -365,3 +226,75 @@ def fetch_file(
                 break
             return Fetched(location, size, time.perf_counter() - start)
     raise FetchError(name, failures)
+
+
+def human_size(n_bytes: int) -> str:
+    """``9719438`` -> ``'9.7 MB'`` (decimal units)."""
+    size = float(n_bytes)
+    for unit in ("B", "kB", "MB"):
+        if size < 1000:
+            return f"{n_bytes} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def _remove_stale_temp_files(directory: Path, names: list[str]) -> None:
+    # A killed run (SIGKILL, power loss) can leave atomic_write's temporary files behind.
+    for name in names:
+        for stale in stale_temporaries(directory / name):
+            logger.info("removing %s, left over by an interrupted run", stale)
+            stale.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Summary:
+    downloaded: list[str]
+    present: list[str]
+
+
+def download_files(
+    checksums: Mapping[str, str],
+    mirrors: list[Mirror],
+    target_dir: Path,
+    policy: RetryPolicy,
+) -> Summary:
+    """Make ``target_dir`` hold every file of ``checksums`` (name -> decompressed SHA-256).
+
+    A present file that verifies is kept; one that does not is deleted, then fetched.
+    Every file is attempted even after one fails; DataError at the end names each
+    file that no mirror could give, on one line.
+    """
+    target_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(target_dir, list(checksums))
+    unreachable: set[Mirror] = set()
+    downloaded: list[str] = []
+    present: list[str] = []
+    errors: list[FetchError] = []
+    for name, expected in checksums.items():
+        target = target_dir / name
+        if target.exists():
+            problem = verify_file(target, expected)
+            if problem is None:
+                logger.info("%s is present and verified, not fetched again", target)
+                present.append(name)
+                continue
+            logger.warning(
+                "%s is present but fails verification (%s); replacing it", target, problem
+            )
+            target.unlink()
+        try:
+            got = fetch_file(name, expected, mirrors, target, policy, unreachable)
+        except FetchError as exc:
+            errors.append(exc)
+            continue
+        logger.info(
+            "downloaded %s (%s) from %s in %.1f s",
+            name,
+            human_size(got.size),
+            got.location,
+            got.seconds,
+        )
+        downloaded.append(name)
+    if errors:
+        raise DataError(" | ".join(str(error) for error in errors))
+    return Summary(downloaded, present)

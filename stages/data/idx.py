@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlib.errors import IDXFormatError
+from stages.data.errors import IDXFormatError
 
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from stages.cli import StageError
+from stages.data.errors import DataError
 
-SPLITS = ("train", "val", "test")
 META_FILE = "meta.json"
 _RERUN = "run `python -m stages.preprocess` first"
 
@@ -29,11 +28,11 @@ def labels_path(data_dir: Path, split: str) -> Path:
 
 def _load_array(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise StageError(f"{path}: no such file ({_RERUN})")
+        raise DataError(f"{path}: no such file ({_RERUN})")
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
-        raise StageError(f"{path}: not a readable .npy array ({exc}); {_RERUN}") from None
+        raise DataError(f"{path}: not a readable .npy array ({exc}); {_RERUN}") from None
 
 
 def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,21 +41,21 @@ def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, 
     image_file, label_file = images_path(data_dir, split), labels_path(data_dir, split)
     images, labels = _load_array(image_file), _load_array(label_file)
     if images.ndim != 2 or images.dtype != np.float32:
-        raise StageError(
+        raise DataError(
             f"{image_file}: expected float32 images of shape (n, n_features), "
             f"got {images.dtype} of shape {images.shape}; {_RERUN}"
         )
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise StageError(
+        raise DataError(
             f"{label_file}: expected integer labels of shape (n,), "
             f"got {labels.dtype} of shape {labels.shape}; {_RERUN}"
         )
     if len(images) != len(labels):
-        raise StageError(
+        raise DataError(
             f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels"
         )
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise StageError(
+        raise DataError(
             f"{label_file}: labels {labels.min()}..{labels.max()} do not fit the {n_classes} "
             f"class names of {data_dir / META_FILE}; {_RERUN}"
         )
@@ -67,12 +66,12 @@ def load_meta(data_dir: Path) -> dict[str, Any]:
     """The ``meta.json`` preprocess wrote (dataset, class names, normalization, split sizes)."""
     path = data_dir / META_FILE
     if not path.is_file():
-        raise StageError(f"{path}: no such file ({_RERUN})")
+        raise DataError(f"{path}: no such file ({_RERUN})")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StageError(f"{path}: not valid JSON ({exc}); {_RERUN}") from None
+        raise DataError(f"{path}: not valid JSON ({exc}); {_RERUN}") from None
     for key in ("class_names", "normalization", "image_shape"):
         if not isinstance(meta, dict) or key not in meta:
-            raise StageError(f"{path}: has no {key!r} entry; {_RERUN}")
+            raise DataError(f"{path}: has no {key!r} entry; {_RERUN}")
     return meta

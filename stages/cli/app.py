@@ -12,7 +12,8 @@ from typing import Annotated, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from nnlib.errors import NNLibError
+from stages.cli.errors import ParamsError, StageError
+from stages.data.errors import DataError
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -23,8 +24,9 @@ EXIT_INTERRUPTED = 130
 logger = logging.getLogger(__name__)
 
 
-class StageError(Exception):
-    """A failure the user can act on; its message is the one line they see."""
+# Failures the user can act on: their message is the one line shown.
+# Commands that use nnlib add its NNLibError (this module stays independent of nnlib).
+EXPECTED_ERRORS = (StageError, ParamsError, DataError)
 
 
 def _parse_log_level(value: str) -> str:
@@ -70,10 +72,11 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 @contextlib.contextmanager
-def stage_errors(log_level: str) -> Iterator[None]:
+def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
     """Set up logging, then turn any failure in the block into one line and an exit code.
 
-    Expected failures (StageError, nnlib's errors, OS errors) print their message;
+    Expected failures (``EXPECTED_ERRORS``, the ``expected`` types and OS errors) print
+    their message;
     anything else is a bug and says so. With ``--log-level DEBUG`` the traceback
     is logged as well. Ctrl-C exits with 130.
     """
@@ -85,7 +88,7 @@ def stage_errors(log_level: str) -> Iterator[None]:
     except KeyboardInterrupt:
         logger.debug("interrupted", exc_info=True)
         _fail("interrupted", EXIT_INTERRUPTED)
-    except (StageError, NNLibError) as exc:
+    except (*EXPECTED_ERRORS, *expected) as exc:
         logger.debug("stage failed", exc_info=True)
         _fail(str(exc), EXIT_FAILURE)
     except OSError as exc:

@@ -1,0 +1,1 @@
+"""Pictures of digits: the contact sheet of misclassified test images (``contact_sheet``)."""
