@@ -61,6 +61,10 @@ class Model:
         self.normalization: dict[str, Any] | None = None
         #: the name of each output class, saved with the model
         self.class_names: list[str] | None = None
+        #: what the model was trained on, saved with it: the dataset's name (e.g. "mnist")
+        #: and the (rows, cols) of its images, whose pixels are the input row-major
+        self.dataset: str | None = None
+        self.image_shape: list[int] | None = None
 
         total = sum(layer.n_params for layer in self.layers)
         self._params = np.empty(total, dtype=self.dtype)

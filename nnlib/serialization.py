@@ -1,7 +1,8 @@
 """The saved-model format: a versioned ``.npz`` that ``numpy.load`` reads without pickles.
 
 Entries: ``meta`` (a JSON string: format name and version, dtype, loss, each
-layer's sizes and activation, the input normalization, the class names) and
+layer's sizes and activation, the input normalization, the class names, the dataset and
+its image shape) and
 ``layer{i}_weights`` / ``layer{i}_biases``. The zip is written with fixed
 timestamps, so the same model always gives the same bytes.
 """
@@ -64,6 +65,8 @@ def model_bytes(model: Model) -> bytes:
         "layers": [_layer_meta(layer) for layer in model.layers],
         "normalization": model.normalization,
         "class_names": model.class_names,
+        "dataset": model.dataset,
+        "image_shape": model.image_shape,
     }
     entries = {"meta": np.array(json.dumps(meta, sort_keys=True, default=_plain))}
     for i, layer in enumerate(model.layers):
@@ -210,4 +213,6 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         raise ModelFormatError(f"{path}: unexpected entries {unexpected}")
     model.normalization = meta.get("normalization")
     model.class_names = meta.get("class_names")
+    model.dataset = meta.get("dataset")
+    model.image_shape = meta.get("image_shape")
     return model

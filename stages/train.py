@@ -173,6 +173,8 @@ def main(
         model = build_model(X_train.shape[1], len(class_names), architecture, settings, rng)
         model.normalization = meta["normalization"]
         model.class_names = class_names
+        model.dataset = meta["dataset"]
+        model.image_shape = list(meta["image_shape"])
 
         started = time.perf_counter()
         history = fit(model, settings, Dataset(X_train, y_train, rng), validation)

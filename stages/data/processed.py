@@ -71,7 +71,7 @@ def load_meta(data_dir: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc}); {_RERUN}") from None
-    for key in ("class_names", "normalization", "image_shape"):
+    for key in ("dataset", "class_names", "normalization", "image_shape"):
         if not isinstance(meta, dict) or key not in meta:
             raise DataError(f"{path}: has no {key!r} entry; {_RERUN}")
     return meta
