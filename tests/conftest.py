@@ -1,11 +1,25 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite: the real MNIST folder, a small generated dataset, and
+scratch directories holding processed data (and a trained model) for the stage commands.
+
+The builders behind them live in ``tests/support``.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
+import numpy as np
 import pytest
+from support.idx import checksum_table, gz_files, make_arrays
+from support.params import write_params
+from support.processed import write_processed
+from support.stage import run_stage
+
+from stages.data.idx import read_idx
+from stages.data.sources import IDX_FILES
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +31,55 @@ def mnist_dir() -> Path:
     if not value or not path.is_dir():
         pytest.skip("the real MNIST files: set MNIST_MIRROR to a folder holding them (make does)")
     return path
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays(mnist_dir: Path) -> Mapping[str, np.ndarray]:
+    """The four real MNIST files, parsed: IDX file name -> read-only uint8 array."""
+    return _read_only({name: read_idx(mnist_dir / name) for name in IDX_FILES})
+
+
+@pytest.fixture(scope="session")
+def arrays() -> Mapping[str, np.ndarray]:
+    """The small generated dataset: IDX file name -> read-only uint8 array; 40 training and
+    10 test images of random pixels, every digit in every split."""
+    return _read_only(make_arrays(n_train=40, n_test=10))
+
+
+@pytest.fixture(scope="session")
+def files(arrays: Mapping[str, np.ndarray]) -> Mapping[str, bytes]:
+    """The small dataset's ``.gz`` files: name -> bytes."""
+    return MappingProxyType(gz_files(arrays))
+
+
+@pytest.fixture(scope="session")
+def table(arrays: Mapping[str, np.ndarray]) -> Mapping[str, str]:
+    """The small dataset's checksum table: name -> SHA-256 of the decompressed file."""
+    return MappingProxyType(checksum_table(arrays))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A scratch directory for train and evaluate: small processed data (200 train, 50 val,
+    60 test) and params for a quick run (3 epochs of batch 16 at learning rate 0.01)."""
+    write_processed(tmp_path / "data" / "processed", {"train": 200, "val": 50, "test": 60})
+    write_params(tmp_path, train={"epochs": 3, "batch_size": 16, "learning_rate": 0.01})
+    return tmp_path
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> Path:
+    """A scratch directory after one epoch of ``python -m stages.train`` (100 train, 20 val,
+    30 test): ``models/model.npz`` and the history exist, evaluate has not run."""
+    write_processed(tmp_path / "data" / "processed", {"train": 100, "val": 20, "test": 30})
+    write_params(tmp_path, train={"epochs": 1, "batch_size": 16})
+    result = run_stage("train", tmp_path)
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def _read_only(arrays: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """``arrays`` frozen, so that session-wide fixtures cannot leak changes between tests."""
+    for array in arrays.values():
+        array.flags.writeable = False
+    return MappingProxyType(arrays)

@@ -1,13 +1,13 @@
-"""The IDX parser against IDX bytes written independently (tests/nnlib_reference.idx_bytes)."""
+"""The IDX parser against IDX bytes written independently (tests/support/idx.py)."""
 
 from __future__ import annotations
 
 import gzip
 from pathlib import Path
 
-import nnlib_reference as ref
 import numpy as np
 import pytest
+from support.idx import IDX_TYPE_CODES, idx_bytes
 
 from stages.data.errors import IDXFormatError
 from stages.data.idx import parse_idx, read_idx
@@ -16,7 +16,7 @@ from stages.data.idx import parse_idx, read_idx
 def sample_array(type_code: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """Values spanning each type's range, including extremes and negatives."""
     rng = np.random.default_rng(seed)
-    dtype = np.dtype(ref.IDX_TYPE_CODES[type_code])
+    dtype = np.dtype(IDX_TYPE_CODES[type_code])
     if dtype.kind == "f":
         values = rng.normal(0, 1e3, size=shape)
         flat = values.reshape(-1)
@@ -38,7 +38,7 @@ def test_round_trip_mnist_like_images_and_labels(tmp_path: Path) -> None:
         ("images-idx3-ubyte", images, 3),
         ("labels-idx1-ubyte", labels, 1),
     ):
-        data = ref.idx_bytes(array, 0x08)
+        data = idx_bytes(array, 0x08)
         assert data[:4] == bytes([0, 0, 8, ndim_byte])
         (tmp_path / name).write_bytes(data)
         (tmp_path / f"{name}.gz").write_bytes(gzip.compress(data))
@@ -57,12 +57,12 @@ def test_known_header_bytes() -> None:
     np.testing.assert_array_equal(parsed, np.array([7, 2, 1], dtype=np.uint8))
 
 
-@pytest.mark.parametrize("type_code", list(ref.IDX_TYPE_CODES), ids=lambda c: f"0x{c:02X}")
+@pytest.mark.parametrize("type_code", list(IDX_TYPE_CODES), ids=lambda c: f"0x{c:02X}")
 @pytest.mark.parametrize("shape", [(7,), (3, 4), (2, 3, 5), (2, 1, 2, 3)], ids=str)
 def test_every_type_code_round_trips(type_code: int, shape: tuple[int, ...]) -> None:
     """Each IDX element type is read big-endian and returned in native byte order."""
     array = sample_array(type_code, shape)
-    parsed = parse_idx(ref.idx_bytes(array, type_code))
+    parsed = parse_idx(idx_bytes(array, type_code))
     assert parsed.dtype == array.dtype
     assert parsed.dtype.isnative
     assert parsed.shape == shape
@@ -77,7 +77,7 @@ def test_big_endian_interpretation_by_hand() -> None:
 
 
 def test_accepts_bytearray_and_memoryview() -> None:
-    data = ref.idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3), 0x08)
+    data = idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3), 0x08)
     for buffer in (bytearray(data), memoryview(data)):
         np.testing.assert_array_equal(parse_idx(buffer), np.arange(6).reshape(2, 3))
 
@@ -88,7 +88,7 @@ def test_zero_length_dimension_is_an_empty_array() -> None:
     assert parsed.shape == (0, 28)
 
 
-GOOD = ref.idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4), 0x08)
+GOOD = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4), 0x08)
 
 BAD_FILES: dict[str, tuple[bytes, str]] = {
     # name: (file bytes, a word the message must contain)
@@ -109,7 +109,7 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "trailing-bytes": (GOOD + b"\x00", "trailing"),
     "trailing-second-file": (GOOD + GOOD, "trailing"),
     "int32-data-cut-mid-element": (
-        ref.idx_bytes(np.arange(4, dtype=np.int32), 0x0C)[:-2],
+        idx_bytes(np.arange(4, dtype=np.int32), 0x0C)[:-2],
         "truncated",
     ),
 }
@@ -141,7 +141,7 @@ def test_parse_idx_names_the_given_source() -> None:
 @pytest.mark.parametrize("cut", [1, 10, 20, -9, -4, -1])
 def test_truncated_gzip_is_refused(tmp_path: Path, cut: int) -> None:
     """A .gz cut short (mid-stream or inside the CRC/size trailer) is an IDXFormatError."""
-    data = gzip.compress(ref.idx_bytes(np.arange(3000, dtype=np.int32), 0x0C))
+    data = gzip.compress(idx_bytes(np.arange(3000, dtype=np.int32), 0x0C))
     path = tmp_path / "cut-idx1-ubyte.gz"
     path.write_bytes(data[:cut])
     with pytest.raises(IDXFormatError) as info:
@@ -167,7 +167,7 @@ def test_non_gzip_bytes_in_gz_file_are_refused(tmp_path: Path, content: bytes) -
 
 def test_corrupted_gzip_crc_is_refused(tmp_path: Path) -> None:
     """A flipped bit in the compressed payload fails the gzip CRC, not a silent misread."""
-    data = bytearray(gzip.compress(ref.idx_bytes(np.arange(100, dtype=np.uint8), 0x08)))
+    data = bytearray(gzip.compress(idx_bytes(np.arange(100, dtype=np.uint8), 0x08)))
     data[-8] ^= 0x01  # first byte of the CRC32 trailer
     path = tmp_path / "crc-idx1-ubyte.gz"
     path.write_bytes(bytes(data))

@@ -1,43 +1,40 @@
-"""Download then preprocess the real MNIST files from ../shared/mnist (the offline mirror)."""
+"""Download then preprocess the real MNIST files, from the folder MNIST_MIRROR names."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-from stage_cli import REPO, run_stage, write_params
+from support.params import write_params
+from support.stage import run_stage
 
 from stages.data import checksums, sources
 
-SHARED_MNIST = REPO.parent / "shared" / "mnist"
-
-pytestmark = [
-    pytest.mark.realdata,
-    pytest.mark.skipif(
-        not SHARED_MNIST.is_dir(),
-        reason=f"the real MNIST files are not in {SHARED_MNIST}",
-    ),
-]
+pytestmark = pytest.mark.realdata
 
 
-def test_shipped_table_matches_the_published_decompressed_checksums():
+def test_shipped_table_matches_the_published_decompressed_checksums(mnist_dir: Path) -> None:
     published = checksums.parse_checksums(
-        (SHARED_MNIST / "SHA256SUMS-uncompressed").read_text(), "SHA256SUMS-uncompressed"
+        (mnist_dir / "SHA256SUMS-uncompressed").read_text(), "SHA256SUMS-uncompressed"
     )
     assert checksums.read_checksums(sources.get_source("mnist")) == published
 
 
 @pytest.mark.parametrize("normalize", ["scale", "standardize"])
-def test_download_then_preprocess(tmp_path, normalize):
-    write_params(tmp_path, dataset="mnist", val_size=5000, split_seed=42, normalize=normalize)
-    fetched = run_stage("download", tmp_path, env={"MNIST_MIRROR": str(SHARED_MNIST)})
+def test_download_then_preprocess(tmp_path: Path, mnist_dir: Path, normalize: str) -> None:
+    write_params(
+        tmp_path,
+        data={"dataset": "mnist", "val_size": 5000, "split_seed": 42, "normalize": normalize},
+    )
+    fetched = run_stage("download", tmp_path, env={"MNIST_MIRROR": str(mnist_dir)})
     assert fetched.returncode == 0, fetched.stderr
     raw = tmp_path / "data/raw/mnist"
     assert sorted(p.name for p in raw.iterdir()) == sorted(sources.IDX_FILES)
     for name in sources.IDX_FILES:  # copied byte for byte
-        local, shared = (raw / name).read_bytes(), (SHARED_MNIST / name).read_bytes()
+        local, shared = (raw / name).read_bytes(), (mnist_dir / name).read_bytes()
         assert hashlib.sha256(local).digest() == hashlib.sha256(shared).digest()
 
     processed = run_stage("preprocess", tmp_path)

@@ -8,24 +8,18 @@ import socket
 from pathlib import Path
 
 import pytest
-from http_mirror import MirrorServer
-from idx_files import (
-    FILE_NAMES,
-    TEST_IMAGES,
-    TEST_LABELS,
-    TRAIN_IMAGES,
-    TRAIN_LABELS,
-    checksum_table,
+from support.idx import (
+    assert_verified,
     garbage,
     gz,
-    gz_files,
-    make_arrays,
     truncated,
     write_checksums,
     write_files,
     wrong_payload,
 )
-from stage_cli import error_lines, run_stage, write_params
+from support.mirror_server import MirrorServer
+from support.params import write_params
+from support.stage import error_lines, run_stage
 
 from stages.data import checksums, sources
 from stages.data.checksums import BadPayload, GzipDigest, verify_file
@@ -39,23 +33,9 @@ from stages.data.fetch import (
     human_size,
 )
 from stages.data.mirrors import Mirror, parse_mirror, resolve_mirrors
+from stages.data.sources import IDX_FILES
 
 FAST = ("--backoff", "0.01", "--timeout", "2", "--retries", "2")
-
-
-@pytest.fixture(scope="module")
-def arrays():
-    return make_arrays()
-
-
-@pytest.fixture(scope="module")
-def files(arrays) -> dict[str, bytes]:
-    return gz_files(arrays)
-
-
-@pytest.fixture(scope="module")
-def table(arrays) -> dict[str, str]:
-    return checksum_table(arrays)
 
 
 @pytest.fixture
@@ -72,16 +52,9 @@ def policy(sleeps) -> RetryPolicy:
 @pytest.fixture
 def project(tmp_path, table) -> Path:
     """A scratch directory with params.yaml and a checksum table for the generated dataset."""
-    write_params(tmp_path, dataset="mnist")
+    write_params(tmp_path, data={"dataset": "mnist"})
     write_checksums(tmp_path / "sums", "mnist", table)
     return tmp_path
-
-
-def assert_verified(directory: Path, files: dict[str, bytes]) -> None:
-    """``directory`` holds exactly the four files, with the served content."""
-    assert sorted(p.name for p in directory.iterdir()) == sorted(files)
-    for name, data in files.items():
-        assert gzip.decompress((directory / name).read_bytes()) == gzip.decompress(data)
 
 
 def closed_port() -> int:
@@ -105,8 +78,8 @@ def test_clean_download(project, files):
         )
     assert result.returncode == 0, result.stderr
     assert_verified(project / "data/raw/mnist", files)
-    assert server.requests == dict.fromkeys(FILE_NAMES, 1)
-    for name in FILE_NAMES:
+    assert server.requests == dict.fromkeys(IDX_FILES, 1)
+    for name in IDX_FILES:
         assert f"downloaded {name} " in result.stderr
         assert f"from {server.url}/{name} in " in result.stderr  # no doubled slash
 
@@ -119,7 +92,7 @@ def test_second_run_fetches_nothing(project, files):
         second = run_stage("download", project, *args)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert before == dict.fromkeys(FILE_NAMES, 1)
+    assert before == dict.fromkeys(IDX_FILES, 1)
     assert dict(server.requests) == before
     assert second.stderr.count("not fetched again") == 4
     assert_verified(project / "data/raw/mnist", files)
@@ -127,22 +100,22 @@ def test_second_run_fetches_nothing(project, files):
 
 def test_every_mirror_bad_exits_with_one_line_and_no_file(project, files):
     with MirrorServer(files) as server:
-        server.script(TRAIN_IMAGES, "corrupt")
-        server.script(TRAIN_LABELS, "404")
-        server.script(TEST_IMAGES, "truncated")
-        server.script(TEST_LABELS, "garbage")
+        server.script(IDX_FILES.train_images, "corrupt")
+        server.script(IDX_FILES.train_labels, "404")
+        server.script(IDX_FILES.test_images, "truncated")
+        server.script(IDX_FILES.test_labels, "garbage")
         result = run_stage(
             "download", project, "--checksums", "sums", "--mirror", server.url, *FAST
         )
     assert result.returncode == 1
     lines = error_lines(result)
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: could not get {TRAIN_IMAGES} from any mirror: ")
+    assert lines[0].startswith(f"error: could not get {IDX_FILES.train_images} from any mirror: ")
     for name, reason in [
-        (TRAIN_IMAGES, "checksum mismatch (sha256 of the decompressed data is "),
-        (TRAIN_LABELS, "HTTP 404"),
-        (TEST_IMAGES, "truncated gzip data"),
-        (TEST_LABELS, "not a valid gzip file"),
+        (IDX_FILES.train_images, "checksum mismatch (sha256 of the decompressed data is "),
+        (IDX_FILES.train_labels, "HTTP 404"),
+        (IDX_FILES.test_images, "truncated gzip data"),
+        (IDX_FILES.test_labels, "not a valid gzip file"),
     ]:
         assert f"could not get {name} from any mirror: {server.url}/{name}: {reason}" in lines[0]
     assert "Traceback" not in result.stderr
@@ -151,12 +124,12 @@ def test_every_mirror_bad_exits_with_one_line_and_no_file(project, files):
 
 def test_files_that_verify_are_kept_when_others_fail(tmp_path, files, table, policy):
     with MirrorServer(files) as server:
-        server.script(TRAIN_IMAGES, "corrupt")
+        server.script(IDX_FILES.train_images, "corrupt")
         with pytest.raises(DataError) as caught:
             download_files(table, [Mirror(server.url)], tmp_path, policy)
-    assert str(caught.value).startswith(f"could not get {TRAIN_IMAGES} from any mirror: ")
+    assert str(caught.value).startswith(f"could not get {IDX_FILES.train_images} from any mirror: ")
     assert " | " not in str(caught.value)  # only the one file failed
-    assert_verified(tmp_path, {n: d for n, d in files.items() if n != TRAIN_IMAGES})
+    assert_verified(tmp_path, {n: d for n, d in files.items() if n != IDX_FILES.train_images})
 
 
 def test_every_mirror_bad_names_each_mirror(tmp_path, files, table, policy):
@@ -169,7 +142,7 @@ def test_every_mirror_bad_names_each_mirror(tmp_path, files, table, policy):
             download_files(table, mirrors, tmp_path / "raw", policy)
     message = str(caught.value)
     assert "\n" not in message
-    for name in FILE_NAMES:
+    for name in IDX_FILES:
         assert f"could not get {name} from any mirror: {first.url}/{name}: HTTP 404; " in message
         assert (
             f"{second.url}/{name}: checksum mismatch (sha256 of the decompressed data is "
@@ -268,49 +241,53 @@ def test_404_on_first_mirror_then_second_serves(tmp_path, files, table, policy, 
     with MirrorServer(files, default="404") as first, MirrorServer(files) as second:
         download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
-    assert first.requests == dict.fromkeys(FILE_NAMES, 1)  # 404: no retry
-    assert second.requests == dict.fromkeys(FILE_NAMES, 1)
+    assert first.requests == dict.fromkeys(IDX_FILES, 1)  # 404: no retry
+    assert second.requests == dict.fromkeys(IDX_FILES, 1)
     assert sleeps == []
 
 
 def test_500_then_success_on_retry(tmp_path, files, table, policy, sleeps):
     with MirrorServer(files) as server:
-        server.script(TRAIN_IMAGES, "500", "503")
+        server.script(IDX_FILES.train_images, "500", "503")
         download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
-    assert server.requests[TRAIN_IMAGES] == 3
+    assert server.requests[IDX_FILES.train_images] == 3
     assert sleeps == [0.5, 1.0]  # exponential backoff
 
 
 def test_persistent_500_moves_to_next_mirror_after_retries(tmp_path, files, table, policy, sleeps):
     with MirrorServer(files, default="500") as first, MirrorServer(files) as second:
         got = fetch_file(
-            TRAIN_IMAGES,
-            table[TRAIN_IMAGES],
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
             [Mirror(first.url), Mirror(second.url)],
-            tmp_path / TRAIN_IMAGES,
+            tmp_path / IDX_FILES.train_images,
             policy,
         )
-    assert got.location == f"{second.url}/{TRAIN_IMAGES}"
-    assert first.requests[TRAIN_IMAGES] == 1 + policy.retries
+    assert got.location == f"{second.url}/{IDX_FILES.train_images}"
+    assert first.requests[IDX_FILES.train_images] == 1 + policy.retries
     assert sleeps == [0.5, 1.0]
 
 
 def test_connection_dropped_mid_body_is_retried(tmp_path, files, table, policy, sleeps):
     with MirrorServer(files) as server:
-        server.script(TRAIN_IMAGES, "drop")
+        server.script(IDX_FILES.train_images, "drop")
         download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
-    assert server.requests[TRAIN_IMAGES] == 2
+    assert server.requests[IDX_FILES.train_images] == 2
     assert sleeps == [0.5]
 
 
 def test_connection_dropped_every_time_reports_the_short_body(tmp_path, files, table, policy):
     with MirrorServer(files, default="drop") as server, pytest.raises(DataError) as caught:
         fetch_file(
-            TRAIN_IMAGES, table[TRAIN_IMAGES], [Mirror(server.url)], tmp_path / "f.gz", policy
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
+            [Mirror(server.url)],
+            tmp_path / "f.gz",
+            policy,
         )
-    size = len(files[TRAIN_IMAGES])
+    size = len(files[IDX_FILES.train_images])
     assert f"connection dropped after {size // 2} of {size} bytes (3 attempts)" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -318,12 +295,16 @@ def test_connection_dropped_every_time_reports_the_short_body(tmp_path, files, t
 def test_stalled_body_times_out_and_is_retried(tmp_path, files, table, sleeps):
     policy = RetryPolicy(retries=1, timeout=0.3, backoff=0.0, sleep=sleeps.append)
     with MirrorServer(files) as server:
-        server.script(TRAIN_IMAGES, "stall")
+        server.script(IDX_FILES.train_images, "stall")
         got = fetch_file(
-            TRAIN_IMAGES, table[TRAIN_IMAGES], [Mirror(server.url)], tmp_path / TRAIN_IMAGES, policy
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
+            [Mirror(server.url)],
+            tmp_path / IDX_FILES.train_images,
+            policy,
         )
-    assert got.size == len(files[TRAIN_IMAGES])
-    assert server.requests[TRAIN_IMAGES] == 2
+    assert got.size == len(files[IDX_FILES.train_images])
+    assert server.requests[IDX_FILES.train_images] == 2
     assert sleeps == [0.0]
 
 
@@ -331,7 +312,7 @@ def test_truncated_gzip_moves_to_next_mirror_without_retry(tmp_path, files, tabl
     with MirrorServer(files, default="truncated") as first, MirrorServer(files) as second:
         download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
-    assert first.requests == dict.fromkeys(FILE_NAMES, 1)
+    assert first.requests == dict.fromkeys(IDX_FILES, 1)
     assert sleeps == []
 
 
@@ -340,10 +321,10 @@ def test_bad_data_then_good_mirror(tmp_path, files, table, policy, sleeps, actio
     with MirrorServer(files, default=action) as first, MirrorServer(files) as second:
         download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
-    assert first.requests == dict.fromkeys(FILE_NAMES, 1)
+    assert first.requests == dict.fromkeys(IDX_FILES, 1)
     assert sleeps == []
     reason = "checksum mismatch" if action == "corrupt" else "not a valid gzip file"
-    assert f"{first.url}/{TRAIN_IMAGES}: {reason}" in caplog.text
+    assert f"{first.url}/{IDX_FILES.train_images}: {reason}" in caplog.text
 
 
 def test_unreachable_mirror_is_not_asked_again(tmp_path, files, table, policy, sleeps):
@@ -360,31 +341,35 @@ def test_unreachable_everywhere_names_each_file(tmp_path, table, policy):
         download_files(table, [dead], tmp_path, policy)
     message = str(caught.value)
     assert (
-        f"{dead.prefix}{TRAIN_IMAGES}: cannot connect (Connection refused) (3 attempts)" in message
+        f"{dead.prefix}{IDX_FILES.train_images}: cannot connect (Connection refused) (3 attempts)"
+        in message
     )
-    assert f"{dead.prefix}{TRAIN_LABELS}: not tried, unreachable for an earlier file" in message
+    assert (
+        f"{dead.prefix}{IDX_FILES.train_labels}: not tried, unreachable for an earlier file"
+        in message
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_present_but_invalid_file_is_replaced(tmp_path, files, table, policy):
-    (tmp_path / TRAIN_IMAGES).write_bytes(wrong_payload(files[TRAIN_IMAGES]))
-    (tmp_path / TRAIN_LABELS).write_bytes(files[TRAIN_LABELS])
+    (tmp_path / IDX_FILES.train_images).write_bytes(wrong_payload(files[IDX_FILES.train_images]))
+    (tmp_path / IDX_FILES.train_labels).write_bytes(files[IDX_FILES.train_labels])
     with MirrorServer(files) as server:
         summary = download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
-    assert summary.present == [TRAIN_LABELS]
-    assert TRAIN_LABELS not in server.requests
+    assert summary.present == [IDX_FILES.train_labels]
+    assert IDX_FILES.train_labels not in server.requests
 
 
 def test_present_but_invalid_file_is_removed_when_no_mirror_has_it(tmp_path, files, table, policy):
-    (tmp_path / TRAIN_IMAGES).write_bytes(b"not gzip")
+    (tmp_path / IDX_FILES.train_images).write_bytes(b"not gzip")
     with MirrorServer(files, default="404") as server, pytest.raises(DataError):
         download_files(table, [Mirror(server.url)], tmp_path, policy)
-    assert not (tmp_path / TRAIN_IMAGES).exists()
+    assert not (tmp_path / IDX_FILES.train_images).exists()
 
 
 def test_stale_temporary_files_are_removed(tmp_path, files, table, policy):
-    stale = tmp_path / f".{TRAIN_IMAGES}.abc123.tmp"
+    stale = tmp_path / f".{IDX_FILES.train_images}.abc123.tmp"
     stale.write_bytes(b"partial")
     with MirrorServer(files) as server:
         download_files(table, [Mirror(server.url)], tmp_path, policy)
@@ -398,7 +383,7 @@ def test_interrupt_mid_download_leaves_nothing(tmp_path, files, table, policy, m
     monkeypatch.setattr(GzipDigest, "update", interrupt)
     with MirrorServer(files) as server, pytest.raises(KeyboardInterrupt):
         download_files(table, [Mirror(server.url)], tmp_path, policy)
-    assert server.requests[TRAIN_IMAGES] == 1
+    assert server.requests[IDX_FILES.train_images] == 1
     assert list(tmp_path.iterdir()) == []
 
 
@@ -421,7 +406,13 @@ def test_interrupt_mid_download_leaves_nothing(tmp_path, files, table, policy, m
 )
 def test_attempt_classification(tmp_path, files, table, action, transient, reason):
     with MirrorServer(files, default=action) as server, pytest.raises(AttemptFailed) as caught:
-        download_once(Mirror(server.url), TRAIN_IMAGES, tmp_path / "f.gz", table[TRAIN_IMAGES], 2)
+        download_once(
+            Mirror(server.url),
+            IDX_FILES.train_images,
+            tmp_path / "f.gz",
+            table[IDX_FILES.train_images],
+            2,
+        )
     assert caught.value.transient is transient
     assert caught.value.reason.startswith(reason)
     assert list(tmp_path.iterdir()) == []
@@ -430,7 +421,9 @@ def test_attempt_classification(tmp_path, files, table, action, transient, reaso
 def test_refused_connection_is_transient_and_unreachable(tmp_path, table):
     mirror = Mirror(f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(AttemptFailed) as caught:
-        download_once(mirror, TRAIN_IMAGES, tmp_path / "f.gz", table[TRAIN_IMAGES], 2)
+        download_once(
+            mirror, IDX_FILES.train_images, tmp_path / "f.gz", table[IDX_FILES.train_images], 2
+        )
     assert caught.value.transient
     assert caught.value.unreachable
 
@@ -438,7 +431,11 @@ def test_refused_connection_is_transient_and_unreachable(tmp_path, table):
 def test_missing_file_in_directory_mirror(tmp_path, table, policy, sleeps):
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: no such file$"):
         fetch_file(
-            TRAIN_IMAGES, table[TRAIN_IMAGES], [Mirror(str(tmp_path))], tmp_path / "x", policy
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
+            [Mirror(str(tmp_path))],
+            tmp_path / "x",
+            policy,
         )
     assert sleeps == []
 
@@ -447,7 +444,7 @@ def test_missing_file_in_directory_mirror(tmp_path, table, policy, sleeps):
 
 
 def test_gzip_digest_follows_gzip_module_rules(files):
-    data = files[TRAIN_LABELS]
+    data = files[IDX_FILES.train_labels]
     two_members = data + data + b"\0" * 7  # concatenated members, zero padding
     digest = GzipDigest()
     for start in range(0, len(two_members), 100):
@@ -487,10 +484,12 @@ def test_gzip_digest_refuses_bad_streams(data, reason):
 
 
 def test_verify_file(tmp_path, files, table):
-    path = write_files(tmp_path, files) / TRAIN_IMAGES
-    assert verify_file(path, table[TRAIN_IMAGES]) is None
-    assert verify_file(path, table[TRAIN_LABELS]).startswith("checksum mismatch")
-    assert verify_file(tmp_path / "missing.gz", table[TRAIN_IMAGES]).startswith("cannot read")
+    path = write_files(tmp_path, files) / IDX_FILES.train_images
+    assert verify_file(path, table[IDX_FILES.train_images]) is None
+    assert verify_file(path, table[IDX_FILES.train_labels]).startswith("checksum mismatch")
+    assert verify_file(tmp_path / "missing.gz", table[IDX_FILES.train_images]).startswith(
+        "cannot read"
+    )
 
 
 @pytest.mark.parametrize(
@@ -567,6 +566,6 @@ def test_parse_checksums_formats():
 
 
 def test_checksum_table_missing_an_entry(tmp_path, table):
-    write_checksums(tmp_path, "mnist", {TRAIN_IMAGES: table[TRAIN_IMAGES]})
-    with pytest.raises(DataError, match=f"no checksum for {TRAIN_LABELS}, "):
+    write_checksums(tmp_path, "mnist", {IDX_FILES.train_images: table[IDX_FILES.train_images]})
+    with pytest.raises(DataError, match=f"no checksum for {IDX_FILES.train_labels}, "):
         checksums.read_checksums(sources.get_source("mnist"), tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nnlib_reference import idx_bytes
+from support.idx import idx_bytes
 from test_nnlib_serialization import load_error, make_model, valid_entries, write_npz
 
 from nnlib import (

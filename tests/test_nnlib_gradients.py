@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import nnlib_reference as ref
 import numpy as np
 import pytest
+from support import nnlib_reference as ref
 
 from nnlib import (
     SGD,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-import nnlib_reference as ref
 import numpy as np
 import pytest
+from support import nnlib_reference as ref
 
 from nnlib import SGD, CrossEntropyLoss, DenseLayer, MeanSquaredError, Model, ReLU, Softmax, Tanh
 

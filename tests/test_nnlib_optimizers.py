@@ -1,6 +1,6 @@
 """Optimizer steps against independent rewrites of each formula and a hand-worked Adam case.
 
-The references (tests/nnlib_reference.py) run in float64 from the textbook form;
+The references (tests/support/nnlib_reference.py) run in float64 from the textbook form;
 nnlib's Adam keeps a rearranged state, so only parameter values are compared.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import nnlib_reference as ref
 import numpy as np
 import pytest
+from support import nnlib_reference as ref
 
 from nnlib import SGD, Adam, AdamW, CrossEntropyLoss, DenseLayer, Model, ReLU, Softmax
 from nnlib.optimizers import Optimizer

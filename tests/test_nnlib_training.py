@@ -6,9 +6,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import nnlib_reference as ref
 import numpy as np
 import pytest
+from support import nnlib_reference as ref
 
 from nnlib import (
     SGD,

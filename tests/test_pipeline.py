@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dvc_project import Project
-from idx_files import checksum_table, gz_files, make_arrays, write_checksums, write_files
+from support.dvc_project import Project
+from support.idx import checksum_table, gz_files, make_arrays, write_checksums, write_files
 
 pytestmark = pytest.mark.pipeline
 

@@ -1,4 +1,4 @@
-"""The default pipeline on the real MNIST, from nothing, with ``../shared/mnist`` as the mirror."""
+"""The default pipeline on the real MNIST, from nothing, with MNIST_MIRROR as the mirror."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from dvc_project import SHARED_MNIST, Project
+from support.dvc_project import Project
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.realdata]
 
 
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST copy at {SHARED_MNIST}")
-def test_default_pipeline_on_real_mnist(tmp_path: Path) -> None:
-    project = Project.create(tmp_path / "project", SHARED_MNIST, params={})
+def test_default_pipeline_on_real_mnist(tmp_path: Path, mnist_dir: Path) -> None:
+    project = Project.create(tmp_path / "project", mnist_dir, params={})
     started = time.perf_counter()
     result = project.dvc("repro")
     seconds = time.perf_counter() - started

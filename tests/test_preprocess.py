@@ -8,21 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from idx_files import (
-    TEST_IMAGES,
-    TEST_LABELS,
-    TRAIN_IMAGES,
-    TRAIN_LABELS,
-    gz,
-    gz_files,
-    idx_bytes,
-    make_arrays,
-    truncated,
-    write_files,
-)
-from stage_cli import error_lines, run_stage, write_params
+from support.idx import gz, gz_files, idx_bytes, truncated, write_files
+from support.params import write_params
+from support.stage import error_lines, run_stage
 
 from stages.data.normalization import Normalization, pixel_mean_std
+from stages.data.sources import IDX_FILES
 from stages.data.splits import stratified_counts, stratified_split
 
 OUTPUTS = sorted(
@@ -31,16 +22,11 @@ OUTPUTS = sorted(
 )
 
 
-@pytest.fixture
-def arrays() -> dict[str, np.ndarray]:
-    return make_arrays(n_train=40, n_test=10)
-
-
 def make_project(
     directory: Path, arrays: dict[str, np.ndarray], files: dict[str, bytes] | None = None, **data
 ) -> Path:
     """``directory`` with params.yaml and ``data/raw/mnist/`` holding the given files."""
-    write_params(directory, **{"dataset": "mnist", "val_size": 10, "split_seed": 3, **data})
+    write_params(directory, data={"dataset": "mnist", "val_size": 10, "split_seed": 3, **data})
     write_files(directory / "data/raw/mnist", files if files is not None else gz_files(arrays))
     return directory
 
@@ -73,7 +59,9 @@ def test_scale_outputs(tmp_path, arrays):
     # The split is a partition of the training set that keeps each image with its label.
     pairs = {
         (bytes(img), int(lbl))
-        for img, lbl in zip(arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], strict=True)
+        for img, lbl in zip(
+            arrays[IDX_FILES.train_images], arrays[IDX_FILES.train_labels], strict=True
+        )
     }
     seen = set()
     for split in ("train", "val"):
@@ -83,9 +71,9 @@ def test_scale_outputs(tmp_path, arrays):
         }
     assert seen == pairs
     np.testing.assert_array_equal(
-        out["test_images"], arrays[TEST_IMAGES].reshape(10, 784).astype(np.float32) / 255
+        out["test_images"], arrays[IDX_FILES.test_images].reshape(10, 784).astype(np.float32) / 255
     )
-    np.testing.assert_array_equal(out["test_labels"], arrays[TEST_LABELS])
+    np.testing.assert_array_equal(out["test_labels"], arrays[IDX_FILES.test_labels])
     assert meta["dataset"] == "mnist"
     assert meta["image_shape"] == [28, 28]
     assert meta["class_names"] == [str(d) for d in range(10)]
@@ -100,15 +88,15 @@ def test_scale_outputs(tmp_path, arrays):
 def test_standardize_uses_training_split_statistics(tmp_path, arrays):
     # Make the held-out images much brighter, so statistics that included them would show.
     project = make_project(tmp_path, arrays, normalize="standardize")
-    train_idx, val_idx = stratified_split(arrays[TRAIN_LABELS], 10, 3)
+    train_idx, val_idx = stratified_split(arrays[IDX_FILES.train_labels], 10, 3)
     bright = arrays.copy()
-    bright[TRAIN_IMAGES] = arrays[TRAIN_IMAGES].copy()
-    bright[TRAIN_IMAGES][val_idx] = 255
+    bright[IDX_FILES.train_images] = arrays[IDX_FILES.train_images].copy()
+    bright[IDX_FILES.train_images][val_idx] = 255
     write_files(project / "data/raw/mnist", gz_files(bright))
     result = run_stage("preprocess", project)
     assert result.returncode == 0, result.stderr
     out, meta = load_outputs(project / "data/processed")
-    train_pixels = bright[TRAIN_IMAGES][train_idx].astype(np.float64) / 255
+    train_pixels = bright[IDX_FILES.train_images][train_idx].astype(np.float64) / 255
     norm = meta["normalization"]
     assert norm["method"] == "standardize"
     assert norm["divisor"] == 255.0
@@ -118,10 +106,14 @@ def test_standardize_uses_training_split_statistics(tmp_path, arrays):
     assert abs(train.mean()) < 1e-5
     assert train.std() == pytest.approx(1.0, abs=1e-5)
     # new raw pixels are normalized by the recipe in meta.json
-    recipe = (arrays[TEST_IMAGES].reshape(10, -1) / norm["divisor"] - norm["mean"]) / norm["std"]
+    recipe = (
+        arrays[IDX_FILES.test_images].reshape(10, -1) / norm["divisor"] - norm["mean"]
+    ) / norm["std"]
     np.testing.assert_allclose(out["test_images"], recipe, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["val_images"], (1 - norm["mean"]) / norm["std"], rtol=1e-6)
-    assert norm["mean"] < bright[TRAIN_IMAGES].mean() / 255 - 0.05  # the bright val left out
+    assert (
+        norm["mean"] < bright[IDX_FILES.train_images].mean() / 255 - 0.05
+    )  # the bright val left out
 
 
 def test_same_seed_same_split_other_seed_other_split(tmp_path, arrays):
@@ -144,10 +136,10 @@ def bad_magic(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("broken", "damage", "expected"),
     [
-        (TRAIN_IMAGES, lambda raw: gz(bad_magic(raw)), "bad magic number 0x0102"),
-        (TRAIN_LABELS, lambda raw: gz(raw[:-3]), "truncated: header says shape (40,)"),
-        (TEST_IMAGES, lambda raw: truncated(gz(raw)), "not a valid gzip file"),
-        (TEST_LABELS, lambda raw: gz(raw + b"\0"), "trailing bytes after the data"),
+        (IDX_FILES.train_images, lambda raw: gz(bad_magic(raw)), "bad magic number 0x0102"),
+        (IDX_FILES.train_labels, lambda raw: gz(raw[:-3]), "truncated: header says shape (40,)"),
+        (IDX_FILES.test_images, lambda raw: truncated(gz(raw)), "not a valid gzip file"),
+        (IDX_FILES.test_labels, lambda raw: gz(raw + b"\0"), "trailing bytes after the data"),
     ],
 )
 def test_malformed_file(tmp_path, arrays, broken, damage, expected):
@@ -165,13 +157,13 @@ def test_malformed_file(tmp_path, arrays, broken, damage, expected):
 
 def test_counts_disagree(tmp_path, arrays):
     short = dict(arrays)
-    short[TEST_LABELS] = arrays[TEST_LABELS][:-1]
+    short[IDX_FILES.test_labels] = arrays[IDX_FILES.test_labels][:-1]
     project = make_project(tmp_path, short)
     result = run_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
-        f"error: data/raw/mnist/{TEST_IMAGES} holds 10 images but "
-        f"data/raw/mnist/{TEST_LABELS} holds 9 labels"
+        f"error: data/raw/mnist/{IDX_FILES.test_images} holds 10 images but "
+        f"data/raw/mnist/{IDX_FILES.test_labels} holds 9 labels"
     ]
     assert not (project / "data/processed").exists()
 
@@ -180,17 +172,17 @@ def test_counts_disagree(tmp_path, arrays):
     ("change", "expected"),
     [
         (
-            {TRAIN_LABELS: np.full(40, 10, dtype=np.uint8)},
-            f"data/raw/mnist/{TRAIN_LABELS}: label 10 is out of range, expected 0-9",
+            {IDX_FILES.train_labels: np.full(40, 10, dtype=np.uint8)},
+            f"data/raw/mnist/{IDX_FILES.train_labels}: label 10 is out of range, expected 0-9",
         ),
         (
-            {TEST_IMAGES: np.zeros((10, 784), dtype=np.uint8)},
-            f"data/raw/mnist/{TEST_IMAGES}: expected uint8 images of shape (n, rows, cols), "
-            "got uint8 of shape (10, 784)",
+            {IDX_FILES.test_images: np.zeros((10, 784), dtype=np.uint8)},
+            f"data/raw/mnist/{IDX_FILES.test_images}: expected uint8 images of shape "
+            "(n, rows, cols), got uint8 of shape (10, 784)",
         ),
         (
-            {TEST_IMAGES: np.zeros((10, 14, 14), dtype=np.uint8)},
-            f"data/raw/mnist/{TEST_IMAGES}: images are (14, 14), but the training images",
+            {IDX_FILES.test_images: np.zeros((10, 14, 14), dtype=np.uint8)},
+            f"data/raw/mnist/{IDX_FILES.test_images}: images are (14, 14), but the training images",
         ),
     ],
 )
@@ -207,22 +199,25 @@ def test_inconsistent_contents(tmp_path, arrays, change, expected):
 def test_labels_of_another_dtype(tmp_path, arrays):
     files = gz_files(arrays)
     # an IDX file of int32 (type code 0x0C) labels
-    labels = arrays[TRAIN_LABELS].astype(">i4")
-    files[TRAIN_LABELS] = gz(struct.pack(">BBBBI", 0, 0, 0x0C, 1, 40) + labels.tobytes())
+    labels = arrays[IDX_FILES.train_labels].astype(">i4")
+    files[IDX_FILES.train_labels] = gz(struct.pack(">BBBBI", 0, 0, 0x0C, 1, 40) + labels.tobytes())
     project = make_project(tmp_path, arrays, files)
     result = run_stage("preprocess", project)
     assert result.returncode == 1
-    assert f"{TRAIN_LABELS}: expected uint8 labels of shape (n,), got int32" in result.stderr
+    assert (
+        f"{IDX_FILES.train_labels}: expected uint8 labels of shape (n,), got int32" in result.stderr
+    )
 
 
 def test_missing_raw_file(tmp_path, arrays):
     files = gz_files(arrays)
-    del files[TEST_LABELS]
+    del files[IDX_FILES.test_labels]
     project = make_project(tmp_path, arrays, files)
     result = run_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
-        f"error: data/raw/mnist/{TEST_LABELS}: no such file (run `python -m stages.download` first)"
+        f"error: data/raw/mnist/{IDX_FILES.test_labels}: no such file "
+        "(run `python -m stages.download` first)"
     ]
 
 
@@ -252,9 +247,11 @@ def test_failure_leaves_previous_outputs_untouched(tmp_path, arrays):
     out_dir = project / "data/processed"
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
     files = gz_files(arrays)
-    files[TRAIN_IMAGES] = gz(bad_magic(idx_bytes(arrays[TRAIN_IMAGES])))
+    files[IDX_FILES.train_images] = gz(bad_magic(idx_bytes(arrays[IDX_FILES.train_images])))
     write_files(project / "data/raw/mnist", files)
-    write_params(project, dataset="mnist", val_size=5, split_seed=3)  # would change every split
+    write_params(
+        project, data={"dataset": "mnist", "val_size": 5, "split_seed": 3}
+    )  # would change every split
     assert run_stage("preprocess", project).returncode == 1
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
 

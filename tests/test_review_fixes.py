@@ -7,21 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from idx_files import gz_files, make_arrays, write_files
-from stage_cli import REPO, error_lines, run_stage
-from test_train_evaluate import write_processed
+from support.idx import gz_files, make_arrays, write_files
+from support.params import write_params
+from support.processed import write_processed
+from support.stage import error_lines, run_stage
 
 from nnlib import SGD, CrossEntropyLoss, Dataset, DenseLayer, Model, Softmax, training_loop
 from stages.data.processed import META_FILE, labels_path
 from stages.outputs.atomic import staged_files
-
-
-def write_params(directory: Path, **sections: dict) -> None:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in sections.items():
-        params[section].update(values)
-    (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def test_a_pipeline_without_validation_split_runs_through(tmp_path: Path) -> None:
@@ -67,14 +60,6 @@ def test_staged_files_replace_all_or_nothing(tmp_path: Path) -> None:
         (staging / "b.txt").write_text("new b")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
     assert (tmp_path / "a.txt").read_text() == "new a"
-
-
-@pytest.fixture
-def trained(tmp_path: Path) -> Path:
-    write_processed(tmp_path / "data" / "processed", {"train": 100, "val": 20, "test": 30})
-    write_params(tmp_path, train={"epochs": 1, "batch_size": 16})
-    assert run_stage("train", tmp_path).returncode == 0
-    return tmp_path
 
 
 def test_evaluate_checks_meta_before_writing_anything(trained: Path) -> None:

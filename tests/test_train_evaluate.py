@@ -5,56 +5,18 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from stage_cli import REPO, error_lines, run_stage
+from support import REPO
+from support.params import write_params
+from support.processed import CLASS_NAMES
+from support.stage import error_lines, run_stage, stage_command, stage_environment
 
-from stages.data.processed import META_FILE, images_path, labels_path
-
-N_FEATURES = 784
-CLASS_NAMES = [str(k) for k in range(10)]
-NORMALIZATION = {"method": "scale", "divisor": 255.0, "mean": 0.0, "std": 1.0}
-
-
-def write_processed(directory: Path, sizes: dict[str, int], seed: int = 0) -> None:
-    """Processed splits as preprocess writes them: digits-like blobs, learnable per class."""
-    rng = np.random.default_rng(seed)
-    prototypes = rng.random((10, N_FEATURES), dtype=np.float32)
-    directory.mkdir(parents=True)
-    for split, n in sizes.items():
-        labels = np.arange(n) % 10
-        noise = rng.random((n, N_FEATURES), dtype=np.float32) * 0.5
-        np.save(images_path(directory, split), (prototypes[labels] + noise).astype(np.float32))
-        np.save(labels_path(directory, split), labels.astype(np.int64))
-    meta = {
-        "dataset": "mnist",
-        "image_shape": [28, 28],
-        "class_names": CLASS_NAMES,
-        "normalization": NORMALIZATION,
-        "splits": sizes,
-    }
-    (directory / META_FILE).write_text(json.dumps(meta))
-
-
-def write_params(directory: Path, **train: object) -> Path:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train"].update(train)
-    path = directory / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    write_processed(tmp_path / "data" / "processed", {"train": 200, "val": 50, "test": 60})
-    write_params(tmp_path, epochs=3, batch_size=16, learning_rate=0.01)
-    return tmp_path
+from stages.data.processed import META_FILE
 
 
 def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path) -> None:
@@ -162,7 +124,7 @@ def test_bad_option_values_give_one_line(workdir: Path) -> None:
 
 
 def test_diverging_run_stops_with_a_clear_message(workdir: Path) -> None:
-    write_params(workdir, optimizer="sgd", learning_rate=1e12, momentum=0.0)
+    write_params(workdir, train={"optimizer": "sgd", "learning_rate": 1e12, "momentum": 0.0})
     result = run_stage("train", workdir)
     assert result.returncode == 1
     (line,) = error_lines(result)
@@ -228,11 +190,10 @@ def test_sigint_during_training_keeps_the_previous_model(workdir: Path) -> None:
     model = workdir / "models" / "model.npz"
     previous = model.read_bytes()
 
-    env = {"PYTHONPATH": str(REPO), "PATH": str(Path(sys.executable).parent)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "stages.train", "--epochs", "100000"],
+        stage_command("train", "--epochs", "100000"),
         cwd=workdir,
-        env=env,
+        env=stage_environment(),
         stderr=subprocess.PIPE,
         text=True,
     )

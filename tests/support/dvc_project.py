@@ -6,13 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "mnist"
+from support import REPO
+from support.params import write_params
+
 PROJECT_FILES = (".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "dvc.yaml")
 PROJECT_DIRS = ("nnlib", "stages")
 
@@ -28,19 +30,16 @@ class Project:
         self.env["MNIST_MIRROR"] = str(mirror)
 
     @classmethod
-    def create(cls, root: Path, mirror: Path, params: dict[str, dict[str, Any]]) -> Project:
-        """Copy the code into ``root``, write params (project defaults updated by ``params``),
-        then ``git init`` and commit."""
+    def create(cls, root: Path, mirror: Path, params: Mapping[str, Mapping[str, Any]]) -> Project:
+        """Copy the code into ``root``, write params (the project's, with ``params``' keys
+        replaced per section), then ``git init`` and commit."""
         for name in PROJECT_FILES:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
         for name in PROJECT_DIRS:
             shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        defaults = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-        for section, values in params.items():
-            defaults[section].update(values)
+        write_params(root, **params)
         project = cls(root, mirror)
-        project.write_params(defaults)
         project.git("init", "-q")
         project.git("config", "user.email", "tests@example.com")
         project.git("config", "user.name", "tests")
@@ -50,6 +49,7 @@ class Project:
     def run(
         self, *args: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the copy; AssertionError with its output if it fails and ``check``."""
         result = subprocess.run(
             args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
         )
@@ -70,13 +70,12 @@ class Project:
         self.git("commit", "-q", "--allow-empty", "-m", message)
 
     def params(self) -> dict[str, Any]:
+        """The copy's current params.yaml."""
         return yaml.safe_load((self.root / "params.yaml").read_text(encoding="utf-8"))
 
-    def write_params(self, params: dict[str, Any]) -> None:
-        text = yaml.safe_dump(params, sort_keys=False)
-        (self.root / "params.yaml").write_text(text, encoding="utf-8")
-
     def set_param(self, section: str, key: str, value: Any) -> None:
+        """Change one key of the copy's params.yaml."""
         params = self.params()
         params[section][key] = value
-        self.write_params(params)
+        text = yaml.safe_dump(params, sort_keys=False)
+        (self.root / "params.yaml").write_text(text, encoding="utf-8")

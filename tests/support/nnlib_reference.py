@@ -176,23 +176,3 @@ def adam_trajectory(
         p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
         out.append(p.copy())
     return out
-
-
-# --------------------------------------------------------------------------- IDX files
-
-IDX_TYPE_CODES: dict[int, str] = {
-    0x08: ">u1",
-    0x09: ">i1",
-    0x0B: ">i2",
-    0x0C: ">i4",
-    0x0D: ">f4",
-    0x0E: ">f8",
-}
-
-
-def idx_bytes(array: np.ndarray, type_code: int) -> bytes:
-    """The IDX encoding of ``array``: 0, 0, type code, ndim, big-endian uint32 dims, data."""
-    header = bytes([0, 0, type_code, array.ndim])
-    for dim in array.shape:
-        header += int(dim).to_bytes(4, "big")
-    return header + np.ascontiguousarray(array, dtype=IDX_TYPE_CODES[type_code]).tobytes()

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
-from idx_files import garbage, truncated, wrong_payload
+from support.idx import garbage, truncated, wrong_payload
 
 
 class MirrorServer:

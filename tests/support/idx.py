@@ -1,0 +1,109 @@
+"""Small IDX datasets for tests: the IDX encoding, gzip files, checksum tables, damaged copies.
+
+The encoding is written from the format's description (magic ``0 0 <type> <ndim>``, each
+dimension a big-endian uint32, then the data big-endian), independently of
+``stages.data.idx``, so that the parser is checked against it. File names come from
+``stages.data.sources.IDX_FILES``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from stages.data.sources import IDX_FILES
+
+# IDX type code -> the big-endian numpy type it stores
+IDX_TYPE_CODES: dict[int, str] = {
+    0x08: ">u1",
+    0x09: ">i1",
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
+
+
+def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    """The uncompressed IDX encoding of ``array`` as type ``type_code`` (uint8 by default)."""
+    header = bytes([0, 0, type_code, array.ndim])
+    for dim in array.shape:
+        header += int(dim).to_bytes(4, "big")
+    return header + np.ascontiguousarray(array, dtype=IDX_TYPE_CODES[type_code]).tobytes()
+
+
+def gz(data: bytes) -> bytes:
+    """Deterministic gzip (fixed mtime), so equal payloads give equal files."""
+    return gzip.compress(data, mtime=0)
+
+
+def make_arrays(
+    n_train: int = 40, n_test: int = 10, shape: tuple[int, int] = (28, 28), seed: int = 0
+) -> dict[str, np.ndarray]:
+    """IDX file name -> random uint8 images or labels; every split holds all 10 digits
+    (``n >= 10``)."""
+    rng = np.random.default_rng(seed)
+
+    def labels(n: int) -> np.ndarray:
+        return rng.permutation(np.arange(n) % 10).astype(np.uint8)
+
+    return {
+        IDX_FILES.train_images: rng.integers(0, 256, size=(n_train, *shape), dtype=np.uint8),
+        IDX_FILES.train_labels: labels(n_train),
+        IDX_FILES.test_images: rng.integers(0, 256, size=(n_test, *shape), dtype=np.uint8),
+        IDX_FILES.test_labels: labels(n_test),
+    }
+
+
+def gz_files(arrays: Mapping[str, np.ndarray]) -> dict[str, bytes]:
+    """File name -> the bytes of its ``.gz`` file."""
+    return {name: gz(idx_bytes(array)) for name, array in arrays.items()}
+
+
+def checksum_table(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """File name -> SHA-256 of the decompressed IDX bytes, as the downloader checks."""
+    return {name: hashlib.sha256(idx_bytes(array)).hexdigest() for name, array in arrays.items()}
+
+
+def write_checksums(directory: Path, dataset: str, table: Mapping[str, str]) -> Path:
+    """Write ``directory/<dataset>.sha256`` in ``sha256sum`` format; return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = "".join(f"{digest}  {name}\n" for name, digest in table.items())
+    (directory / f"{dataset}.sha256").write_text(lines, encoding="utf-8")
+    return directory
+
+
+def write_files(directory: Path, files: Mapping[str, bytes]) -> Path:
+    """Write each ``name: bytes`` into ``directory`` (created); return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return directory
+
+
+def assert_verified(directory: Path, files: Mapping[str, bytes]) -> None:
+    """``directory`` holds exactly ``files``, each with the same decompressed content."""
+    assert sorted(p.name for p in directory.iterdir()) == sorted(files)
+    for name, data in files.items():
+        assert gzip.decompress((directory / name).read_bytes()) == gzip.decompress(data)
+
+
+def truncated(data: bytes, keep: float = 0.5) -> bytes:
+    """The first ``keep`` share of ``data`` (a gzip stream cut inside its member)."""
+    return data[: max(1, int(len(data) * keep))]
+
+
+def wrong_payload(gz_data: bytes) -> bytes:
+    """A valid gzip file whose content differs from ``gz_data``'s by one byte."""
+    payload = bytearray(gzip.decompress(gz_data))
+    payload[-1] ^= 0xFF
+    return gz(bytes(payload))
+
+
+def garbage(length: int = 1000) -> bytes:
+    """Bytes that are not gzip at all."""
+    return bytes(range(256)) * (length // 256) + b"x" * (length % 256)
