@@ -420,3 +420,12 @@ def test_training_does_not_touch_global_random_state() -> None:
     after = np.random.get_state(legacy=False)["state"]  # noqa: NPY002
     np.testing.assert_array_equal(after["key"], before["key"])
     assert after["pos"] == before["pos"]
+
+
+@pytest.mark.parametrize("learning_rate", [0.0, -0.1, float("nan")])
+def test_training_loop_refuses_a_bad_learning_rate(learning_rate: float) -> None:
+    rng = np.random.default_rng(0)
+    model = Model([DenseLayer(4, 3, Softmax(), rng=rng)], CrossEntropyLoss(), SGD(0.1))
+    data = Dataset(np.ones((6, 4), np.float32), np.arange(6) % 3, rng)
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        training_loop(model, data, epochs=1, batch_size=2, learning_rate=learning_rate)

@@ -1,10 +1,12 @@
-"""The preprocess stage: checks on the raw files, the stratified split, normalization, outputs."""
+"""The preprocess command, run as a user runs it: checks on the raw files, the split and the
+normalization it writes, and its one-line errors. Its raw files are the small generated dataset."""
 
 from __future__ import annotations
 
 import json
-import struct
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,9 +14,8 @@ from support.idx import gz, gz_files, idx_bytes, truncated, write_files
 from support.params import write_params
 from support.stage import error_lines, run_stage
 
-from stages.data.normalization import Normalization, pixel_mean_std
 from stages.data.sources import IDX_FILES
-from stages.data.splits import stratified_counts, stratified_split
+from stages.data.splits import stratified_split
 
 OUTPUTS = sorted(
     [f"{split}_{kind}.npy" for split in ("train", "val", "test") for kind in ("images", "labels")]
@@ -23,7 +24,10 @@ OUTPUTS = sorted(
 
 
 def make_project(
-    directory: Path, arrays: dict[str, np.ndarray], files: dict[str, bytes] | None = None, **data
+    directory: Path,
+    arrays: Mapping[str, np.ndarray],
+    files: Mapping[str, bytes] | None = None,
+    **data: Any,
 ) -> Path:
     """``directory`` with params.yaml and ``data/raw/mnist/`` holding the given files."""
     write_params(directory, data={"dataset": "mnist", "val_size": 10, "split_seed": 3, **data})
@@ -31,12 +35,10 @@ def make_project(
     return directory
 
 
-def load_outputs(out_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
+def load_outputs(out_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays (by file stem) and the meta.json that preprocess wrote into ``out_dir``."""
     arrays = {p.stem: np.load(p, allow_pickle=False) for p in sorted(out_dir.glob("*.npy"))}
     return arrays, json.loads((out_dir / "meta.json").read_text())
-
-
-# --- end to end ---------------------------------------------------------------------------------
 
 
 def test_scale_outputs(tmp_path, arrays):
@@ -126,9 +128,6 @@ def test_same_seed_same_split_other_seed_other_split(tmp_path, arrays):
     assert not np.array_equal(runs[0], runs[2])
 
 
-# --- bad input: one line naming the file, nothing written ------------------------------------
-
-
 def bad_magic(data: bytes) -> bytes:
     return b"\x01\x02" + data[2:]
 
@@ -199,8 +198,7 @@ def test_inconsistent_contents(tmp_path, arrays, change, expected):
 def test_labels_of_another_dtype(tmp_path, arrays):
     files = gz_files(arrays)
     # an IDX file of int32 (type code 0x0C) labels
-    labels = arrays[IDX_FILES.train_labels].astype(">i4")
-    files[IDX_FILES.train_labels] = gz(struct.pack(">BBBBI", 0, 0, 0x0C, 1, 40) + labels.tobytes())
+    files[IDX_FILES.train_labels] = gz(idx_bytes(arrays[IDX_FILES.train_labels], 0x0C))
     project = make_project(tmp_path, arrays, files)
     result = run_stage("preprocess", project)
     assert result.returncode == 1
@@ -254,86 +252,3 @@ def test_failure_leaves_previous_outputs_untouched(tmp_path, arrays):
     )  # would change every split
     assert run_stage("preprocess", project).returncode == 1
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
-
-
-# --- the pure functions ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("counts", "val_size", "expected"),
-    [
-        # quotas 2.5, 1.5, 1.0: floors 2, 1, 1; one left, remainders tie -> lower class
-        ([5, 3, 2], 5, [3, 1, 1]),
-        # quotas 1.2, 2.4, 0.4 (sum 4): floors 1, 2, 0; one left -> largest remainder 0.4
-        # (class 1 and 2 tie, class 1 wins)
-        ([3, 6, 1], 4, [1, 3, 0]),
-        ([5, 3, 2], 0, [0, 0, 0]),
-        ([5, 3, 2], 10, [5, 3, 2]),
-        ([1, 1, 1], 2, [1, 1, 0]),
-    ],
-)
-def test_stratified_counts(counts, val_size, expected):
-    assert stratified_counts(np.array(counts), val_size).tolist() == expected
-
-
-def test_stratified_counts_invariants():
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        counts = rng.integers(0, 50, size=rng.integers(1, 12))
-        total = int(counts.sum())
-        val_size = int(rng.integers(0, total + 1))
-        got = stratified_counts(counts, val_size)
-        assert got.sum() == val_size
-        assert (got <= counts).all()
-        assert (np.abs(got - val_size * counts / max(total, 1)) < 1).all()
-
-
-def test_stratified_counts_refuses_too_many():
-    with pytest.raises(ValueError, match="between 0 and 10"):
-        stratified_counts(np.array([5, 5]), 11)
-
-
-def test_stratified_split_partition_and_proportions():
-    labels = np.repeat(np.arange(10), np.arange(10, 110, 10))  # 10, 20, ..., 100 per class
-    train, val = stratified_split(labels, 55, seed=1)
-    assert len(val) == 55
-    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(labels)))
-    assert (np.diff(train) > 0).all()
-    assert (np.diff(val) > 0).all()
-    assert np.bincount(labels[val]).tolist() == list(range(1, 11))  # 10% of each class
-    again, _ = stratified_split(labels, 55, seed=1)
-    other, _ = stratified_split(labels, 55, seed=2)
-    assert np.array_equal(train, again)
-    assert not np.array_equal(train, other)
-
-
-def test_stratified_split_empty_val():
-    train, val = stratified_split(np.array([0, 1, 1, 2]), 0, seed=0)
-    assert train.tolist() == [0, 1, 2, 3]
-    assert val.size == 0
-
-
-def test_pixel_mean_std_matches_float64_numpy():
-    images = np.random.default_rng(0).integers(0, 256, size=(5000, 7, 3), dtype=np.uint8)
-    mean, std = pixel_mean_std(images)
-    reference = images.astype(np.float64) / 255
-    assert mean == pytest.approx(reference.mean(), rel=1e-13)
-    assert std == pytest.approx(reference.std(), rel=1e-12)
-
-
-def test_normalization_apply():
-    images = np.array([[[0, 51], [255, 102]]], dtype=np.uint8)
-    scaled = Normalization.fit("scale", images).apply(images)
-    assert scaled.dtype == np.float32
-    assert scaled.shape == (1, 4)
-    np.testing.assert_array_equal(scaled, np.float32([[0, 0.2, 1, 0.4]]))
-    standard = Normalization.fit("standardize", images)
-    assert standard.mean == pytest.approx(0.4)
-    out = standard.apply(images)
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, (scaled - 0.4) / standard.std, rtol=1e-6)
-
-
-def test_standardize_refuses_constant_images():
-    with pytest.raises(ValueError, match="same value"):
-        Normalization.fit("standardize", np.full((3, 2, 2), 7, dtype=np.uint8))

@@ -1,49 +1,23 @@
-"""The train and evaluate stage commands, run as a user runs them, on small processed data."""
+"""The train command, run as a user runs it, on small processed data."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
-from PIL import Image
 from support import REPO
+from support.idx import write_files
 from support.params import write_params
-from support.processed import CLASS_NAMES
+from support.processed import write_processed
 from support.stage import error_lines, run_stage, stage_command, stage_environment
 
-from stages.data.processed import META_FILE
-
-
-def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path) -> None:
-    trained = run_stage("train", workdir)
-    assert trained.returncode == 0, trained.stderr
-    assert "Epoch 3/3, Loss: " in trained.stderr
-    assert "Avg Accuracy: " in trained.stderr
-    assert "Val Accuracy: " in trained.stderr
-    history = (workdir / "reports" / "train_history.csv").read_text().splitlines()
-    assert history[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy"
-    assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
-
-    evaluated = run_stage("evaluate", workdir)
-    assert evaluated.returncode == 0, evaluated.stderr
-    metrics = json.loads((workdir / "metrics.json").read_text())
-    for split in ("test", "train"):
-        scores = metrics[split]
-        assert scores["accuracy"] > 0.9  # the blobs are easy to tell apart
-        for key in ("loss", "precision_macro", "recall_macro", "f1_macro"):
-            assert isinstance(scores[key], float)
-        assert list(scores["per_class_accuracy"]) == CLASS_NAMES
-    rows = (workdir / "reports" / "confusion.csv").read_text().splitlines()
-    assert rows[0] == "actual,predicted"
-    assert len(rows) == 1 + 60
-    with Image.open(workdir / "reports" / "misclassified.png") as image:
-        assert image.format == "PNG"
-        assert image.width > 0
+from stages.data.processed import labels_path
 
 
 def test_options_override_params_in_both_spellings(workdir: Path) -> None:
@@ -142,49 +116,6 @@ def test_train_without_processed_data_names_the_missing_file(tmp_path: Path) -> 
     ]
 
 
-def test_evaluate_without_a_model_names_the_file(workdir: Path) -> None:
-    result = run_stage("evaluate", workdir)
-    assert result.returncode == 1
-    (line,) = error_lines(result)
-    assert line.startswith("error: models/model.npz: ")
-    assert "No such file" in line
-    assert not (workdir / "metrics.json").exists()
-
-
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [
-        (b"", "empty file, not a model"),
-        (b"data:\n  dataset: mnist\n", "not an .npz model file"),
-        (b"PK\x03\x04 not really a zip", "truncated or corrupt model file"),
-        (b"\x80\x04\x95 a pickle", "a pickle file, which is refused"),
-    ],
-)
-def test_evaluate_refuses_a_corrupt_model(workdir: Path, content: bytes, reason: str) -> None:
-    (workdir / "metrics.json").write_text('{"previous": true}\n')
-    (workdir / "models").mkdir()
-    (workdir / "models" / "model.npz").write_bytes(content)
-    result = run_stage("evaluate", workdir)
-    assert result.returncode == 1
-    (line,) = error_lines(result)
-    assert line.startswith("error: models/model.npz: ")
-    assert reason in line
-    assert (workdir / "metrics.json").read_text() == '{"previous": true}\n'
-
-
-def test_evaluate_refuses_data_normalized_unlike_the_model(workdir: Path) -> None:
-    assert run_stage("train", workdir, "--epochs", "1").returncode == 0
-    meta_path = workdir / "data" / "processed" / META_FILE
-    meta = json.loads(meta_path.read_text())
-    meta["normalization"] = {"method": "standardize", "mean": 0.13, "std": 0.31}
-    meta_path.write_text(json.dumps(meta))
-    result = run_stage("evaluate", workdir)
-    assert result.returncode == 1
-    (line,) = error_lines(result)
-    assert "expects inputs normalized as" in line
-    assert "retrain" in line
-
-
 def test_sigint_during_training_keeps_the_previous_model(workdir: Path) -> None:
     assert run_stage("train", workdir, "--epochs", "1").returncode == 0
     model = workdir / "models" / "model.npz"
@@ -208,3 +139,58 @@ def test_sigint_during_training_keeps_the_previous_model(workdir: Path) -> None:
     assert "error: interrupted" in rest
     assert model.read_bytes() == previous
     assert sorted(p.name for p in model.parent.iterdir()) == ["model.npz"]
+
+
+def test_a_pipeline_without_validation_split_runs_through(
+    tmp_path: Path, files: Mapping[str, bytes]
+) -> None:
+    """data.val_size 0: preprocess writes empty val arrays; train monitors the training loss."""
+    write_files(tmp_path / "data/raw/mnist", files)
+    write_params(
+        tmp_path,
+        data={"val_size": 0},
+        train={"epochs": 2, "batch_size": 8, "monitor": "loss"},
+    )
+    assert run_stage("preprocess", tmp_path).returncode == 0
+    assert np.load(tmp_path / "data/processed/val_images.npy").shape == (0, 784)
+    assert run_stage("train", tmp_path).returncode == 0
+    assert run_stage("evaluate", tmp_path).returncode == 0
+
+
+def test_monitoring_a_missing_validation_split_is_one_line(tmp_path: Path) -> None:
+    write_processed(tmp_path / "data" / "processed", {"train": 40, "val": 0, "test": 10})
+    write_params(tmp_path, train={"monitor": "val_accuracy"})
+    result = run_stage("train", tmp_path)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert "train.monitor is val_accuracy" in line
+
+
+def test_labels_beyond_the_class_names_name_the_file(trained: Path) -> None:
+    path = labels_path(trained / "data" / "processed", "train")
+    labels = np.load(path)
+    labels[0] = 12
+    np.save(path, labels)
+    result = run_stage("train", trained)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert "train_labels.npy: labels 0..12 do not fit the 10 class names" in line
+
+
+def test_an_unwritable_history_path_fails_before_training(trained: Path) -> None:
+    model = trained / "models" / "model.npz"
+    before = model.read_bytes()
+    (trained / "afile").write_text("")
+    result = run_stage("train", trained, "--history", "afile/history.csv", "--epochs", "50")
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: afile/history.csv: cannot write there, afile is not a directory"
+    ]
+    assert "Epoch 1/" not in result.stderr
+    assert model.read_bytes() == before
+
+
+def test_a_params_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    result = run_stage("train", tmp_path)
+    assert error_lines(result) == ["error: params.yaml: not UTF-8 text"]

@@ -1,0 +1,284 @@
+"""stages.data.fetch: mirrors, retries and the classification of failed attempts, against real
+HTTP servers on 127.0.0.1 serving the small generated dataset."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from support.idx import assert_verified, wrong_payload
+from support.mirror_server import MirrorServer
+
+from stages.data.checksums import GzipDigest
+from stages.data.errors import DataError
+from stages.data.fetch import (
+    AttemptFailed,
+    RetryPolicy,
+    download_files,
+    download_once,
+    fetch_file,
+    human_size,
+)
+from stages.data.mirrors import Mirror
+from stages.data.sources import IDX_FILES
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The delays the retry policy asked for, in order."""
+    return []
+
+
+@pytest.fixture
+def policy(sleeps: list[float]) -> RetryPolicy:
+    """Two retries, short timeouts, and no real waiting: the delays are recorded instead."""
+    return RetryPolicy(retries=2, timeout=2.0, backoff=0.5, sleep=sleeps.append)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_files_that_verify_are_kept_when_others_fail(tmp_path, files, table, policy):
+    with MirrorServer(files) as server:
+        server.script(IDX_FILES.train_images, "corrupt")
+        with pytest.raises(DataError) as caught:
+            download_files(table, [Mirror(server.url)], tmp_path, policy)
+    assert str(caught.value).startswith(f"could not get {IDX_FILES.train_images} from any mirror: ")
+    assert " | " not in str(caught.value)  # only the one file failed
+    assert_verified(tmp_path, {n: d for n, d in files.items() if n != IDX_FILES.train_images})
+
+
+def test_every_mirror_bad_names_each_mirror(tmp_path, files, table, policy):
+    with (
+        MirrorServer(files, default="404") as first,
+        MirrorServer(files, default="corrupt") as second,
+    ):
+        mirrors = [Mirror(first.url), Mirror(second.url)]
+        with pytest.raises(DataError) as caught:
+            download_files(table, mirrors, tmp_path / "raw", policy)
+    message = str(caught.value)
+    assert "\n" not in message
+    for name in IDX_FILES:
+        assert f"could not get {name} from any mirror: {first.url}/{name}: HTTP 404; " in message
+        assert (
+            f"{second.url}/{name}: checksum mismatch (sha256 of the decompressed data is "
+            in message
+        )
+    assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_404_on_first_mirror_then_second_serves(tmp_path, files, table, policy, sleeps):
+    with MirrorServer(files, default="404") as first, MirrorServer(files) as second:
+        download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+    assert first.requests == dict.fromkeys(IDX_FILES, 1)  # 404: no retry
+    assert second.requests == dict.fromkeys(IDX_FILES, 1)
+    assert sleeps == []
+
+
+def test_500_then_success_on_retry(tmp_path, files, table, policy, sleeps):
+    with MirrorServer(files) as server:
+        server.script(IDX_FILES.train_images, "500", "503")
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+    assert server.requests[IDX_FILES.train_images] == 3
+    assert sleeps == [0.5, 1.0]  # exponential backoff
+
+
+def test_persistent_500_moves_to_next_mirror_after_retries(tmp_path, files, table, policy, sleeps):
+    with MirrorServer(files, default="500") as first, MirrorServer(files) as second:
+        got = fetch_file(
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
+            [Mirror(first.url), Mirror(second.url)],
+            tmp_path / IDX_FILES.train_images,
+            policy,
+        )
+    assert got.location == f"{second.url}/{IDX_FILES.train_images}"
+    assert first.requests[IDX_FILES.train_images] == 1 + policy.retries
+    assert sleeps == [0.5, 1.0]
+
+
+def test_connection_dropped_mid_body_is_retried(tmp_path, files, table, policy, sleeps):
+    with MirrorServer(files) as server:
+        server.script(IDX_FILES.train_images, "drop")
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+    assert server.requests[IDX_FILES.train_images] == 2
+    assert sleeps == [0.5]
+
+
+def test_connection_dropped_every_time_reports_the_short_body(tmp_path, files, table, policy):
+    with MirrorServer(files, default="drop") as server, pytest.raises(DataError) as caught:
+        fetch_file(
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
+            [Mirror(server.url)],
+            tmp_path / "f.gz",
+            policy,
+        )
+    size = len(files[IDX_FILES.train_images])
+    assert f"connection dropped after {size // 2} of {size} bytes (3 attempts)" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stalled_body_times_out_and_is_retried(tmp_path, files, table, sleeps):
+    policy = RetryPolicy(retries=1, timeout=0.3, backoff=0.0, sleep=sleeps.append)
+    with MirrorServer(files) as server:
+        server.script(IDX_FILES.train_images, "stall")
+        got = fetch_file(
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
+            [Mirror(server.url)],
+            tmp_path / IDX_FILES.train_images,
+            policy,
+        )
+    assert got.size == len(files[IDX_FILES.train_images])
+    assert server.requests[IDX_FILES.train_images] == 2
+    assert sleeps == [0.0]
+
+
+def test_truncated_gzip_moves_to_next_mirror_without_retry(tmp_path, files, table, policy, sleeps):
+    with MirrorServer(files, default="truncated") as first, MirrorServer(files) as second:
+        download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+    assert first.requests == dict.fromkeys(IDX_FILES, 1)
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("action", ["corrupt", "garbage"])
+def test_bad_data_then_good_mirror(tmp_path, files, table, policy, sleeps, action, caplog):
+    with MirrorServer(files, default=action) as first, MirrorServer(files) as second:
+        download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+    assert first.requests == dict.fromkeys(IDX_FILES, 1)
+    assert sleeps == []
+    reason = "checksum mismatch" if action == "corrupt" else "not a valid gzip file"
+    assert f"{first.url}/{IDX_FILES.train_images}: {reason}" in caplog.text
+
+
+def test_unreachable_mirror_is_not_asked_again(tmp_path, files, table, policy, sleeps):
+    dead = Mirror(f"http://127.0.0.1:{closed_port()}")
+    with MirrorServer(files) as server:
+        download_files(table, [dead, Mirror(server.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+    assert sleeps == [0.5, 1.0]  # retried for the first file only
+
+
+def test_unreachable_everywhere_names_each_file(tmp_path, table, policy):
+    dead = Mirror(f"http://127.0.0.1:{closed_port()}/mnist/")
+    with pytest.raises(DataError) as caught:
+        download_files(table, [dead], tmp_path, policy)
+    message = str(caught.value)
+    assert (
+        f"{dead.prefix}{IDX_FILES.train_images}: cannot connect (Connection refused) (3 attempts)"
+        in message
+    )
+    assert (
+        f"{dead.prefix}{IDX_FILES.train_labels}: not tried, unreachable for an earlier file"
+        in message
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_present_but_invalid_file_is_replaced(tmp_path, files, table, policy):
+    (tmp_path / IDX_FILES.train_images).write_bytes(wrong_payload(files[IDX_FILES.train_images]))
+    (tmp_path / IDX_FILES.train_labels).write_bytes(files[IDX_FILES.train_labels])
+    with MirrorServer(files) as server:
+        summary = download_files(table, [Mirror(server.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+    assert summary.present == [IDX_FILES.train_labels]
+    assert IDX_FILES.train_labels not in server.requests
+
+
+def test_present_but_invalid_file_is_removed_when_no_mirror_has_it(tmp_path, files, table, policy):
+    (tmp_path / IDX_FILES.train_images).write_bytes(b"not gzip")
+    with MirrorServer(files, default="404") as server, pytest.raises(DataError):
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
+    assert not (tmp_path / IDX_FILES.train_images).exists()
+
+
+def test_stale_temporary_files_are_removed(tmp_path, files, table, policy):
+    stale = tmp_path / f".{IDX_FILES.train_images}.abc123.tmp"
+    stale.write_bytes(b"partial")
+    with MirrorServer(files) as server:
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
+    assert_verified(tmp_path, files)
+
+
+def test_interrupt_mid_download_leaves_nothing(tmp_path, files, table, policy, monkeypatch):
+    def interrupt(self, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GzipDigest, "update", interrupt)
+    with MirrorServer(files) as server, pytest.raises(KeyboardInterrupt):
+        download_files(table, [Mirror(server.url)], tmp_path, policy)
+    assert server.requests[IDX_FILES.train_images] == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("action", "transient", "reason"),
+    [
+        ("404", False, "HTTP 404"),
+        ("403", False, "HTTP 403"),
+        ("500", True, "HTTP 500"),
+        ("503", True, "HTTP 503"),
+        ("429", True, "HTTP 429"),
+        ("drop", True, "connection dropped after"),
+        ("truncated", False, "truncated gzip data"),
+        ("corrupt", False, "checksum mismatch"),
+        ("garbage", False, "not a valid gzip file"),
+    ],
+)
+def test_attempt_classification(tmp_path, files, table, action, transient, reason):
+    with MirrorServer(files, default=action) as server, pytest.raises(AttemptFailed) as caught:
+        download_once(
+            Mirror(server.url),
+            IDX_FILES.train_images,
+            tmp_path / "f.gz",
+            table[IDX_FILES.train_images],
+            2,
+        )
+    assert caught.value.transient is transient
+    assert caught.value.reason.startswith(reason)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refused_connection_is_transient_and_unreachable(tmp_path, table):
+    mirror = Mirror(f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(AttemptFailed) as caught:
+        download_once(
+            mirror, IDX_FILES.train_images, tmp_path / "f.gz", table[IDX_FILES.train_images], 2
+        )
+    assert caught.value.transient
+    assert caught.value.unreachable
+
+
+def test_missing_file_in_directory_mirror(tmp_path, table, policy, sleeps):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: no such file$"):
+        fetch_file(
+            IDX_FILES.train_images,
+            table[IDX_FILES.train_images],
+            [Mirror(str(tmp_path))],
+            tmp_path / "x",
+            policy,
+        )
+    assert sleeps == []
+
+
+def test_retry_policy_backoff_doubles():
+    assert [RetryPolicy(backoff=1.5).delay(k) for k in range(4)] == [1.5, 3.0, 6.0, 12.0]
+
+
+def test_human_size():
+    assert [human_size(n) for n in (512, 4542, 9_719_438, 3_200_000_000)] == [
+        "512 B",
+        "4.5 kB",
+        "9.7 MB",
+        "3.2 GB",
+    ]
