@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from support.idx import IDX_TYPE_CODES, idx_bytes
 
 from stages.data.errors import IDXFormatError
 from stages.data.idx import parse_idx, read_idx
+from stages.data.sources import IDX_FILES
 
 
 def sample_array(type_code: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -179,3 +181,29 @@ def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
     for name in ("absent-idx1-ubyte", "absent-idx1-ubyte.gz"):
         with pytest.raises(FileNotFoundError):
             read_idx(tmp_path / name)
+
+
+def test_read_idx_decompresses_an_upper_case_gz_name(tmp_path: Path) -> None:
+    labels = np.arange(10, dtype=np.uint8)
+    path = tmp_path / "LABELS.GZ"
+    path.write_bytes(gzip.compress(idx_bytes(labels, 0x08)))
+    np.testing.assert_array_equal(read_idx(path), labels)
+
+
+@pytest.mark.realdata
+def test_idx_files_have_mnist_shapes(mnist_arrays: Mapping[str, np.ndarray]) -> None:
+    """The parser reads the four real files into the documented shapes, dtypes and value ranges."""
+    train_images, train_labels = (
+        mnist_arrays[IDX_FILES.train_images],
+        mnist_arrays[IDX_FILES.train_labels],
+    )
+    assert train_images.shape == (60000, 28, 28)
+    assert mnist_arrays[IDX_FILES.test_images].shape == (10000, 28, 28)
+    assert train_labels.shape == (60000,)
+    assert mnist_arrays[IDX_FILES.test_labels].shape == (10000,)
+    for array in mnist_arrays.values():
+        assert array.dtype == np.uint8
+    assert train_images.max() == 255
+    assert set(np.unique(train_labels)) == set(range(10))
+    # the well-known first training labels: 5 0 4 1 9 2 1 3 1 4
+    np.testing.assert_array_equal(train_labels[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnlib import accuracy, class_scores, confusion_matrix, log_loss
+from nnlib.metrics import as_labels
 
 
 def test_accuracy_accepts_labels_onehot_and_probabilities() -> None:
@@ -64,3 +65,9 @@ def test_log_loss_by_hand() -> None:
     probs = np.array([[0.5, 0.5], [0.75, 0.25]])
     assert log_loss(np.array([0, 1]), probs) == pytest.approx(-(np.log(0.5) + np.log(0.25)) / 2)
     assert log_loss(np.eye(2)[[0, 1]], probs) == pytest.approx(-(np.log(0.5) + np.log(0.25)) / 2)
+
+
+def test_a_single_probability_column_is_a_binary_prediction() -> None:
+    probs = np.array([[0.2], [0.7], [0.5]], np.float32)
+    np.testing.assert_array_equal(as_labels(probs), [0, 1, 1])
+    assert accuracy(np.array([0, 1, 0]), probs) == pytest.approx(2 / 3)

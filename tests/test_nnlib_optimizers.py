@@ -245,3 +245,15 @@ def test_optimizer_refuses_changed_parameter_layout() -> None:
         opt.step([np.zeros(4)], [np.ones(4)])
     with pytest.raises(ValueError, match="parameter arrays"):
         opt.step([np.zeros(3), np.zeros(2)], [np.ones(3), np.ones(2)])
+
+
+def test_a_refused_optimizer_step_changes_nothing() -> None:
+    params = [np.ones(3, np.float32), np.ones(2, np.float32)]
+    optimizer = Adam(0.1)
+    optimizer.step(params, [np.ones(3, np.float32), np.ones(2, np.float32)])
+    before = [p.copy() for p in params]
+    with pytest.raises(ValueError, match="differ from the first step"):
+        optimizer.step(params, [np.ones(3, np.float32), np.ones(5, np.float32)])
+    assert optimizer.steps == 1
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p, b)

@@ -366,3 +366,20 @@ def test_identity_output_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert loaded.normalization is None
     assert loaded.class_names is None
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_model_version_must_be_the_integer_1(tmp_path: Path, version: object) -> None:
+    meta, arrays = valid_entries(make_model())
+    meta["version"] = version
+    path = tmp_path / "model.npz"
+    write_npz(path, meta, arrays)
+    assert "version" in str(load_error(path).value)
+
+
+def test_numpy_scalars_in_the_normalization_are_saved_as_numbers(tmp_path: Path) -> None:
+    model = make_model()
+    model.normalization = {"method": "standardize", "mean": np.float32(0.25), "std": np.float64(2)}
+    model.save(tmp_path / "model.npz")
+    loaded = Model.load(tmp_path / "model.npz")
+    assert loaded.normalization == {"method": "standardize", "mean": 0.25, "std": 2.0}

@@ -1,0 +1,63 @@
+"""nnlib.data: the Dataset and its shuffled mini-batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnlib import Dataset
+
+
+def test_batches_cover_every_sample_once_and_keep_last_partial_batch() -> None:
+    """10 samples in batches of 4: sizes 4, 4, 2; every row exactly once; x and y stay paired."""
+    x = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 3), dtype=np.float32)
+    y = np.arange(10) * 10
+    data = Dataset(x, y, rng=np.random.default_rng(0))
+    batches = list(data.get_batches(4))
+    assert [len(xb) for xb, _ in batches] == [4, 4, 2]
+    rows = np.concatenate([xb[:, 0] for xb, _ in batches]).astype(int)
+    assert sorted(rows) == list(range(10))
+    for xb, yb in batches:
+        np.testing.assert_array_equal(yb, xb[:, 0] * 10)
+        assert xb.dtype == np.float32
+        assert xb.shape[1] == 3
+    assert [len(xb) for xb, _ in data.get_batches(10)] == [10]
+    assert [len(xb) for xb, _ in data.get_batches(64)] == [10]
+    assert [len(xb) for xb, _ in data.get_batches(1)] == [1] * 10
+
+
+def test_batches_reshuffle_each_epoch_and_replay_from_the_generator() -> None:
+    """Each get_batches call draws a new order; the same seed replays the same orders."""
+
+    def orders(seed: int, epochs: int = 4) -> list[list[int]]:
+        data = Dataset(np.arange(50.0)[:, None], np.arange(50), rng=np.random.default_rng(seed))
+        return [list(np.concatenate([yb for _, yb in data.get_batches(8)])) for _ in range(epochs)]
+
+    first = orders(3)
+    assert all(sorted(order) == list(range(50)) for order in first)
+    assert len({tuple(order) for order in first}) == 4  # all four epochs differ
+    assert first[0] != list(range(50))  # actually shuffled
+    assert orders(3) == first  # reproducible
+    assert orders(4) != first
+
+
+def test_no_shuffle_keeps_order_and_onehot_targets_batch() -> None:
+    y = np.eye(3)[[0, 1, 2, 0, 1]]
+    data = Dataset(np.arange(5.0)[:, None], y, shuffle=False)
+    batches = list(data.get_batches(2))
+    np.testing.assert_array_equal(np.concatenate([yb for _, yb in batches]), y)
+    assert [xb[:, 0].tolist() for xb, _ in batches] == [[0, 1], [2, 3], [4]]
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, True, "8"])
+def test_bad_batch_sizes_are_refused(batch_size: object) -> None:
+    data = Dataset(np.zeros((4, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(data.get_batches(batch_size))
+
+
+def test_dataset_refuses_mismatched_lengths_and_non_2d_x() -> None:
+    with pytest.raises(ValueError, match="samples"):
+        Dataset(np.zeros((4, 2)), np.zeros(3))
+    with pytest.raises(ValueError, match="2-D"):
+        Dataset(np.zeros(4), np.zeros(4))
