@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import collections
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,38 @@ def arrays_in(obj: Any, depth: int = 0) -> Iterator[np.ndarray]:
         yield from arrays_in(vars(obj), depth + 1)
 
 
+def watch_dtypes(model: Model) -> dict[str, set[str]]:
+    """From now on, record by role the dtype names of what the model's parts compute: each
+    layer's output, each activation's backward, the loss's per-sample values and its gradient,
+    and the parameters and gradients the optimizer receives."""
+    seen: dict[str, set[str]] = collections.defaultdict(set)
+
+    def watch(
+        owner: object, method: str, role: str, pick: Callable[..., Iterable[np.ndarray]]
+    ) -> None:
+        original = getattr(owner, method)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            seen[role].update(array.dtype.name for array in pick(result, *args))
+            return result
+
+        setattr(owner, method, watched)
+
+    def result(value: np.ndarray, *args: Any) -> list[np.ndarray]:
+        return [value]
+
+    for layer in model.layers:
+        watch(layer, "forward", "layer outputs", result)
+        watch(layer.activation, "backward", "activation gradients", result)
+    watch(model.loss, "per_sample", "per-sample losses", result)
+    watch(model.loss, "softmax_gradient", "loss gradients", result)
+    watch(
+        model.optimizer, "step", "optimizer arguments", lambda _, params, grads: [*params, *grads]
+    )
+    return seen
+
+
 def small_model(dtype: type, optimizer: Optimizer | None = None, seed: int = 0) -> Model:
     rng = np.random.default_rng(seed)
     layers = [
@@ -84,7 +117,9 @@ def test_everything_stays_in_model_dtype(dtype: type, make_optimizer: Callable) 
     for layer in model.layers:
         hidden = layer.forward(hidden)
         assert hidden.dtype == dtype
-    assert model.compute_gradients(y, model.forward(x), input_gradient=True).dtype == dtype
+    other = np.float64 if dtype == np.float32 else np.float32
+    probs_of_other = model.forward(x.astype(other))  # an input of the other float dtype
+    assert model.compute_gradients(y, probs_of_other, input_gradient=True).dtype == dtype
     assert model.predict(x).dtype == dtype
     state = list(arrays_in(model.optimizer))
     assert state, "optimizer keeps no state arrays?"
@@ -93,29 +128,44 @@ def test_everything_stays_in_model_dtype(dtype: type, make_optimizer: Callable) 
 
 @DTYPES
 def test_training_loop_keeps_dtype(dtype: type) -> None:
-    """A few epochs of training_loop leave the parameters in the model's dtype."""
+    """Every step of training_loop computes in the model's dtype: layer outputs, activation
+    gradients, per-sample losses, the loss gradient, what the optimizer receives and keeps.
+
+    The data is float64: for a float32 model it is cast, never upcasting the arithmetic.
+    """
     model = small_model(dtype, Adam(1e-2))
+    seen = watch_dtypes(model)
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(40, 6))  # float64 data for a float32 model is cast, not upcasting it
+    x = rng.normal(size=(40, 6))
     y = rng.integers(0, 3, size=40)
-    training_loop(model, Dataset(x, y, rng=rng), epochs=2, batch_size=16)
-    assert model.parameters[0].dtype == dtype
-    assert model.predict(x).dtype == dtype
+    training_loop(model, Dataset(x, y, rng=rng), epochs=2, batch_size=16, validation=(x, y))
+    name = np.dtype(dtype).name
+    roles = ("layer outputs", "activation gradients", "per-sample losses", "loss gradients")
+    assert seen == {role: {name} for role in (*roles, "optimizer arguments")}
+    assert {a.dtype.name for a in arrays_in(model.optimizer) if a.dtype.kind == "f"} == {name}
 
 
 @pytest.mark.parametrize("input_dtype", [np.float64, np.float16, np.uint8, np.int64])
 def test_other_input_dtypes_are_cast_to_float32_model(input_dtype: type) -> None:
-    """Inputs of another dtype give float32 outputs and gradients; the model is never upcast."""
+    """Inputs of another dtype give float32 outputs and gradients; the model is never upcast.
+
+    The input is cast once, up front: outputs and gradients are the very numbers (bit for bit)
+    that the input cast to float32 by the caller gives.
+    """
     model = small_model(np.float32)
     x = (np.random.default_rng(3).random(size=(4, 6)) * 10).astype(input_dtype)
     y = np.array([0, 1, 2, 0])
+    expected_probs = model.forward(x.astype(np.float32))
+    expected_grad_x = model.compute_gradients(y, expected_probs, input_gradient=True)
+    expected_grads = model.gradients[0].copy()
     probs = model.forward(x)
     assert probs.dtype == np.float32
-    assert model.predict(x).dtype == np.float32
     grad_x = model.compute_gradients(y, probs, input_gradient=True)
     assert grad_x.dtype == np.float32
-    assert model.parameters[0].dtype == np.float32
-    np.testing.assert_allclose(probs, model.forward(x.astype(np.float32)), rtol=1e-6)
+    np.testing.assert_array_equal(probs, expected_probs)
+    np.testing.assert_array_equal(grad_x, expected_grad_x)
+    np.testing.assert_array_equal(model.gradients[0], expected_grads)
+    np.testing.assert_array_equal(model.predict(x), model.predict(x.astype(np.float32)))
 
 
 @DTYPES
@@ -193,12 +243,14 @@ def test_unsupported_layer_dtypes_are_refused(dtype: Any) -> None:
 
 
 def test_float64_weights_assigned_to_float32_layer_stay_float32() -> None:
-    """Assigning float64 weights copies into the float32 views (no upcast, no rebinding)."""
+    """Assigning float64 weights (and biases) copies into the float32 views of the model's
+    parameters (no upcast, no rebinding)."""
     model = small_model(np.float32)
     layer = model.layers[0]
-    view = layer.weights
+    view, bias_view = layer.weights, layer.biases
     layer.weights = np.full(view.shape, 0.1, dtype=np.float64)
+    layer.biases = np.full(bias_view.shape, 0.2, dtype=np.float64)
     assert layer.weights is view
-    assert layer.weights.dtype == np.float32
-    assert np.shares_memory(layer.weights, model.parameters[0])
+    assert layer.biases is bias_view
     np.testing.assert_array_equal(layer.weights, np.float32(0.1))
+    np.testing.assert_array_equal(layer.biases, np.float32(0.2))
