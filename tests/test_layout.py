@@ -1,0 +1,167 @@
+"""The project's layout: what nnlib may import, what stays at the top of stages/, which files
+the data stages depend on, and the names nnlib exports lazily."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from support import REPO
+from support.stage import stage_environment
+
+import nnlib
+
+COMMANDS = ("download", "preprocess", "train", "evaluate")
+OPTIONAL_COMMANDS = ("predict",)  # a command, not a DVC stage
+SEED_NAMES = (
+    "Model",
+    "DenseLayer",
+    "ReLU",
+    "Softmax",
+    "CrossEntropyLoss",
+    "Adam",
+    "Dataset",
+    "training_loop",
+    "accuracy",
+)
+
+
+def imported_packages(path: Path, package: str) -> set[str]:
+    """The top-level package of everything the module at ``path`` imports, anywhere in it:
+    import statements (a relative import is ``package`` itself) and calls of
+    ``importlib.import_module`` or ``__import__`` whose name starts with a literal."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.add(package if node.level else (node.module or "").split(".")[0])
+        elif isinstance(node, ast.Call) and _names_an_importer(node.func) and node.args:
+            literal = _leading_literal(node.args[0])
+            if literal:
+                found.add(literal.split(".")[0])
+    return found
+
+
+def _names_an_importer(func: ast.expr) -> bool:
+    if isinstance(func, ast.Name):
+        return func.id in ("__import__", "import_module")
+    return isinstance(func, ast.Attribute) and func.attr == "import_module"
+
+
+def _leading_literal(arg: ast.expr) -> str:
+    """The constant start of a string or f-string argument ("" if there is none)."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        return str(arg.values[0].value)
+    return ""
+
+
+def type_checking_imports(path: Path) -> list[tuple[str, str, str | None]]:
+    """``(module, name, alias)`` of each import under ``if TYPE_CHECKING:`` in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    blocks = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    ]
+    assert len(blocks) == 1, "expected one `if TYPE_CHECKING:` block"
+    return [
+        (node.module or "", alias.name, alias.asname)
+        for node in blocks[0].body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    ]
+
+
+def nnlib_in_a_fresh_interpreter(code: str, cwd: Path) -> str:
+    """Run ``code`` in a new interpreter (the checkout importable); return what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=stage_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_nnlib_imports_only_the_standard_library_numpy_and_itself() -> None:
+    allowed = {*sys.stdlib_module_names, "numpy", "nnlib"}
+    modules = sorted((REPO / "nnlib").rglob("*.py"))
+    assert REPO / "nnlib" / "model.py" in modules
+    others = {
+        str(path.relative_to(REPO)): sorted(imported_packages(path, "nnlib") - allowed)
+        for path in modules
+    }
+    assert {name: found for name, found in others.items() if found} == {}
+
+
+def test_stages_top_level_holds_only_the_commands() -> None:
+    """``stages/*.py`` are ``__init__.py`` and the commands; helpers live in subpackages."""
+    top = REPO / "stages"
+    files = {path.name for path in top.iterdir() if path.is_file()}
+    optional = {f"{name}.py" for name in OPTIONAL_COMMANDS} & files
+    assert files == {"__init__.py", *(f"{name}.py" for name in COMMANDS), *optional}
+    folders = [path for path in top.iterdir() if path.is_dir() and path.name != "__pycache__"]
+    assert folders
+    assert [path.name for path in folders if not (path / "__init__.py").is_file()] == []
+
+
+@pytest.mark.parametrize("stage", ["download", "preprocess"])
+def test_data_stages_depend_on_no_nnlib_file(stage: str) -> None:
+    """A change to the network never reruns the download or the split."""
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]["deps"]
+    assert f"stages/{stage}.py" in deps
+    assert [dep for dep in deps if dep.rstrip("/") == "nnlib" or dep.startswith("nnlib/")] == []
+
+
+def test_type_checking_names_are_the_lazy_exports() -> None:
+    """``if TYPE_CHECKING:`` in nnlib/__init__.py re-exports (``X as X``) exactly the names
+    of ``_EXPORTS``, each from the module ``_EXPORTS`` loads it from."""
+    imports = type_checking_imports(REPO / "nnlib" / "__init__.py")
+    assert [name for _, name, alias in imports if alias != name] == []
+    declared = {name: module for module, name, _ in imports}
+    assert len(declared) == len(imports)  # no name twice
+    exports = {
+        name: f"nnlib.{module}" for module, names in nnlib._EXPORTS.items() for name in names
+    }
+    assert declared == exports
+    for name, module in exports.items():
+        assert getattr(nnlib, name) is getattr(importlib.import_module(module), name)
+
+
+def test_the_seed_posts_names_import_from_nnlib(tmp_path: Path) -> None:
+    """``from nnlib import Model, DenseLayer, ...`` works in a fresh interpreter."""
+    code = (
+        f"from nnlib import {', '.join(SEED_NAMES)}\n"
+        f"print(*(f'{{o.__module__}}.{{o.__name__}}' for o in ({', '.join(SEED_NAMES)},)))"
+    )
+    printed = nnlib_in_a_fresh_interpreter(code, tmp_path).split()
+    assert [name.rsplit(".", 1)[1] for name in printed] == list(SEED_NAMES)
+    assert all(name.startswith("nnlib.") for name in printed)
+
+
+def test_a_program_that_only_scores_a_model_loads_no_training_code(tmp_path: Path) -> None:
+    """nnlib's names load on first use: scoring a model (all evaluate does) imports neither
+    the optimizers, the batching nor the training loop, which its DVC stage does not list."""
+    code = (
+        "import sys\n"
+        "from nnlib import Model, accuracy, class_scores, confusion_matrix, log_loss\n"
+        "print(*sorted(name for name in sys.modules if name.startswith('nnlib')))"
+    )
+    loaded = set(nnlib_in_a_fresh_interpreter(code, tmp_path).split())
+    assert {"nnlib", "nnlib.model", "nnlib.metrics"} <= loaded
+    assert loaded.isdisjoint({"nnlib.optimizers", "nnlib.data", "nnlib.training"})
