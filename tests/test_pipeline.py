@@ -88,6 +88,16 @@ def test_changed_epochs_reruns_only_train_and_evaluate(project: Project) -> None
     assert len(history) == 1 + 4  # header + one row per epoch
 
 
+def test_an_optimizer_edit_reruns_only_train(project: Project) -> None:
+    """nnlib/optimizers.py is a dependency of train alone: neither the data stages nor
+    evaluate (which never loads the optimizers) are out of date after it changes."""
+    with (project.root / "nnlib" / "optimizers.py").open("a", encoding="utf-8") as source:
+        source.write("# a comment changes the file's hash, not what it does\n")
+    status = json.loads(project.dvc("status", "--json").stdout)
+    assert set(status) == {"train"}
+    assert "nnlib/optimizers.py" in json.dumps(status["train"])
+
+
 def test_metrics_show_json_holds_test_accuracy(project: Project) -> None:
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     metrics = shown[""]["data"]["metrics.json"]["data"]
