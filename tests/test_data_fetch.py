@@ -3,6 +3,7 @@ HTTP servers on 127.0.0.1 serving the small generated dataset."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -260,7 +261,7 @@ def test_refused_connection_is_transient_and_unreachable(tmp_path, table):
 
 
 def test_missing_file_in_directory_mirror(tmp_path, table, policy, sleeps):
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: no such file$"):
+    with pytest.raises(DataError, match=rf"{re.escape(IDX_FILES.train_images)}: no such file$"):
         fetch_file(
             IDX_FILES.train_images,
             table[IDX_FILES.train_images],

@@ -165,3 +165,17 @@ def test_a_program_that_only_scores_a_model_loads_no_training_code(tmp_path: Pat
     loaded = set(nnlib_in_a_fresh_interpreter(code, tmp_path).split())
     assert {"nnlib", "nnlib.model", "nnlib.metrics"} <= loaded
     assert loaded.isdisjoint({"nnlib.optimizers", "nnlib.data", "nnlib.training"})
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared code lives in conftest.py and tests/support, never in a test module."""
+    tests = REPO / "tests"
+    importers = sorted([*tests.glob("*.py"), *(tests / "support").rglob("*.py")])
+    assert tests / "conftest.py" in importers
+    found = {
+        str(path.relative_to(tests)): sorted(
+            name for name in imported_packages(path, "tests") if name.startswith("test_")
+        )
+        for path in importers
+    }
+    assert {name: imported for name, imported in found.items() if imported} == {}
