@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from stages.data.errors import DataError
 from stages.data.sources import IDX_FILES
 
 
-def test_gzip_digest_follows_gzip_module_rules(files):
+def test_gzip_digest_follows_gzip_module_rules(files: Mapping[str, bytes]) -> None:
     data = files[IDX_FILES.train_labels]
     two_members = data + data + b"\0" * 7  # concatenated members, zero padding
     digest = GzipDigest()
@@ -25,7 +26,7 @@ def test_gzip_digest_follows_gzip_module_rules(files):
 
 
 @pytest.mark.parametrize("chunk", [1, 1000, 1 << 20])
-def test_gzip_digest_of_highly_compressed_data(chunk):
+def test_gzip_digest_of_highly_compressed_data(chunk: int) -> None:
     # A few kB that inflate to MBs: output arrives in bounded pieces across many calls.
     payload = b"\0" * 3_000_017 + b"abc" * 700_000
     data = gz(payload)
@@ -45,7 +46,7 @@ def test_gzip_digest_of_highly_compressed_data(chunk):
         (gz(b"abc") + b"trailing junk", "not a valid gzip file"),
     ],
 )
-def test_gzip_digest_refuses_bad_streams(data, reason):
+def test_gzip_digest_refuses_bad_streams(data: bytes, reason: str) -> None:
     def digest_of(data: bytes) -> str:
         digest = GzipDigest()
         digest.update(data)
@@ -55,7 +56,7 @@ def test_gzip_digest_refuses_bad_streams(data, reason):
         digest_of(data)
 
 
-def test_verify_file(tmp_path, files, table):
+def test_verify_file(tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str]) -> None:
     path = write_files(tmp_path, files) / IDX_FILES.train_images
     assert verify_file(path, table[IDX_FILES.train_images]) is None
     assert verify_file(path, table[IDX_FILES.train_labels]).startswith("checksum mismatch")
@@ -64,7 +65,7 @@ def test_verify_file(tmp_path, files, table):
     )
 
 
-def test_parse_checksums_formats():
+def test_parse_checksums_formats() -> None:
     digest = "ab" * 32
     text = f"# comment\n\n{digest}  a.gz\n{digest.upper()} *b\n"
     assert checksums.parse_checksums(text, "t") == {"a.gz": digest, "b.gz": digest}
@@ -72,13 +73,13 @@ def test_parse_checksums_formats():
         checksums.parse_checksums(f"{digest}  a.gz\nnot a line\n", "t")
 
 
-def test_checksum_table_missing_an_entry(tmp_path, table):
+def test_checksum_table_missing_an_entry(tmp_path: Path, table: Mapping[str, str]) -> None:
     write_checksums(tmp_path, "mnist", {IDX_FILES.train_images: table[IDX_FILES.train_images]})
     with pytest.raises(DataError, match=f"no checksum for {IDX_FILES.train_labels}, "):
         checksums.read_checksums(sources.get_source("mnist"), tmp_path)
 
 
-def test_shipped_checksum_tables_cover_every_file():
+def test_shipped_checksum_tables_cover_every_file() -> None:
     for dataset in sources.DATA_SOURCES.values():
         table = checksums.read_checksums(dataset)
         assert list(table) == list(dataset.files)

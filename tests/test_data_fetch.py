@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from support.idx import assert_verified, wrong_payload
@@ -43,7 +45,9 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_files_that_verify_are_kept_when_others_fail(tmp_path, files, table, policy):
+def test_files_that_verify_are_kept_when_others_fail(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], policy: RetryPolicy
+) -> None:
     with MirrorServer(files) as server:
         server.script(IDX_FILES.train_images, "corrupt")
         with pytest.raises(DataError) as caught:
@@ -53,7 +57,9 @@ def test_files_that_verify_are_kept_when_others_fail(tmp_path, files, table, pol
     assert_verified(tmp_path, {n: d for n, d in files.items() if n != IDX_FILES.train_images})
 
 
-def test_every_mirror_bad_names_each_mirror(tmp_path, files, table, policy):
+def test_every_mirror_bad_names_each_mirror(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], policy: RetryPolicy
+) -> None:
     with (
         MirrorServer(files, default="404") as first,
         MirrorServer(files, default="corrupt") as second,
@@ -72,7 +78,13 @@ def test_every_mirror_bad_names_each_mirror(tmp_path, files, table, policy):
     assert list((tmp_path / "raw").iterdir()) == []
 
 
-def test_404_on_first_mirror_then_second_serves(tmp_path, files, table, policy, sleeps):
+def test_404_on_first_mirror_then_second_serves(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    sleeps: list[float],
+) -> None:
     with MirrorServer(files, default="404") as first, MirrorServer(files) as second:
         download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
@@ -81,7 +93,13 @@ def test_404_on_first_mirror_then_second_serves(tmp_path, files, table, policy, 
     assert sleeps == []
 
 
-def test_500_then_success_on_retry(tmp_path, files, table, policy, sleeps):
+def test_500_then_success_on_retry(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    sleeps: list[float],
+) -> None:
     with MirrorServer(files) as server:
         server.script(IDX_FILES.train_images, "500", "503")
         download_files(table, [Mirror(server.url)], tmp_path, policy)
@@ -90,7 +108,13 @@ def test_500_then_success_on_retry(tmp_path, files, table, policy, sleeps):
     assert sleeps == [0.5, 1.0]  # exponential backoff
 
 
-def test_persistent_500_moves_to_next_mirror_after_retries(tmp_path, files, table, policy, sleeps):
+def test_persistent_500_moves_to_next_mirror_after_retries(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    sleeps: list[float],
+) -> None:
     with MirrorServer(files, default="500") as first, MirrorServer(files) as second:
         got = fetch_file(
             IDX_FILES.train_images,
@@ -104,7 +128,13 @@ def test_persistent_500_moves_to_next_mirror_after_retries(tmp_path, files, tabl
     assert sleeps == [0.5, 1.0]
 
 
-def test_connection_dropped_mid_body_is_retried(tmp_path, files, table, policy, sleeps):
+def test_connection_dropped_mid_body_is_retried(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    sleeps: list[float],
+) -> None:
     with MirrorServer(files) as server:
         server.script(IDX_FILES.train_images, "drop")
         download_files(table, [Mirror(server.url)], tmp_path, policy)
@@ -113,7 +143,9 @@ def test_connection_dropped_mid_body_is_retried(tmp_path, files, table, policy, 
     assert sleeps == [0.5]
 
 
-def test_connection_dropped_every_time_reports_the_short_body(tmp_path, files, table, policy):
+def test_connection_dropped_every_time_reports_the_short_body(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], policy: RetryPolicy
+) -> None:
     with MirrorServer(files, default="drop") as server, pytest.raises(DataError) as caught:
         fetch_file(
             IDX_FILES.train_images,
@@ -127,7 +159,9 @@ def test_connection_dropped_every_time_reports_the_short_body(tmp_path, files, t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stalled_body_times_out_and_is_retried(tmp_path, files, table, sleeps):
+def test_stalled_body_times_out_and_is_retried(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], sleeps: list[float]
+) -> None:
     policy = RetryPolicy(retries=1, timeout=0.3, backoff=0.0, sleep=sleeps.append)
     with MirrorServer(files) as server:
         server.script(IDX_FILES.train_images, "stall")
@@ -143,7 +177,13 @@ def test_stalled_body_times_out_and_is_retried(tmp_path, files, table, sleeps):
     assert sleeps == [0.0]
 
 
-def test_truncated_gzip_moves_to_next_mirror_without_retry(tmp_path, files, table, policy, sleeps):
+def test_truncated_gzip_moves_to_next_mirror_without_retry(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    sleeps: list[float],
+) -> None:
     with MirrorServer(files, default="truncated") as first, MirrorServer(files) as second:
         download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
@@ -152,7 +192,15 @@ def test_truncated_gzip_moves_to_next_mirror_without_retry(tmp_path, files, tabl
 
 
 @pytest.mark.parametrize("action", ["corrupt", "garbage"])
-def test_bad_data_then_good_mirror(tmp_path, files, table, policy, sleeps, action, caplog):
+def test_bad_data_then_good_mirror(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    sleeps: list[float],
+    action: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with MirrorServer(files, default=action) as first, MirrorServer(files) as second:
         download_files(table, [Mirror(first.url), Mirror(second.url)], tmp_path, policy)
     assert_verified(tmp_path, files)
@@ -162,7 +210,13 @@ def test_bad_data_then_good_mirror(tmp_path, files, table, policy, sleeps, actio
     assert f"{first.url}/{IDX_FILES.train_images}: {reason}" in caplog.text
 
 
-def test_unreachable_mirror_is_not_asked_again(tmp_path, files, table, policy, sleeps):
+def test_unreachable_mirror_is_not_asked_again(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    sleeps: list[float],
+) -> None:
     dead = Mirror(f"http://127.0.0.1:{closed_port()}")
     with MirrorServer(files) as server:
         download_files(table, [dead, Mirror(server.url)], tmp_path, policy)
@@ -170,7 +224,9 @@ def test_unreachable_mirror_is_not_asked_again(tmp_path, files, table, policy, s
     assert sleeps == [0.5, 1.0]  # retried for the first file only
 
 
-def test_unreachable_everywhere_names_each_file(tmp_path, table, policy):
+def test_unreachable_everywhere_names_each_file(
+    tmp_path: Path, table: Mapping[str, str], policy: RetryPolicy
+) -> None:
     dead = Mirror(f"http://127.0.0.1:{closed_port()}/mnist/")
     with pytest.raises(DataError) as caught:
         download_files(table, [dead], tmp_path, policy)
@@ -186,7 +242,9 @@ def test_unreachable_everywhere_names_each_file(tmp_path, table, policy):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_present_but_invalid_file_is_replaced(tmp_path, files, table, policy):
+def test_present_but_invalid_file_is_replaced(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], policy: RetryPolicy
+) -> None:
     (tmp_path / IDX_FILES.train_images).write_bytes(wrong_payload(files[IDX_FILES.train_images]))
     (tmp_path / IDX_FILES.train_labels).write_bytes(files[IDX_FILES.train_labels])
     with MirrorServer(files) as server:
@@ -196,14 +254,18 @@ def test_present_but_invalid_file_is_replaced(tmp_path, files, table, policy):
     assert IDX_FILES.train_labels not in server.requests
 
 
-def test_present_but_invalid_file_is_removed_when_no_mirror_has_it(tmp_path, files, table, policy):
+def test_present_but_invalid_file_is_removed_when_no_mirror_has_it(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], policy: RetryPolicy
+) -> None:
     (tmp_path / IDX_FILES.train_images).write_bytes(b"not gzip")
     with MirrorServer(files, default="404") as server, pytest.raises(DataError):
         download_files(table, [Mirror(server.url)], tmp_path, policy)
     assert not (tmp_path / IDX_FILES.train_images).exists()
 
 
-def test_stale_temporary_files_are_removed(tmp_path, files, table, policy):
+def test_stale_temporary_files_are_removed(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], policy: RetryPolicy
+) -> None:
     stale = tmp_path / f".{IDX_FILES.train_images}.abc123.tmp"
     stale.write_bytes(b"partial")
     with MirrorServer(files) as server:
@@ -211,8 +273,14 @@ def test_stale_temporary_files_are_removed(tmp_path, files, table, policy):
     assert_verified(tmp_path, files)
 
 
-def test_interrupt_mid_download_leaves_nothing(tmp_path, files, table, policy, monkeypatch):
-    def interrupt(self, data):
+def test_interrupt_mid_download_leaves_nothing(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    policy: RetryPolicy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupt(self: GzipDigest, data: bytes) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(GzipDigest, "update", interrupt)
@@ -236,7 +304,14 @@ def test_interrupt_mid_download_leaves_nothing(tmp_path, files, table, policy, m
         ("garbage", False, "not a valid gzip file"),
     ],
 )
-def test_attempt_classification(tmp_path, files, table, action, transient, reason):
+def test_attempt_classification(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    action: str,
+    transient: bool,
+    reason: str,
+) -> None:
     with MirrorServer(files, default=action) as server, pytest.raises(AttemptFailed) as caught:
         download_once(
             Mirror(server.url),
@@ -250,7 +325,9 @@ def test_attempt_classification(tmp_path, files, table, action, transient, reaso
     assert list(tmp_path.iterdir()) == []
 
 
-def test_refused_connection_is_transient_and_unreachable(tmp_path, table):
+def test_refused_connection_is_transient_and_unreachable(
+    tmp_path: Path, table: Mapping[str, str]
+) -> None:
     mirror = Mirror(f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(AttemptFailed) as caught:
         download_once(
@@ -260,7 +337,9 @@ def test_refused_connection_is_transient_and_unreachable(tmp_path, table):
     assert caught.value.unreachable
 
 
-def test_missing_file_in_directory_mirror(tmp_path, table, policy, sleeps):
+def test_missing_file_in_directory_mirror(
+    tmp_path: Path, table: Mapping[str, str], policy: RetryPolicy, sleeps: list[float]
+) -> None:
     with pytest.raises(DataError, match=rf"{re.escape(IDX_FILES.train_images)}: no such file$"):
         fetch_file(
             IDX_FILES.train_images,
@@ -272,11 +351,11 @@ def test_missing_file_in_directory_mirror(tmp_path, table, policy, sleeps):
     assert sleeps == []
 
 
-def test_retry_policy_backoff_doubles():
+def test_retry_policy_backoff_doubles() -> None:
     assert [RetryPolicy(backoff=1.5).delay(k) for k in range(4)] == [1.5, 3.0, 6.0, 12.0]
 
 
-def test_human_size():
+def test_human_size() -> None:
     assert [human_size(n) for n in (512, 4542, 9_719_438, 3_200_000_000)] == [
         "512 B",
         "4.5 kB",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stages.data import sources
@@ -18,11 +20,11 @@ from stages.data.mirrors import Mirror, parse_mirror, resolve_mirrors
         ("/srv/mnist/", "/srv/mnist/f.gz"),
     ],
 )
-def test_mirror_location_has_no_double_slash(prefix, expected):
+def test_mirror_location_has_no_double_slash(prefix: str, expected: str) -> None:
     assert Mirror(prefix).location("f.gz") == expected
 
 
-def test_parse_mirror(tmp_path):
+def test_parse_mirror(tmp_path: Path) -> None:
     assert parse_mirror(f" {tmp_path} ", "--mirror") == Mirror(str(tmp_path))
     assert parse_mirror(tmp_path.as_uri(), "X").local_path("f.gz") == tmp_path / "f.gz"
     assert parse_mirror("https://h/p", "X").local_path("f.gz") is None
@@ -36,7 +38,7 @@ def test_parse_mirror(tmp_path):
             parse_mirror(bad, "X")
 
 
-def test_mirror_resolution_order(tmp_path):
+def test_mirror_resolution_order(tmp_path: Path) -> None:
     mnist = sources.get_source("mnist")
     public = [Mirror(prefix) for prefix in mnist.mirrors]
     env = {"MNIST_MIRROR": str(tmp_path)}

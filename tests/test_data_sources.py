@@ -9,7 +9,7 @@ from stages.data import sources
 from stages.data.errors import DataError
 
 
-def test_registry_matches_params_choices():
+def test_registry_matches_params_choices() -> None:
     for dataset in sources.DATA_SOURCES.values():
         assert dataset.n_classes == 10
         assert all(m.startswith(("http://", "https://")) for m in dataset.mirrors)

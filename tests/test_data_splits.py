@@ -21,11 +21,11 @@ from stages.data.splits import stratified_counts, stratified_split
         ([1, 1, 1], 2, [1, 1, 0]),
     ],
 )
-def test_stratified_counts(counts, val_size, expected):
+def test_stratified_counts(counts: list[int], val_size: int, expected: list[int]) -> None:
     assert stratified_counts(np.array(counts), val_size).tolist() == expected
 
 
-def test_stratified_counts_invariants():
+def test_stratified_counts_invariants() -> None:
     rng = np.random.default_rng(0)
     for _ in range(200):
         counts = rng.integers(0, 50, size=rng.integers(1, 12))
@@ -37,12 +37,12 @@ def test_stratified_counts_invariants():
         assert (np.abs(got - val_size * counts / max(total, 1)) < 1).all()
 
 
-def test_stratified_counts_refuses_too_many():
+def test_stratified_counts_refuses_too_many() -> None:
     with pytest.raises(ValueError, match="between 0 and 10"):
         stratified_counts(np.array([5, 5]), 11)
 
 
-def test_stratified_split_partition_and_proportions():
+def test_stratified_split_partition_and_proportions() -> None:
     labels = np.repeat(np.arange(10), np.arange(10, 110, 10))  # 10, 20, ..., 100 per class
     train, val = stratified_split(labels, 55, seed=1)
     assert len(val) == 55
@@ -56,7 +56,7 @@ def test_stratified_split_partition_and_proportions():
     assert not np.array_equal(train, other)
 
 
-def test_stratified_split_empty_val():
+def test_stratified_split_empty_val() -> None:
     train, val = stratified_split(np.array([0, 1, 1, 2]), 0, seed=0)
     assert train.tolist() == [0, 1, 2, 3]
     assert val.size == 0

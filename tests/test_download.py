@@ -25,7 +25,7 @@ def project(tmp_path: Path, table: Mapping[str, str]) -> Path:
     return tmp_path
 
 
-def test_clean_download(project, files):
+def test_clean_download(project: Path, files: Mapping[str, bytes]) -> None:
     with MirrorServer(files) as server:
         result = run_stage(
             "download",
@@ -43,7 +43,7 @@ def test_clean_download(project, files):
         assert f"from {server.url}/{name} in " in result.stderr  # no doubled slash
 
 
-def test_second_run_fetches_nothing(project, files):
+def test_second_run_fetches_nothing(project: Path, files: Mapping[str, bytes]) -> None:
     with MirrorServer(files) as server:
         args = ("--checksums", "sums", "--mirror", server.url, *FAST)
         first = run_stage("download", project, *args)
@@ -57,7 +57,9 @@ def test_second_run_fetches_nothing(project, files):
     assert_verified(project / "data/raw/mnist", files)
 
 
-def test_every_mirror_bad_exits_with_one_line_and_no_file(project, files):
+def test_every_mirror_bad_exits_with_one_line_and_no_file(
+    project: Path, files: Mapping[str, bytes]
+) -> None:
     with MirrorServer(files) as server:
         server.script(IDX_FILES.train_images, "corrupt")
         server.script(IDX_FILES.train_labels, "404")
@@ -81,14 +83,14 @@ def test_every_mirror_bad_exits_with_one_line_and_no_file(project, files):
     assert list((project / "data/raw/mnist").iterdir()) == []
 
 
-def test_plain_directory_mirror(project, files):
+def test_plain_directory_mirror(project: Path, files: Mapping[str, bytes]) -> None:
     mirror = write_files(project / "mirror", files)
     result = run_stage("download", project, "--checksums", "sums", "--mirror", str(mirror))
     assert result.returncode == 0, result.stderr
     assert_verified(project / "data/raw/mnist", files)
 
 
-def test_file_url_mirror_from_environment(project, files):
+def test_file_url_mirror_from_environment(project: Path, files: Mapping[str, bytes]) -> None:
     mirror = write_files(project / "mirror dir", files)  # a space, quoted in the URL
     result = run_stage(
         "download", project, "--checksums", "sums", env={"MNIST_MIRROR": mirror.as_uri()}
@@ -97,7 +99,7 @@ def test_file_url_mirror_from_environment(project, files):
     assert_verified(project / "data/raw/mnist", files)
 
 
-def test_mirror_option_beats_environment(project, files):
+def test_mirror_option_beats_environment(project: Path, files: Mapping[str, bytes]) -> None:
     mirror = write_files(project / "mirror", files)
     result = run_stage(
         "download",
@@ -120,7 +122,9 @@ def test_mirror_option_beats_environment(project, files):
         (("--checksums", "nowhere"), {}, "mnist.sha256: no checksum table for dataset 'mnist'"),
     ],
 )
-def test_bad_mirror_or_table_is_one_line(project, args, env, expected):
+def test_bad_mirror_or_table_is_one_line(
+    project: Path, args: tuple[str, ...], env: dict[str, str], expected: str
+) -> None:
     result = run_stage("download", project, *args, env=env)
     assert result.returncode == 1
     assert len(error_lines(result)) == 1, result.stderr
@@ -139,7 +143,7 @@ def test_bad_mirror_or_table_is_one_line(project, args, env, expected):
         ("model: {}\n", "params.yaml: section 'data' is missing"),
     ],
 )
-def test_bad_params_is_one_line(tmp_path, text, expected):
+def test_bad_params_is_one_line(tmp_path: Path, text: str, expected: str) -> None:
     (tmp_path / "params.yaml").write_text(text)
     result = run_stage("download", tmp_path, "--mirror", str(tmp_path))
     assert result.returncode == 1
@@ -156,7 +160,7 @@ def test_bad_params_is_one_line(tmp_path, text, expected):
         (("--retries", "-1"), "error: Invalid value for '--retries'"),
     ],
 )
-def test_bad_option_is_a_usage_error(project, args, expected):
+def test_bad_option_is_a_usage_error(project: Path, args: tuple[str, ...], expected: str) -> None:
     result = run_stage("download", project, *args)
     assert result.returncode == 2
     lines = error_lines(result)

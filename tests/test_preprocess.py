@@ -4,7 +4,7 @@ normalization it writes, and its one-line errors. Its raw files are the small ge
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ def load_outputs(out_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, json.loads((out_dir / "meta.json").read_text())
 
 
-def test_scale_outputs(tmp_path, arrays):
+def test_scale_outputs(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     project = make_project(tmp_path, arrays)
     result = run_stage("preprocess", project)
     assert result.returncode == 0, result.stderr
@@ -87,7 +87,9 @@ def test_scale_outputs(tmp_path, arrays):
     assert "train 30, val 10 (stratified, seed 3), test 10" in result.stderr
 
 
-def test_standardize_uses_training_split_statistics(tmp_path, arrays):
+def test_standardize_uses_training_split_statistics(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray]
+) -> None:
     # Make the held-out images much brighter, so statistics that included them would show.
     project = make_project(tmp_path, arrays, normalize="standardize")
     train_idx, val_idx = stratified_split(arrays[IDX_FILES.train_labels], 10, 3)
@@ -118,7 +120,9 @@ def test_standardize_uses_training_split_statistics(tmp_path, arrays):
     )  # the bright val left out
 
 
-def test_same_seed_same_split_other_seed_other_split(tmp_path, arrays):
+def test_same_seed_same_split_other_seed_other_split(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray]
+) -> None:
     runs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         project = make_project(tmp_path / name, arrays, split_seed=seed)
@@ -141,7 +145,13 @@ def bad_magic(data: bytes) -> bytes:
         (IDX_FILES.test_labels, lambda raw: gz(raw + b"\0"), "trailing bytes after the data"),
     ],
 )
-def test_malformed_file(tmp_path, arrays, broken, damage, expected):
+def test_malformed_file(
+    tmp_path: Path,
+    arrays: Mapping[str, np.ndarray],
+    broken: str,
+    damage: Callable[[bytes], bytes],
+    expected: str,
+) -> None:
     files = gz_files(arrays)
     files[broken] = damage(idx_bytes(arrays[broken]))
     project = make_project(tmp_path, arrays, files)
@@ -154,7 +164,7 @@ def test_malformed_file(tmp_path, arrays, broken, damage, expected):
     assert not (project / "data/processed").exists()
 
 
-def test_counts_disagree(tmp_path, arrays):
+def test_counts_disagree(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     short = dict(arrays)
     short[IDX_FILES.test_labels] = arrays[IDX_FILES.test_labels][:-1]
     project = make_project(tmp_path, short)
@@ -185,7 +195,9 @@ def test_counts_disagree(tmp_path, arrays):
         ),
     ],
 )
-def test_inconsistent_contents(tmp_path, arrays, change, expected):
+def test_inconsistent_contents(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray], change: dict[str, np.ndarray], expected: str
+) -> None:
     project = make_project(tmp_path, {**arrays, **change})
     result = run_stage("preprocess", project)
     assert result.returncode == 1
@@ -195,7 +207,7 @@ def test_inconsistent_contents(tmp_path, arrays, change, expected):
     assert not (project / "data/processed").exists()
 
 
-def test_labels_of_another_dtype(tmp_path, arrays):
+def test_labels_of_another_dtype(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     files = gz_files(arrays)
     # an IDX file of int32 (type code 0x0C) labels
     files[IDX_FILES.train_labels] = gz(idx_bytes(arrays[IDX_FILES.train_labels], 0x0C))
@@ -207,7 +219,7 @@ def test_labels_of_another_dtype(tmp_path, arrays):
     )
 
 
-def test_missing_raw_file(tmp_path, arrays):
+def test_missing_raw_file(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     files = gz_files(arrays)
     del files[IDX_FILES.test_labels]
     project = make_project(tmp_path, arrays, files)
@@ -219,7 +231,7 @@ def test_missing_raw_file(tmp_path, arrays):
     ]
 
 
-def test_val_size_too_large(tmp_path, arrays):
+def test_val_size_too_large(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     project = make_project(tmp_path, arrays, val_size=40)
     result = run_stage("preprocess", project)
     assert result.returncode == 1
@@ -230,7 +242,7 @@ def test_val_size_too_large(tmp_path, arrays):
     assert not (project / "data/processed").exists()
 
 
-def test_bad_params_are_caught_first(tmp_path, arrays):
+def test_bad_params_are_caught_first(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     project = make_project(tmp_path, arrays, normalize="minmax")
     result = run_stage("preprocess", project)
     assert result.returncode == 1
@@ -239,7 +251,9 @@ def test_bad_params_are_caught_first(tmp_path, arrays):
     ]
 
 
-def test_failure_leaves_previous_outputs_untouched(tmp_path, arrays):
+def test_failure_leaves_previous_outputs_untouched(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray]
+) -> None:
     project = make_project(tmp_path, arrays)
     assert run_stage("preprocess", project).returncode == 0
     out_dir = project / "data/processed"
