@@ -18,6 +18,7 @@ import nnlib
 
 COMMANDS = ("download", "preprocess", "train", "evaluate")
 OPTIONAL_COMMANDS = ("predict",)  # a command, not a DVC stage
+# the names the blog post this project follows imports from its library
 SEED_NAMES = (
     "Model",
     "DenseLayer",
@@ -143,8 +144,9 @@ def test_type_checking_names_are_the_lazy_exports() -> None:
         assert getattr(nnlib, name) is getattr(importlib.import_module(module), name)
 
 
-def test_the_seed_posts_names_import_from_nnlib(tmp_path: Path) -> None:
-    """``from nnlib import Model, DenseLayer, ...`` works in a fresh interpreter."""
+def test_the_blog_posts_names_import_from_nnlib(tmp_path: Path) -> None:
+    """``from nnlib import Model, DenseLayer, ...``, as in the blog post this project follows,
+    works in a fresh interpreter."""
     code = (
         f"from nnlib import {', '.join(SEED_NAMES)}\n"
         f"print(*(f'{{o.__module__}}.{{o.__name__}}' for o in ({', '.join(SEED_NAMES)},)))"

@@ -127,7 +127,8 @@ def loss_at(model: Model, x: np.ndarray, y: np.ndarray) -> Callable[[], float]:
 
 def assert_gradients_close(analytic: np.ndarray, numeric: np.ndarray) -> None:
     np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL)
-    # and the global relative error (cs231n's criterion), which no atol can hide behind
+    # and the global relative error (the usual gradient-check criterion), which no atol can
+    # hide behind
     rel = np.linalg.norm(analytic - numeric) / max(
         np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-300
     )

@@ -197,7 +197,8 @@ def test_optimizer_updates_model_parameters_in_place(make_optimizer: Callable) -
 
 
 def test_adam_learning_rate_change_takes_effect() -> None:
-    """Changing learning_rate between steps (as the seed's backward(lr) does) scales the step."""
+    """Changing learning_rate between steps (as backward(lr) does in the blog post this project
+    follows) scales the step."""
     grads = [np.array([0.5, -1.0]), np.array([0.2, 0.3]), np.array([-0.4, 0.1])]
     p = np.array([1.0, -1.0])
     opt = Adam(0.1)

@@ -1,5 +1,5 @@
-"""The seed model on the real MNIST files (from the folder MNIST_MIRROR names): 3 epochs must
-reach >= 96% test accuracy."""
+"""The model of the blog post this project follows, on the real MNIST files (from the folder
+MNIST_MIRROR names): 3 epochs must reach >= 96% test accuracy."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_validation_figures_score_the_model_after_each_epoch() -> None:
 
 
 def test_epoch_figures_match_a_hand_written_loop() -> None:
-    """training_loop = the seed post's loop (forward, loss, backward over get_batches): the
+    """training_loop = the blog post's loop (forward, loss, backward over get_batches): the
     same final weights bit for bit, and the epoch's loss/accuracy are the mean over its
     batches of each sample scored before its batch's step."""
     x, y = blobs(np.random.default_rng(2), 100)
@@ -138,7 +138,8 @@ def test_epoch_figures_match_a_hand_written_loop() -> None:
 
 
 def test_learning_rate_argument_replaces_the_optimizers() -> None:
-    """training_loop(..., learning_rate=lr) trains with lr, like the seed post's signature."""
+    """training_loop(..., learning_rate=lr) trains with lr, like the signature in the blog post
+    this project follows."""
     x, y = blobs(np.random.default_rng(3), 64)
 
     def final_weights(opt_lr: float, loop_lr: float | None) -> np.ndarray:
