@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers ("X as X": re
     from nnlib.errors import ModelFormatError as ModelFormatError
     from nnlib.errors import NNLibError as NNLibError
     from nnlib.errors import NonFiniteLossError as NonFiniteLossError
+    from nnlib.errors import NotLearningError as NotLearningError
     from nnlib.layers import DenseLayer as DenseLayer
     from nnlib.losses import CrossEntropyLoss as CrossEntropyLoss
     from nnlib.losses import Loss as Loss
@@ -51,6 +52,9 @@ if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers ("X as X": re
     from nnlib.optimizers import Adam as Adam
     from nnlib.optimizers import AdamW as AdamW
     from nnlib.optimizers import Optimizer as Optimizer
+    from nnlib.schedules import ConstantSchedule as ConstantSchedule
+    from nnlib.schedules import CosineSchedule as CosineSchedule
+    from nnlib.schedules import Schedule as Schedule
     from nnlib.training import EpochRecord as EpochRecord
     from nnlib.training import History as History
     from nnlib.training import training_loop as training_loop
@@ -68,12 +72,13 @@ _EXPORTS = {
         "get_activation",
     ),
     "data": ("Dataset",),
-    "errors": ("ModelFormatError", "NNLibError", "NonFiniteLossError"),
+    "errors": ("ModelFormatError", "NNLibError", "NonFiniteLossError", "NotLearningError"),
     "layers": ("DenseLayer",),
     "losses": ("CrossEntropyLoss", "Loss", "MeanSquaredError"),
     "metrics": ("accuracy", "class_scores", "confusion_matrix", "log_loss"),
     "model": ("Model",),
     "optimizers": ("SGD", "Adam", "AdamW", "Optimizer"),
+    "schedules": ("ConstantSchedule", "CosineSchedule", "Schedule"),
     "training": ("EpochRecord", "History", "training_loop"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -128,6 +128,9 @@ class Softmax(Activation):
         # Subtracting the row max keeps exp() from overflowing and changes nothing else.
         # ufunc.reduce skips the Python wrapper of ndarray.max/sum: it matters at batch 32.
         out = np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=out)
+        # A probability below 1e-35 is 0 for every sum it enters, but as a subnormal float it
+        # would slow every operation it meets on some CPUs (and seed subnormal gradients).
+        np.maximum(out, _EXP_FLOOR[out.dtype], out=out)
         np.exp(out, out=out)
         out /= np.add.reduce(out, axis=1, keepdims=True)
         return out
@@ -139,7 +142,14 @@ class Softmax(Activation):
         return np.multiply(a, grad - dot, out=out)
 
 
-SoftMax = Softmax  # the seed post's spelling
+# exp() of these stays 1000x above the smallest normal float, so probabilities of up to
+# 1000 classes stay normal after the division by the row sum.
+_EXP_FLOOR = {
+    np.dtype(dtype): dtype(np.log(np.finfo(dtype).tiny) + np.log(1000.0))
+    for dtype in (np.float32, np.float64)
+}
+
+SoftMax = Softmax  # the blog post's spelling
 
 HIDDEN_ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls for cls in (ReLU, LeakyReLU, Sigmoid, Tanh)

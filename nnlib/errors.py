@@ -11,3 +11,7 @@ class ModelFormatError(NNLibError, ValueError):
 
 class NonFiniteLossError(NNLibError, FloatingPointError):
     """Training diverged: the loss or the weights became NaN or infinite."""
+
+
+class NotLearningError(NNLibError):
+    """Training runs but does not learn: the loss climbs, or the accuracy stays at chance."""

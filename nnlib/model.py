@@ -79,6 +79,7 @@ class Model:
             self.layers[-1].activation, Softmax
         )
         self._workspaces: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._param_list, self._grad_list = [self._params], [self._grads]
         self._last_forward: tuple[np.ndarray, list[np.ndarray]] | None = None
 
     @property
@@ -92,12 +93,12 @@ class Model:
     @property
     def parameters(self) -> list[np.ndarray]:
         """All parameters as one flat array (in a list, as optimizers take them)."""
-        return [self._params]
+        return self._param_list
 
     @property
     def gradients(self) -> list[np.ndarray]:
         """All gradients as one flat array, laid out like ``parameters``."""
-        return [self._grads]
+        return self._grad_list
 
     def _as_input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
@@ -106,15 +107,24 @@ class Model:
         return x
 
     def _workspace(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Hidden activations and per-layer gradient buffers for a batch of ``n``."""
+        """Each layer's output and gradient buffer for a batch of ``n``."""
         space = self._workspaces.get(n)
         if space is None:
             if len(self._workspaces) >= _MAX_WORKSPACES:
                 self._workspaces.pop(next(iter(self._workspaces)))
-            hidden = [np.empty((n, layer.output_size), self.dtype) for layer in self.layers[:-1]]
+            outputs = [np.empty((n, layer.output_size), self.dtype) for layer in self.layers]
             deltas = [np.empty((n, layer.output_size), self.dtype) for layer in self.layers]
-            space = self._workspaces[n] = (hidden, deltas)
+            space = self._workspaces[n] = (outputs, deltas)
         return space
+
+    def _forward_into(self, x: np.ndarray) -> np.ndarray:
+        """Run ``x`` through every layer into the workspace; keep it for the gradients."""
+        outputs, _ = self._workspace(len(x))
+        h = x
+        for layer, buffer in zip(self.layers, outputs, strict=True):
+            h = layer.forward(h, out=buffer)
+        self._last_forward = (x, outputs)
+        return h
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Output ``(n, output_size)`` for a batch ``x`` ``(n, input_size)``, kept for ``backward``.
@@ -122,13 +132,19 @@ class Model:
         The returned array is new; the hidden activations live in buffers that the
         next ``forward`` of the same batch size reuses.
         """
-        x = self._as_input(x)
-        hidden, _ = self._workspace(len(x))
-        h = x
-        for layer, buffer in zip(self.layers[:-1], hidden, strict=True):
-            h = layer.forward(h, out=buffer)
-        y_pred = self.layers[-1].forward(h)
-        self._last_forward = (x, hidden)
+        return self._forward_into(self._as_input(x)).copy()
+
+    def fit_batch(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """One training step: ``forward``, gradients and an optimizer step on one batch.
+
+        Returns the output ``(n, output_size)`` computed before the step, in a buffer
+        that the next call overwrites (the training loop scores it at once).
+        """
+        if self.optimizer is None:
+            raise RuntimeError("training needs an optimizer; pass optimizer= to Model")
+        y_pred = self._forward_into(self._as_input(x))
+        self.compute_gradients(y, y_pred)
+        self.optimizer.step(self._param_list, self._grad_list)
         return y_pred
 
     def compute_loss(self, y: np.ndarray, y_pred: np.ndarray) -> float:
@@ -144,7 +160,7 @@ class Model:
         """
         if self._last_forward is None:
             raise RuntimeError("backward needs a forward pass first")
-        x, hidden = self._last_forward
+        x, outputs = self._last_forward
         if len(y_pred) != len(x):
             raise ValueError(f"y_pred has {len(y_pred)} rows, the last forward batch had {len(x)}")
         _, deltas = self._workspace(len(x))
@@ -161,9 +177,9 @@ class Model:
             if i == 0:
                 layer.param_gradients(x, grad, input_grad)
             else:
-                layer.param_gradients(hidden[i - 1], grad, deltas[i - 1])
+                layer.param_gradients(outputs[i - 1], grad, deltas[i - 1])
                 below = self.layers[i - 1].activation
-                grad = below.backward(hidden[i - 1], deltas[i - 1], out=deltas[i - 1])
+                grad = below.backward(outputs[i - 1], deltas[i - 1], out=deltas[i - 1])
         return input_grad
 
     def backward(

@@ -8,24 +8,40 @@ stays in the parameters' dtype.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from nnlib.schedules import ConstantSchedule, Schedule
+
 
 class Optimizer:
-    """Base class; subclasses implement ``_new_state`` and ``_update``."""
+    """Base class; subclasses implement ``_new_state`` and ``_update``.
+
+    ``learning_rate`` is the base rate; a ``schedule`` (default constant) turns it into the
+    rate of each step, ``current_learning_rate``. State arrays that decay geometrically
+    while their gradient is zero (momentum, Adam's moments) are named in ``_decays``:
+    every few steps their entries too small to move any weight are set to zero, so they
+    never sink into subnormal floats, which some CPUs compute many times slower.
+    """
 
     name: str = ""
 
-    def __init__(self, learning_rate: float) -> None:
+    def __init__(self, learning_rate: float, schedule: Schedule | None = None) -> None:
         self.learning_rate = learning_rate
+        #: state array name -> the factor it is multiplied by each step
+        self._decays: dict[str, float] = {}
+        self.schedule = schedule if schedule is not None else ConstantSchedule()
         self.steps = 0
         self._state: list[dict[str, np.ndarray]] | None = None
         self._shapes: list[tuple[tuple[int, ...], np.dtype]] = []
+        # The lists of the last checked step: a model passes the same two lists every step.
+        self._checked: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None
 
     @property
     def learning_rate(self) -> float:
+        """The base rate; the schedule derives each step's rate from it."""
         return self._learning_rate
 
     @learning_rate.setter
@@ -34,14 +50,32 @@ class Optimizer:
             raise ValueError(f"learning_rate must be > 0, got {value}")
         self._learning_rate = float(value)
 
+    @property
+    def current_learning_rate(self) -> float:
+        """The rate the next step uses."""
+        return self.schedule.rate(self.steps, self._learning_rate)
+
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
         """One update of every array in ``params`` from the matching array in ``grads``."""
         if self._state is None:
             self._shapes = [(p.shape, p.dtype) for p in params]
             self._state = [self._new_state(p) for p in params]
-        if len(params) != len(self._state) or len(grads) != len(params):
+            self._flush_every = _flush_interval(self._decays.values(), params[0].dtype)
+        checked = self._checked
+        if checked is None or params is not checked[0] or grads is not checked[1]:
+            self._check_layout(params, grads)
+            self._checked = (params, grads)
+        rate = self.schedule.rate(self.steps, self._learning_rate)
+        self.steps += 1
+        for param, grad, state in zip(params, grads, self._state, strict=True):
+            self._update(param, grad, state, rate)
+        if self.steps % self._flush_every == 0:
+            self.flush_subnormals()
+
+    def _check_layout(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
+        if len(params) != len(self._shapes) or len(grads) != len(params):
             raise ValueError(
-                f"{type(self).__name__} was set up for {len(self._state)} parameter arrays, "
+                f"{type(self).__name__} was set up for {len(self._shapes)} parameter arrays, "
                 f"got {len(params)} parameters and {len(grads)} gradients"
             )
         for param, grad, (shape, dtype) in zip(params, grads, self._shapes, strict=True):
@@ -50,15 +84,44 @@ class Optimizer:
                     f"parameter/gradient shapes {param.shape}/{grad.shape} ({param.dtype}) "
                     f"differ from the first step's {shape} ({dtype})"
                 )
-        self.steps += 1
-        for param, grad, state in zip(params, grads, self._state, strict=True):
-            self._update(param, grad, state)
+
+    def flush_subnormals(self) -> None:
+        """Zero the decaying state entries below ``state_floor`` (see the class docstring)."""
+        for state in self._state or ():
+            for name in self._decays:
+                array = state[name]
+                np.copyto(array, 0, where=np.abs(array) < state_floor(array.dtype))
 
     def _new_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], rate: float
+    ) -> None:
         raise NotImplementedError
+
+
+def state_floor(dtype: np.dtype) -> float:
+    """Optimizer state below this is zeroed: ``tiny / eps**2`` (8e-25 in float32).
+
+    An Adam moment that small moves a weight by less than ``lr * 1e-16`` per step (below
+    the float32 resolution of any weight larger than 1e-9), so zeroing it changes no
+    weight, while the margin of ``eps**-2`` keeps every entry normal between flushes.
+    """
+    info = np.finfo(dtype)
+    return float(info.tiny / info.eps**2)
+
+
+def _flush_interval(decays: Iterable[float], dtype: np.dtype, most: int = 64) -> int:
+    """Steps between flushes: at most ``most``, and few enough that an entry just above
+    ``state_floor`` cannot decay below the smallest normal float before the next flush."""
+    info = np.finfo(dtype)
+    steps = [
+        int(math.log(float(info.tiny) / state_floor(dtype)) / math.log(decay))
+        for decay in decays
+        if 0 < decay < 1
+    ]
+    return max(1, min([most, *steps]))
 
 
 class SGD(Optimizer):
@@ -77,8 +140,9 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, schedule)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0:
@@ -86,11 +150,15 @@ class SGD(Optimizer):
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        if momentum:
+            self._decays = {"velocity": momentum}
 
     def _new_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {"velocity": np.zeros_like(param)} if self.momentum else {}
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], rate: float
+    ) -> None:
         direction = grad + self.weight_decay * param if self.weight_decay else grad
         if self.momentum:
             velocity = state["velocity"]
@@ -100,7 +168,7 @@ class SGD(Optimizer):
                 velocity *= self.momentum
                 velocity += direction
             direction = direction + self.momentum * velocity if self.nesterov else velocity
-        param -= self.learning_rate * direction
+        param -= rate * direction
 
 
 class Adam(Optimizer):
@@ -125,8 +193,9 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, schedule)
         for label, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= beta < 1:
                 raise ValueError(f"{label} must be in [0, 1), got {beta}")
@@ -135,6 +204,7 @@ class Adam(Optimizer):
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
+        self._decays = {"m": beta1, "v": beta2}
 
     def _new_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {
@@ -150,7 +220,9 @@ class Adam(Optimizer):
         scratch += grad
         return scratch
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], rate: float
+    ) -> None:
         m, v, scratch = state["m"], state["v"], state["scratch"]
         b1, b2, t = self.beta1, self.beta2, self.steps
         grad = self._l2_gradient(param, grad, scratch)
@@ -165,7 +237,7 @@ class Adam(Optimizer):
         update = np.sqrt(v, out=scratch)
         update += self.eps / c
         np.divide(m, update, out=update)
-        update *= self.learning_rate * (1 - b1) / (bias_correction1 * c)
+        update *= rate * (1 - b1) / (bias_correction1 * c)
         param -= update
 
 
@@ -185,26 +257,30 @@ class AdamW(Adam):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(learning_rate, beta1, beta2, eps, weight_decay)
+        super().__init__(learning_rate, beta1, beta2, eps, weight_decay, schedule)
 
     def _l2_gradient(self, param: np.ndarray, grad: np.ndarray, scratch: np.ndarray) -> np.ndarray:
         return grad
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], rate: float
+    ) -> None:
         if self.weight_decay:
-            param *= 1 - self.learning_rate * self.weight_decay
-        super()._update(param, grad, state)
+            param *= 1 - rate * self.weight_decay
+        super()._update(param, grad, state, rate)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, AdamW)}
 
 
-def make_optimizer(name: str, learning_rate: float, **settings: float) -> Optimizer:
+def make_optimizer(name: str, learning_rate: float, **settings: object) -> Optimizer:
     """The optimizer registered in ``OPTIMIZERS`` as ``name``, with ``learning_rate``.
 
-    ``settings`` (e.g. ``momentum``, ``weight_decay``) go to the optimizer where its
-    constructor takes them; the others do not apply to it (momentum means nothing to Adam).
+    ``settings`` (e.g. ``momentum``, ``weight_decay``, ``schedule``) go to the optimizer
+    where its constructor takes them; the others do not apply to it (momentum means
+    nothing to Adam).
     """
     try:
         cls = OPTIMIZERS[name]

@@ -40,11 +40,15 @@ def test_activation_forward_and_backward(
 
 
 def test_activations_do_not_overflow() -> None:
-    """Sigmoid and Softmax stay finite and exact at extreme inputs (float32 and float64)."""
+    """Sigmoid and Softmax stay finite at extreme inputs; softmax probabilities never subnormal."""
     for dtype in (np.float32, np.float64):
         z = np.array([[-1000.0, 0.0, 1000.0]], dtype=dtype)
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             s = Sigmoid().forward(z.copy())
             p = Softmax().forward(z.copy())
         np.testing.assert_array_equal(s, np.array([[0.0, 0.5, 1.0]], dtype=dtype))
-        np.testing.assert_array_equal(p, np.array([[0.0, 0.0, 1.0]], dtype=dtype))
+        assert p[0, 2] == 1.0
+        # Vanishing probabilities stay normal floats (never subnormal), and negligible.
+        info = np.finfo(dtype)
+        assert (p[0, :2] >= info.tiny).all()
+        assert (p[0, :2] < info.tiny * 1e4).all()
