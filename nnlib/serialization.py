@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -104,7 +106,11 @@ def save_model(model: Model, file: str | os.PathLike[str] | IO[bytes]) -> None:
         raise
 
 
-def _read_entries(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+_MAX_META_BYTES = 1 << 20  # the JSON description of a model is a few kB
+
+
+def _check_container(path: str | os.PathLike[str]) -> None:
+    """Refuse what is not a zip archive, naming what it is instead."""
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if not magic:
@@ -114,36 +120,63 @@ def _read_entries(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if magic == b"\x93NUM":
         raise ModelFormatError(f"{path}: not a model file (a bare .npy array, not an .npz)")
     if magic != b"PK\x03\x04":
-        # numpy would try any other file as a pickle; say what it is not instead
         raise ModelFormatError(f"{path}: not an .npz model file (no zip header)")
+
+
+def _read_header(path: str | os.PathLike[str], name: str, stream: IO[bytes]) -> tuple:
+    """The ``(shape, fortran_order, dtype)`` of a ``.npy`` member, read before its data."""
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFormatError(f"{path}: not a model file (a bare .npy array, not an .npz)")
-        with archive:
-            entries = {name: archive[name] for name in archive.files}
-        for name, value in entries.items():
-            if not isinstance(value, np.ndarray):  # NpzFile returns other members as bytes
-                raise ModelFormatError(f"{path}: entry {name!r} is not a .npy array")
-        return entries
-    except ModelFormatError:
-        raise
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(stream)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(stream)
     except ValueError as exc:
-        if "pickle" in str(exc).lower():
+        raise ModelFormatError(f"{path}: entry {name!r} is not a .npy array ({exc})") from None
+    raise ModelFormatError(f"{path}: entry {name!r} has .npy format version {version}")
+
+
+def _read_member(
+    path: str | os.PathLike[str],
+    archive: zipfile.ZipFile,
+    name: str,
+    expected: tuple[tuple[int, ...], np.dtype] | None,
+) -> np.ndarray:
+    """Read member ``name.npy``, checking its header (and its size) before its data.
+
+    ``expected`` is the ``(shape, dtype)`` it must have; None for the meta entry, which
+    must be a small unicode scalar.
+    """
+    info = archive.getinfo(f"{name}.npy")
+    with archive.open(info) as stream:
+        shape, fortran_order, dtype = _read_header(path, name, stream)
+        if dtype.hasobject:
             raise ModelFormatError(
-                f"{path}: holds pickled objects, which are refused (allow_pickle=False)"
-            ) from exc
-        raise ModelFormatError(f"{path}: not a readable model file ({exc})") from exc
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ModelFormatError(f"{path}: truncated or corrupt model file ({exc})") from exc
+                f"{path}: entry {name!r} holds pickled objects, which are refused "
+                "(allow_pickle=False)"
+            )
+        if expected is None:
+            if shape != () or dtype.kind != "U" or dtype.itemsize > _MAX_META_BYTES:
+                raise ModelFormatError(f"{path}: no 'meta' entry; not an nnlib model file")
+        elif (shape, dtype) != expected:
+            raise ModelFormatError(
+                f"{path}: {name} is {dtype}{list(shape)}, "
+                f"the architecture needs {expected[1]}{list(expected[0])}"
+            )
+        n_bytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != stream.tell() + n_bytes:
+            raise ModelFormatError(
+                f"{path}: entry {name!r} is {info.file_size} bytes, its header describes "
+                f"{stream.tell() + n_bytes}"
+            )
+        data = stream.read(n_bytes)
+    if len(data) != n_bytes:
+        raise ModelFormatError(f"{path}: entry {name!r} is truncated")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    return array.copy()
 
 
-def _parse_meta(path: str | os.PathLike[str], entries: dict[str, np.ndarray]) -> dict[str, Any]:
-    raw = entries.get("meta")
-    if raw is None or raw.dtype.kind != "U" or raw.ndim != 0:
-        raise ModelFormatError(f"{path}: no 'meta' entry; not an nnlib model file")
+def _parse_meta(path: str | os.PathLike[str], raw: np.ndarray) -> dict[str, Any]:
     try:
         meta = json.loads(str(raw))
     except json.JSONDecodeError as exc:
@@ -161,15 +194,8 @@ def _parse_meta(path: str | os.PathLike[str], entries: dict[str, np.ndarray]) ->
     return meta
 
 
-def load_model(path: str | os.PathLike[str]) -> Model:
-    """Read a model written by ``save_model``, validating every entry against ``meta``.
-
-    Raises ModelFormatError (one line, naming ``path``) for truncated files, pickles,
-    a missing or unknown format, arrays of the wrong shape or dtype, or non-finite
-    weights; FileNotFoundError if there is no file.
-    """
-    entries = _read_entries(path)
-    meta = _parse_meta(path, entries)
+def _build(path: str | os.PathLike[str], meta: dict[str, Any]) -> Model:
+    """The model ``meta`` describes, with placeholder weights."""
     try:
         dtype = np.dtype(meta["dtype"])
         loss = get_loss(meta["loss"])
@@ -187,30 +213,62 @@ def load_model(path: str | os.PathLike[str]) -> Model:
                     dtype=dtype,
                 )
             )
-        model = Model(layers, loss)
+        return Model(layers, loss)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"{path}: inconsistent model description ({exc})") from exc
 
-    expected = {"meta"}
-    for i, layer in enumerate(model.layers):
-        for part in ("weights", "biases"):
-            name = f"layer{i}_{part}"
-            expected.add(name)
-            array = entries.get(name)
-            target = getattr(layer, part)
-            if array is None:
-                raise ModelFormatError(f"{path}: missing entry {name!r}")
-            if array.shape != target.shape or array.dtype != target.dtype:
-                raise ModelFormatError(
-                    f"{path}: {name} is {array.dtype}{list(array.shape)}, "
-                    f"the architecture needs {target.dtype}{list(target.shape)}"
-                )
-            if not np.isfinite(array).all():
-                raise ModelFormatError(f"{path}: {name} holds NaN or infinite values")
-            setattr(layer, part, array)
-    unexpected = sorted(set(entries) - expected)
-    if unexpected:
-        raise ModelFormatError(f"{path}: unexpected entries {unexpected}")
+
+def _check_sizes(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    """Refuse, before allocating, layer sizes whose weights would not be in the file."""
+    total = 0
+    for spec in meta.get("layers") or ():
+        sizes = (spec.get("input_size"), spec.get("output_size")) if isinstance(spec, dict) else ()
+        if len(sizes) == 2 and all(type(n) is int and n > 0 for n in sizes):
+            total += (sizes[0] + 1) * sizes[1]
+    file_size = os.path.getsize(path)
+    if total * 4 > file_size:  # float32 or wider: every parameter takes 4 bytes or more
+        raise ModelFormatError(
+            f"{path}: describes {total:,} parameters, more than its {file_size:,} bytes hold"
+        )
+
+
+def load_model(path: str | os.PathLike[str]) -> Model:
+    """Read a model written by ``save_model``, validating every entry against ``meta``.
+
+    Each member's header (name, shape, dtype, size) is checked before its data is read,
+    so a refused file costs about its own size in memory. Raises ModelFormatError (one
+    line, naming ``path``) for truncated files, pickles, a missing or unknown format,
+    arrays of the wrong shape or dtype, or non-finite weights; FileNotFoundError if
+    there is no file.
+    """
+    _check_container(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename.removesuffix(".npy") for info in archive.infolist()}
+            if any(not info.filename.endswith(".npy") for info in archive.infolist()):
+                raise ModelFormatError(f"{path}: holds entries that are not .npy arrays")
+            if "meta" not in members:
+                raise ModelFormatError(f"{path}: no 'meta' entry; not an nnlib model file")
+            meta = _parse_meta(path, _read_member(path, archive, "meta", None))
+            _check_sizes(path, meta)
+            model = _build(path, meta)
+            expected = {"meta"}
+            for i, layer in enumerate(model.layers):
+                for part in ("weights", "biases"):
+                    name = f"layer{i}_{part}"
+                    expected.add(name)
+                    if name not in members:
+                        raise ModelFormatError(f"{path}: missing entry {name!r}")
+                    target = getattr(layer, part)
+                    array = _read_member(path, archive, name, (target.shape, target.dtype))
+                    if not np.isfinite(array).all():
+                        raise ModelFormatError(f"{path}: {name} holds NaN or infinite values")
+                    setattr(layer, part, array)
+            unexpected = sorted(members - expected)
+            if unexpected:
+                raise ModelFormatError(f"{path}: unexpected entries {unexpected}")
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+        raise ModelFormatError(f"{path}: truncated or corrupt model file ({exc})") from exc
     model.normalization = meta.get("normalization")
     model.class_names = meta.get("class_names")
     model.dataset = meta.get("dataset")
