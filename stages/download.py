@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
-from stages.cli.params import load_params, read_keys
+from stages.cli.params import load_params
 from stages.data.checksums import CHECKSUM_DIR, read_checksums
 from stages.data.fetch import RetryPolicy, download_files
 from stages.data.mirrors import MIRROR_ENV, resolve_mirrors
@@ -76,7 +76,7 @@ def main(
     valid is not fetched again. Mirrors: --mirror, else $MNIST_MIRROR, else the public ones.
     """
     with stage_errors(log_level):
-        name = read_keys(load_params(params), params, "data", keys=("dataset",))["dataset"]
+        name = load_params(params).data.dataset
         source = get_source(name)
         table = read_checksums(source, checksums if checksums is not None else CHECKSUM_DIR)
         mirrors = resolve_mirrors(mirror, os.environ, source)
@@ -85,7 +85,7 @@ def main(
         logger.info(
             "%s: fetching into %s from %s", name, target_dir, ", ".join(m.prefix for m in mirrors)
         )
-        summary = download_files(table, mirrors, target_dir, policy)
+        summary = download_files(table, mirrors, target_dir, policy, source.sizes)
         logger.info(
             "%s: all %d files verified in %s (%d downloaded, %d already present)",
             name,

@@ -13,7 +13,7 @@ import csv
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import numpy as np
 import typer
@@ -25,7 +25,7 @@ from stages.cli.app import LogLevelOption, new_app, run, stage_errors
 from stages.data.errors import DataError
 from stages.data.processed import META_FILE, load_meta, load_split
 from stages.images.contact_sheet import contact_sheet
-from stages.outputs.atomic import atomic_write
+from stages.outputs.atomic import OutputSet
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -94,13 +94,12 @@ def load_checked_split(
 
 
 def write_confusion_rows(
-    path: Path, truth: np.ndarray, predicted: np.ndarray, names: list[str]
+    handle: TextIO, truth: np.ndarray, predicted: np.ndarray, names: list[str]
 ) -> None:
     """One ``actual,predicted`` row per test sample, as DVC's confusion template wants."""
-    with atomic_write(path, "w") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(("actual", "predicted"))
-        writer.writerows((names[t], names[p]) for t, p in zip(truth, predicted, strict=True))
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(("actual", "predicted"))
+    writer.writerows((names[t], names[p]) for t, p in zip(truth, predicted, strict=True))
 
 
 def misclassified_sheet(
@@ -153,12 +152,14 @@ def main(
         sheet = misclassified_sheet(
             X_test, y_test, test_predicted, names, tuple(meta["image_shape"])
         )
-        # Everything is computed; only now are the outputs replaced.
-        write_confusion_rows(reports_dir / "confusion.csv", y_test, test_predicted, names)
-        with atomic_write(reports_dir / "misclassified.png", "wb") as handle:
-            sheet.save(handle, format="PNG")
-        with atomic_write(metrics_path, "w") as handle:
-            handle.write(json.dumps(results, indent=2) + "\n")
+        # Everything is computed; only now are the outputs replaced, all together.
+        with OutputSet() as outputs:
+            with outputs.open(reports_dir / "confusion.csv", "w") as handle:
+                write_confusion_rows(handle, y_test, test_predicted, names)
+            with outputs.open(reports_dir / "misclassified.png") as handle:
+                sheet.save(handle, format="PNG")
+            with outputs.open(metrics_path, "w") as handle:
+                handle.write(json.dumps(results, indent=2, allow_nan=False) + "\n")
         logger.info("wrote %s and %s/{confusion.csv,misclassified.png}", metrics_path, reports_dir)
 
 

@@ -18,14 +18,14 @@ import numpy as np
 import typer
 
 from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
-from stages.cli.params import DataParams, data_params, load_params
+from stages.cli.params import DataParams, load_params
 from stages.data.errors import DataError
 from stages.data.normalization import Normalization
 from stages.data.processed import META_FILE, images_path, labels_path
 from stages.data.raw import LabeledImages, load_raw
 from stages.data.sources import get_source
 from stages.data.splits import stratified_split
-from stages.outputs.atomic import staged_files
+from stages.outputs.atomic import OutputSet
 
 logger = logging.getLogger("stages.preprocess")
 
@@ -41,10 +41,12 @@ def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, source: Path) -
     """
     data_source = get_source(params.dataset)
     train, test = load_raw(raw_dir, data_source)
-    if params.val_size >= len(train.labels):
+    left = len(train.labels) - params.val_size
+    if left < data_source.n_classes:
         raise DataError(
-            f"{source}: data.val_size is {params.val_size}, but there are only "
-            f"{len(train.labels)} training images; it must be smaller"
+            f"{source}: data.val_size is {params.val_size}, which leaves {max(left, 0)} of the "
+            f"{len(train.labels)} training images for training; at least "
+            f"{data_source.n_classes} (one per class) must remain"
         )
     train_idx, val_idx = stratified_split(train.labels, params.val_size, params.split_seed)
     splits = {
@@ -75,11 +77,14 @@ def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, source: Path) -
     }
     # All checks passed. Normalize one split at a time (one float32 copy in memory); the
     # files replace the old ones together, so a failure midway changes nothing.
-    with staged_files(out_dir) as staging:
+    with OutputSet() as outputs:
         for name, split in splits.items():
-            np.save(images_path(staging, name), normalization.apply(split.images))
-            np.save(labels_path(staging, name), split.labels.astype(np.int64))
-        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            with outputs.open(images_path(out_dir, name)) as handle:
+                np.save(handle, normalization.apply(split.images))
+            with outputs.open(labels_path(out_dir, name)) as handle:
+                np.save(handle, split.labels.astype(np.int64))
+        with outputs.open(out_dir / META_FILE, "w") as handle:
+            handle.write(json.dumps(meta, indent=2, allow_nan=False) + "\n")
     return meta
 
 
@@ -107,7 +112,7 @@ def main(
     (n, rows * cols), int64 labels and meta.json to <out-dir>.
     """
     with stage_errors(log_level):
-        data = data_params(load_params(params), params)
+        data = load_params(params).data
         meta = preprocess(raw_dir, out_dir, data, params)
         sizes = meta["splits"]
         logger.info(

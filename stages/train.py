@@ -3,72 +3,123 @@
 Run as ``python -m stages.train`` (options override params.yaml, e.g. ``--epochs 5``).
 Reads ``data/processed/{train,val}_*.npy`` and ``meta.json``; writes
 ``models/model.npz`` and ``reports/train_history.csv`` (one row per epoch, for
-``dvc plots``), each atomically and only after training succeeds.
+``dvc plots``), together and only after training succeeds.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
+import os
 import resource
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
 
-from nnlib.activations import Softmax, get_activation
+from nnlib.activations import HIDDEN_ACTIVATIONS, Softmax, get_activation
 from nnlib.data import Dataset
-from nnlib.errors import NNLibError, NonFiniteLossError
+from nnlib.errors import NNLibError
 from nnlib.layers import DenseLayer
 from nnlib.losses import CrossEntropyLoss
 from nnlib.model import Model
-from nnlib.optimizers import Optimizer, make_optimizer
-from nnlib.training import EpochRecord, History, training_loop
+from nnlib.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from nnlib.schedules import SCHEDULES, make_schedule
+from nnlib.training import MONITORS, EpochRecord, History, training_loop
 from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
-from stages.cli.params import ModelParams, TrainParams, load_params, model_params, train_params
+from stages.cli.params import ModelParams, TrainParams, check_names, load_params
 from stages.cli.progress import progress_bar
 from stages.data.processed import load_meta, load_split
-from stages.outputs.atomic import atomic_write
+from stages.outputs.atomic import OutputSet
 from stages.outputs.history import write_history
 
 logger = logging.getLogger("stages.train")
 
 app = new_app("Train the MLP described in params.yaml (model.*, train.*) on the processed data.")
 
+NNLIB_NAMES = {
+    "model.activation": HIDDEN_ACTIVATIONS,
+    "train.optimizer": OPTIMIZERS,
+    "train.lr_schedule": SCHEDULES,
+    "train.monitor": MONITORS,
+}
+# Bytes per parameter while training: the parameters, their gradients, three optimizer
+# state arrays and the best epoch's copy, in float32.
+_TRAINING_BYTES_PER_PARAMETER = 6 * 4
 
-def build_optimizer(train: TrainParams) -> Optimizer:
-    """The optimizer ``train.optimizer`` names, set up from the other train params."""
+
+def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Optimizer:
+    """The optimizer ``train.optimizer`` names, on ``train.lr_schedule`` over the whole run."""
     return make_optimizer(
         train.optimizer,
         train.learning_rate,
         momentum=train.momentum,
         weight_decay=train.weight_decay,
+        schedule=make_schedule(train.lr_schedule, train.epochs * steps_per_epoch),
     )
 
 
 def build_model(
-    n_inputs: int, n_classes: int, model: ModelParams, train: TrainParams, rng: np.random.Generator
+    layer_sizes: tuple[int, ...], model: ModelParams, optimizer: Optimizer, rng: np.random.Generator
 ) -> Model:
-    """``n_inputs`` -> hidden layers -> softmax over ``n_classes``, cross-entropy loss."""
-    sizes = (n_inputs, *model.hidden_sizes)
-    layers = [
+    """Dense layers of ``layer_sizes``: hidden activations, softmax output, cross-entropy."""
+    hidden = [
         DenseLayer(n_in, n_out, get_activation(model.activation), rng=rng)
-        for n_in, n_out in itertools.pairwise(sizes)
+        for n_in, n_out in itertools.pairwise(layer_sizes[:-1])
     ]
-    layers.append(DenseLayer(sizes[-1], n_classes, Softmax(), rng=rng))
-    return Model(layers, loss=CrossEntropyLoss(), optimizer=build_optimizer(train))
+    output = DenseLayer(layer_sizes[-2], layer_sizes[-1], Softmax(), rng=rng)
+    return Model([*hidden, output], loss=CrossEntropyLoss(), optimizer=optimizer)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable), if the system says."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(layer_sizes: tuple[int, ...], source: Path) -> None:
+    """Refuse, before allocating, a network whose training would not fit in memory."""
+    n_params = sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(layer_sizes))
+    needed = n_params * _TRAINING_BYTES_PER_PARAMETER
+    available = available_memory()
+    if available is not None and needed > available:
+        raise StageError(
+            f"{source}: model.hidden_sizes {list(layer_sizes[1:-1])} gives "
+            f"{n_params:,} parameters, which need about {needed / 1e9:.1f} GB to train; "
+            f"this machine has {available / 1e9:.1f} GB available"
+        )
+
+
+def check_splits(n_train: int, n_classes: int, train: TrainParams, source: Path) -> None:
+    """Refuse a training split too small for one batch or for one image per class."""
+    if n_train < max(train.batch_size, n_classes):
+        raise StageError(
+            f"{source}: the training split holds {n_train} images, fewer than "
+            f"train.batch_size ({train.batch_size}) or the {n_classes} classes; "
+            "lower data.val_size or train.batch_size"
+        )
 
 
 def epoch_line(record: EpochRecord, epochs: int) -> str:
-    """The blog post's log line, plus the validation figures."""
+    """The blog post's log line, plus the validation figures and the learning rate."""
     line = f"Epoch {record.epoch}/{epochs}, Loss: {record.loss:.4f}, "
     line += f"Avg Accuracy: {record.accuracy:.4f}"
     if record.val_loss is not None:
         line += f", Val Loss: {record.val_loss:.4f}, Val Accuracy: {record.val_accuracy:.4f}"
-    return line + f" ({record.seconds:.2f} s)"
+    return line + f", LR: {record.learning_rate:.3g} ({record.seconds:.2f} s)"
 
 
 def check_writable(*paths: Path) -> None:
@@ -88,7 +139,10 @@ def fit(
     data: Dataset,
     validation: tuple[np.ndarray, np.ndarray] | None,
 ) -> History:
-    """Run the training loop with a progress bar and the blog post's per-epoch log lines."""
+    """Run the training loop with a progress bar and the blog post's per-epoch log lines.
+
+    A run that diverges or does not learn stops with one line (StageError).
+    """
     with progress_bar("training", total=train.epochs) as advance:
 
         def on_epoch_end(record: EpochRecord, epochs: int) -> None:
@@ -106,17 +160,10 @@ def fit(
                 monitor=train.monitor,
                 restore_best=train.restore_best,
                 on_epoch_end=on_epoch_end,
+                check_learning=True,
             )
-        except NonFiniteLossError as exc:
+        except NNLibError as exc:
             raise StageError(f"{exc} (train.learning_rate is {train.learning_rate:g})") from exc
-
-
-def describe_run(train: TrainParams, layer_sizes: tuple[int, ...], shapes: dict[str, Any]) -> str:
-    return (
-        f"Starting training for {train.epochs} epochs with batch size {train.batch_size} and "
-        f"learning rate {train.learning_rate:g} ({train.optimizer}, "
-        f"{' -> '.join(map(str, layer_sizes))}); train {shapes['train']}, val {shapes['val']}"
-    )
 
 
 @app.command()
@@ -146,42 +193,56 @@ def main(
 ) -> None:
     """Train the model of params.yaml on the training split, watching the validation split."""
     with stage_errors(log_level, NNLibError):
-        raw = load_params(params)
-        architecture = model_params(raw, params)
         overrides = {
-            "epochs": (epochs, "--epochs"),
-            "batch_size": (batch_size, "--batch-size"),
-            "learning_rate": (learning_rate, "--learning-rate"),
+            "train.epochs": (epochs, "--epochs"),
+            "train.batch_size": (batch_size, "--batch-size"),
+            "train.learning_rate": (learning_rate, "--learning-rate"),
         }
-        settings = train_params(raw, params, overrides)
+        settings = load_params(params, overrides)
+        check_names(settings, params, NNLIB_NAMES)
+        train = settings.train
         meta = load_meta(data_dir)
         class_names = list(meta["class_names"])
         X_train, y_train = load_split(data_dir, "train", len(class_names))
         X_val, y_val = load_split(data_dir, "val", len(class_names))
+        check_splits(len(X_train), len(class_names), train, params)
         validation = (X_val, y_val) if len(X_val) else None
-        if validation is None and settings.monitor.startswith("val_"):
+        if validation is None and train.monitor.startswith("val_"):
             raise StageError(
-                f"{params}: train.monitor is {settings.monitor}, but {data_dir} has no "
+                f"{params}: train.monitor is {train.monitor}, but {data_dir} has no "
                 "validation split (data.val_size is 0); monitor loss or accuracy instead"
             )
         check_writable(model_path, history_path)
+        layer_sizes = (X_train.shape[1], *settings.model.hidden_sizes, len(class_names))
+        check_fits_in_memory(layer_sizes, params)
 
-        layer_sizes = (X_train.shape[1], *architecture.hidden_sizes, len(class_names))
-        shapes = {"train": X_train.shape, "val": X_val.shape}
-        logger.info(describe_run(settings, layer_sizes, shapes))
-        rng = np.random.default_rng(settings.seed)
-        model = build_model(X_train.shape[1], len(class_names), architecture, settings, rng)
+        logger.info(
+            "Starting training for %d epochs with batch size %d and learning rate %g "
+            "(%s, %s schedule, %s); train %s, val %s",
+            train.epochs,
+            train.batch_size,
+            train.learning_rate,
+            train.optimizer,
+            train.lr_schedule,
+            " -> ".join(map(str, layer_sizes)),
+            X_train.shape,
+            X_val.shape,
+        )
+        rng = np.random.default_rng(train.seed)
+        optimizer = build_optimizer(train, math.ceil(len(X_train) / train.batch_size))
+        model = build_model(layer_sizes, settings.model, optimizer, rng)
         model.normalization = meta["normalization"]
         model.class_names = class_names
         model.dataset = meta["dataset"]
         model.image_shape = list(meta["image_shape"])
 
         started = time.perf_counter()
-        history = fit(model, settings, Dataset(X_train, y_train, rng), validation)
-        with atomic_write(history_path, "w") as handle:
-            write_history(handle, history)
-        with atomic_write(model_path, "wb") as handle:
-            model.save(handle)
+        history = fit(model, train, Dataset(X_train, y_train, rng), validation)
+        with OutputSet() as outputs:
+            with outputs.open(history_path, "w") as handle:
+                write_history(handle, history)
+            with outputs.open(model_path) as handle:
+                model.save(handle)
         seconds = time.perf_counter() - started
         per_epoch = sum(r.seconds for r in history.epochs) / len(history.epochs)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -69,17 +69,40 @@ def test_every_mirror_bad_exits_with_one_line_and_no_file(
             "download", project, "--checksums", "sums", "--mirror", server.url, *FAST
         )
     assert result.returncode == 1
-    lines = error_lines(result)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: could not get {IDX_FILES.train_images} from any mirror: ")
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: could not get 4 of 4 files ({server.url}: checksum mismatch ")
+    assert "(and 3 other problems)" in line
+    assert "--mirror or MNIST_MIRROR" in line
+    assert len(line) < 400
+    assert IDX_FILES.test_labels not in result.stderr  # the details are for --log-level DEBUG
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_log_shows_every_attempt(project: Path, files: Mapping[str, bytes]) -> None:
+    with MirrorServer(files) as server:
+        server.script(IDX_FILES.train_images, "corrupt")
+        server.script(IDX_FILES.train_labels, "404")
+        server.script(IDX_FILES.test_images, "truncated")
+        server.script(IDX_FILES.test_labels, "garbage")
+        result = run_stage(
+            "download",
+            project,
+            "--checksums",
+            "sums",
+            "--mirror",
+            server.url,
+            "--log-level",
+            "DEBUG",
+            *FAST,
+        )
+    assert result.returncode == 1
     for name, reason in [
         (IDX_FILES.train_images, "checksum mismatch (sha256 of the decompressed data is "),
         (IDX_FILES.train_labels, "HTTP 404"),
         (IDX_FILES.test_images, "truncated gzip data"),
         (IDX_FILES.test_labels, "not a valid gzip file"),
     ]:
-        assert f"could not get {name} from any mirror: {server.url}/{name}: {reason}" in lines[0]
-    assert "Traceback" not in result.stderr
+        assert f"{server.url}/{name}: {reason}" in result.stderr
     assert list((project / "data/raw/mnist").iterdir()) == []
 
 

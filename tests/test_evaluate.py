@@ -21,7 +21,7 @@ def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path
     assert "Avg Accuracy: " in trained.stderr
     assert "Val Accuracy: " in trained.stderr
     history = (workdir / "reports" / "train_history.csv").read_text().splitlines()
-    assert history[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy"
+    assert history[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate"
     assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
 
     evaluated = run_stage("evaluate", workdir)

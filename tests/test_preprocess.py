@@ -231,13 +231,17 @@ def test_missing_raw_file(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> N
     ]
 
 
-def test_val_size_too_large(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    project = make_project(tmp_path, arrays, val_size=40)
+@pytest.mark.parametrize(("val_size", "left"), [(40, 0), (31, 9)])
+def test_val_size_too_large(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray], val_size: int, left: int
+) -> None:
+    """Fewer training images than classes are left: refused before anything is written."""
+    project = make_project(tmp_path, arrays, val_size=val_size)
     result = run_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
-        "error: params.yaml: data.val_size is 40, but there are only 40 training images; "
-        "it must be smaller"
+        f"error: params.yaml: data.val_size is {val_size}, which leaves {left} of the 40 "
+        "training images for training; at least 10 (one per class) must remain"
     ]
     assert not (project / "data/processed").exists()
 

@@ -29,13 +29,13 @@ def test_options_override_params_in_both_spellings(workdir: Path) -> None:
         "--batch_size",
         "8",
         "--learning_rate",
-        "0.05",
+        "0.002",
         "--log_level",
         "DEBUG",
     )
     assert result.returncode == 0, result.stderr
     assert (
-        "Starting training for 1 epochs with batch size 8 and learning rate 0.05" in result.stderr
+        "Starting training for 1 epochs with batch size 8 and learning rate 0.002" in result.stderr
     )
     assert len((workdir / "reports" / "train_history.csv").read_text().splitlines()) == 2
 

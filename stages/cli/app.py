@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,19 +15,29 @@ from typer.exceptions import TyperException
 
 from stages.cli.errors import ParamsError, StageError
 from stages.data.errors import DataError
+from stages.outputs.atomic import OutputError
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 logger = logging.getLogger(__name__)
 
 
 # Failures the user can act on: their message is the one line shown.
 # Commands that use nnlib add its NNLibError (this module stays independent of nnlib).
-EXPECTED_ERRORS = (StageError, ParamsError, DataError)
+EXPECTED_ERRORS = (StageError, ParamsError, DataError, OutputError)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C, so every output set cleans up after itself."""
+
+
+def _raise_terminated(signum: int, frame: object) -> NoReturn:
+    raise Terminated
 
 
 def _parse_log_level(value: str) -> str:
@@ -62,7 +73,7 @@ def new_app(help_text: str) -> typer.Typer:
 
 
 def setup_logging(level: str) -> None:
-    """Log to stderr in the seed post's format."""
+    """Log to stderr in the blog post's format."""
     logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, force=True)
 
 
@@ -76,11 +87,12 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
     """Set up logging, then turn any failure in the block into one line and an exit code.
 
     Expected failures (``EXPECTED_ERRORS``, the ``expected`` types and OS errors) print
-    their message;
-    anything else is a bug and says so. With ``--log-level DEBUG`` the traceback
-    is logged as well. Ctrl-C exits with 130.
+    their message; anything else is a bug and says so. With ``--log-level DEBUG`` the
+    traceback is logged as well. Ctrl-C exits with 130 and SIGTERM with 143, after the
+    block has cleaned up.
     """
     setup_logging(log_level)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     except typer.Exit:
@@ -88,6 +100,9 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
     except KeyboardInterrupt:
         logger.debug("interrupted", exc_info=True)
         _fail("interrupted", EXIT_INTERRUPTED)
+    except Terminated:
+        logger.debug("terminated", exc_info=True)
+        _fail("terminated", EXIT_TERMINATED)
     except (*EXPECTED_ERRORS, *expected) as exc:
         logger.debug("stage failed", exc_info=True)
         _fail(str(exc), EXIT_FAILURE)
@@ -99,6 +114,8 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
         logger.debug("stage failed", exc_info=True)
         hint = "" if log_level == "DEBUG" else " (run with --log-level DEBUG for the traceback)"
         _fail(f"unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILURE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(app: typer.Typer) -> NoReturn:

@@ -1,134 +1,151 @@
-"""Reading and validating params.yaml, section by section, before any work starts.
+"""params.yaml: its schema, read and validated as a whole before any work starts.
 
-Every error is one line naming the file (or command-line option) and the key.
-Each stage reads only the keys that its ``dvc.yaml`` entry declares.
+The schema is pydantic models that refuse unknown keys at every level, so a key that would
+do nothing (a typo, a key from another project) stops the stage instead. Every error is one
+line naming the file (or command-line option) and the key, with a "did you mean" where one
+fits. Choices that nnlib defines (activations, optimizers, schedules, monitors) are checked
+by the commands that use nnlib (``check_names``), so the data stages never load it.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from stages.cli.errors import ParamsError
 from stages.data.normalization import NORMALIZATIONS
 from stages.data.sources import DATA_SOURCES
 
-# PyYAML follows YAML 1.1, which reads ``1e-3`` (no dot) as a string; DVC's
-# ``-S`` writes such numbers, so reals may arrive as text and are parsed here.
+# PyYAML follows YAML 1.1, which reads ``1e-3`` (no dot) as a string; ``dvc exp run -S``
+# writes such numbers, so reals may arrive as text.
 _REAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-Check = Callable[[Any, str], Any]
-
-
-def integer(minimum: int) -> Check:
-    def check(value: Any, label: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ParamsError(f"{label} must be an integer >= {minimum}, got {value!r}")
-        return value
-
-    return check
-
-
-def real(minimum: float, *, inclusive: bool = True, below: float | None = None) -> Check:
-    bound = f"{'>=' if inclusive else '>'} {minimum:g}" + (f" and < {below:g}" if below else "")
-
-    def check(value: Any, label: str) -> float:
-        number = value
-        if isinstance(value, str) and _REAL_TEXT.fullmatch(value.strip()):
-            number = float(value)
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise ParamsError(f"{label} must be a number {bound}, got {value!r}")
-        number = float(number)
-        in_range = number >= minimum if inclusive else number > minimum
-        if not math.isfinite(number) or not in_range or (below is not None and number >= below):
-            raise ParamsError(f"{label} must be a number {bound}, got {value!r}")
-        return number
-
-    return check
-
-
-def choice(options: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Check:
-    """One of ``options``, or of the names returned by calling it (looked up when used)."""
-
-    def check(value: Any, label: str) -> str:
-        allowed = options() if callable(options) else options
-        if value not in allowed:
-            raise ParamsError(f"{label} must be one of {', '.join(allowed)}, got {value!r}")
-        return value
-
-    return check
-
-
-def boolean(value: Any, label: str) -> bool:
-    if not isinstance(value, bool):
-        raise ParamsError(f"{label} must be true or false, got {value!r}")
+def _real(value: Any) -> Any:
+    """A number for a float field: ints, floats and numeric text, never a bool."""
+    if isinstance(value, str) and _REAL_TEXT.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
     return value
 
 
-def sizes(value: Any, label: str) -> tuple[int, ...]:
-    """A non-empty list of positive layer sizes."""
-    ok = isinstance(value, list) and value
-    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    if not ok:
-        raise ParamsError(f"{label} must be a non-empty list of integers >= 1, got {value!r}")
-    return tuple(value)
+Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
 
 
-def _activation_names() -> tuple[str, ...]:
-    # Imported on use, so the data stages (which never check it) don't load nnlib's model code.
-    from nnlib.activations import HIDDEN_ACTIVATIONS
-
-    return tuple(HIDDEN_ACTIVATIONS)
+def _describe(text: str) -> Any:
+    """The expectation an error message states for a field (``must be <text>``)."""
+    return Field(description=text)
 
 
-def _optimizer_names() -> tuple[str, ...]:
-    from nnlib.optimizers import OPTIMIZERS
-
-    return tuple(OPTIMIZERS)
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _monitor_names() -> tuple[str, ...]:
-    from nnlib.training import MONITORS
-
-    return MONITORS
-
-
-SECTIONS: dict[str, dict[str, Check]] = {
-    "data": {
-        "dataset": choice(tuple(DATA_SOURCES)),
-        "val_size": integer(0),
-        "split_seed": integer(0),
-        "normalize": choice(NORMALIZATIONS),
-    },
-    "model": {
-        "hidden_sizes": sizes,
-        "activation": choice(_activation_names),
-    },
-    "train": {
-        "epochs": integer(1),
-        "batch_size": integer(1),
-        "learning_rate": real(0.0, inclusive=False),
-        "optimizer": choice(_optimizer_names),
-        "seed": integer(0),
-        "weight_decay": real(0.0),
-        "momentum": real(0.0, below=1.0),
-        "patience": integer(0),
-        "monitor": choice(_monitor_names),
-        "restore_best": boolean,
-    },
-}
+class DataParams(_Section):
+    dataset: Annotated[Literal[tuple(DATA_SOURCES)], _describe(f"one of {', '.join(DATA_SOURCES)}")]
+    val_size: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
+    split_seed: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
+    normalize: Annotated[Literal[NORMALIZATIONS], _describe(f"one of {', '.join(NORMALIZATIONS)}")]
 
 
-def load_params(path: Path) -> dict[str, Any]:
-    """Read a params file into a mapping; one-line ParamsError if it is missing or not YAML."""
+class ModelParams(_Section):
+    hidden_sizes: Annotated[
+        list[Annotated[int, Field(ge=1)]],
+        Field(min_length=1),
+        _describe("a non-empty list of integers >= 1"),
+    ]
+    activation: Annotated[str, _describe("the name of an activation")]
+
+
+class TrainParams(_Section):
+    epochs: Annotated[int, Field(ge=1), _describe("an integer >= 1")]
+    batch_size: Annotated[int, Field(ge=1), _describe("an integer >= 1")]
+    learning_rate: Annotated[Real, Field(gt=0), _describe("a number > 0")]
+    lr_schedule: Annotated[str, _describe("the name of a learning-rate schedule")]
+    optimizer: Annotated[str, _describe("the name of an optimizer")]
+    seed: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
+    weight_decay: Annotated[Real, Field(ge=0), _describe("a number >= 0")]
+    momentum: Annotated[Real, Field(ge=0, lt=1), _describe("a number >= 0 and < 1")]
+    patience: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
+    monitor: Annotated[str, _describe("the name of an epoch figure")]
+    restore_best: Annotated[bool, _describe("true or false")]
+
+
+class Params(_Section):
+    data: DataParams
+    model: ModelParams
+    train: TrainParams
+
+
+def known_keys() -> list[str]:
+    """Every key of the schema, dotted: ``data.dataset``, ..., ``train.restore_best``."""
+    return [
+        f"{section}.{key}"
+        for section, field in Params.model_fields.items()
+        for key in field.annotation.model_fields
+    ]
+
+
+def did_you_mean(key: str) -> str:
+    """`` (did you mean train.batch_size?)`` for an unknown dotted ``key``, or ``""``."""
+    known = known_keys()
+    section, _, leaf = key.rpartition(".")
+    same_section = [k for k in known if k.startswith(f"{section}.")] if section else []
+    leaves = {k.rpartition(".")[2]: k for k in known}
+    for candidates in (same_section, known):
+        names = {k.rpartition(".")[2]: k for k in candidates}
+        close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.75)
+        if close:
+            return f" (did you mean {names[close[0]]}?)"
+    if leaf in leaves:
+        return f" (did you mean {leaves[leaf]}?)"
+    return ""
+
+
+def _field_description(loc: tuple[Any, ...]) -> str | None:
+    model: Any = Params
+    description = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            break
+        description = fields[part].description
+        model = fields[part].annotation
+    return description
+
+
+def _message(
+    error: Mapping[str, Any], source: Path, labels: Mapping[str, str], raw: Mapping[str, Any]
+) -> str:
+    """One line for one pydantic error: file or option, key, expectation, value."""
+    loc = tuple(part for part in error["loc"] if isinstance(part, str))
+    key = ".".join(loc)
+    where = labels.get(key, f"{source}: {key}" if key else str(source))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key {key}{did_you_mean(key)}"
+    if kind == "missing":
+        return f"{source}: section '{key}' is missing" if len(loc) == 1 else f"{where} is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{where}: expected a mapping of keys, got {error['input']!r}"
+    expected = _field_description(loc)
+    if expected is None:
+        return f"{where}: {error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
+    value = error["input"]
+    if len(error["loc"]) > len(loc):  # an item of a list: show the whole list
+        value = raw[loc[0]][loc[1]]
+    return f"{where} must be {expected}, got {value!r}"
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; one-line ParamsError if it is missing or not YAML."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -149,81 +166,33 @@ def load_params(path: Path) -> dict[str, Any]:
     return raw
 
 
-def read_keys(
-    raw: Mapping[str, Any],
-    source: Path,
-    section: str,
-    keys: tuple[str, ...] | None = None,
-    overrides: Mapping[str, tuple[Any, str]] | None = None,
-) -> dict[str, Any]:
-    """Validate ``keys`` (default: all) of ``section``; return them by name.
+def load_params(path: Path, overrides: Mapping[str, tuple[Any, str]] | None = None) -> Params:
+    """Read and validate the whole of ``path``.
 
-    ``overrides`` maps a key to ``(value, option_name)``: a command-line value that
-    replaces the file's and is named by its option in errors. Unknown keys in the
-    section are refused, with a suggestion, so a typo cannot silently do nothing.
+    ``overrides`` maps a dotted key to ``(value, option name)``: a command-line value that
+    replaces the file's (unless it is None) and is named by its option in errors.
     """
-    specs = SECTIONS[section]
-    values = raw.get(section)
-    if not isinstance(values, dict):
-        state = "missing" if values is None else f"not a mapping ({values!r})"
-        raise ParamsError(f"{source}: section '{section}' is {state}")
-    for key in values:
-        if key not in specs:
-            close = difflib.get_close_matches(str(key), specs, n=1)
-            hint = f" (did you mean {section}.{close[0]}?)" if close else ""
-            raise ParamsError(f"{source}: unknown key {section}.{key}{hint}")
-    overrides = overrides or {}
-    result = {}
-    for key in keys or tuple(specs):
-        if key in overrides and overrides[key][0] is not None:
-            value, label = overrides[key][0], overrides[key][1]
-        elif key in values:
-            value, label = values[key], f"{source}: {section}.{key}"
-        else:
-            raise ParamsError(f"{source}: {section}.{key} is missing")
-        result[key] = specs[key](value, label)
-    return result
+    raw = read_params_file(path)
+    labels: dict[str, str] = {}
+    for key, (value, option) in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, leaf = key.partition(".")
+        if isinstance(raw.get(section), dict):
+            raw[section] = {**raw[section], leaf: value}
+            labels[key] = option
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise ParamsError(_message(error, path, labels, raw)) from None
 
 
-@dataclass(frozen=True)
-class DataParams:
-    dataset: str
-    val_size: int
-    split_seed: int
-    normalize: str
-
-
-@dataclass(frozen=True)
-class ModelParams:
-    hidden_sizes: tuple[int, ...]
-    activation: str
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    optimizer: str
-    seed: int
-    weight_decay: float
-    momentum: float
-    patience: int
-    monitor: str
-    restore_best: bool
-
-
-def data_params(raw: Mapping[str, Any], source: Path) -> DataParams:
-    return DataParams(**read_keys(raw, source, "data"))
-
-
-def model_params(raw: Mapping[str, Any], source: Path) -> ModelParams:
-    return ModelParams(**read_keys(raw, source, "model"))
-
-
-def train_params(
-    raw: Mapping[str, Any],
-    source: Path,
-    overrides: Mapping[str, tuple[Any, str]] | None = None,
-) -> TrainParams:
-    return TrainParams(**read_keys(raw, source, "train", overrides=overrides))
+def check_names(params: Params, source: Path, names: Mapping[str, Iterable[str]]) -> None:
+    """Refuse a value of the dotted keys in ``names`` that is not one of its allowed names."""
+    for key, allowed in names.items():
+        section, _, leaf = key.partition(".")
+        value = getattr(getattr(params, section), leaf)
+        allowed = tuple(allowed)
+        if value not in allowed:
+            raise ParamsError(f"{source}: {key} must be one of {', '.join(allowed)}, got {value!r}")

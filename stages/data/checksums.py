@@ -75,10 +75,11 @@ class GzipDigest:
 
     Follows ``gzip.open``'s rules (what the IDX reader uses): several members are
     concatenated, zero padding after a member is ignored. Raises BadPayload for data
-    that is not gzip or ends inside a member.
+    that is not gzip, ends inside a member, or decompresses to more than ``limit`` bytes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit  # decompressed bytes beyond this are refused at once
         self._sha = hashlib.sha256()
         self._inflater = zlib.decompressobj(_GZIP_WBITS)
         self._in_member = False  # bytes of an unfinished member have been seen
@@ -110,6 +111,8 @@ class GzipDigest:
     def _consume(self, out: bytes) -> None:
         self._sha.update(out)
         self.size += len(out)
+        if self.limit is not None and self.size > self.limit:
+            raise BadPayload(f"decompresses to more than the {self.limit} bytes this file holds")
 
     def hexdigest(self) -> str:
         """The digest of everything decompressed; BadPayload if the stream is cut short."""

@@ -10,6 +10,9 @@ recorded one replaces the target. Failures are sorted into three kinds:
   mismatch): the next mirror is tried at once;
 - a mirror that never answered (no HTTP response after all retries) is marked unreachable
   and not tried again for the remaining files.
+
+Input is bounded: redirects are followed only to http(s) URLs, and a download stops as soon
+as it exceeds the file's known size (compressed, or decompressed).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -31,12 +35,18 @@ from typing import IO
 from stages.cli.progress import progress_bar
 from stages.data.checksums import CHUNK_SIZE, BadPayload, GzipDigest, verify_file
 from stages.data.errors import DataError
-from stages.data.mirrors import Mirror
-from stages.outputs.atomic import atomic_write, stale_temporaries
+from stages.data.mirrors import MIRROR_ENV, Mirror
+from stages.outputs.atomic import atomic_write, remove_abandoned
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "mnist-numpy-dvc (python urllib)"
+
+
+def compressed_limit(size: int) -> int:
+    """The most bytes a gzip file of ``size`` decompressed bytes can take: stored (not
+    compressed) deflate blocks add 5 bytes per 64 kB, the gzip header and trailer 18."""
+    return size + 5 * (size // 65_535 + 1) + 1024
 
 
 class AttemptFailed(Exception):
@@ -56,6 +66,7 @@ class AttemptFailed(Exception):
 class MirrorFailure:
     """Why one mirror could not give one file."""
 
+    mirror: str
     location: str
     reason: str
 
@@ -88,10 +99,31 @@ class RetryPolicy:
         return self.backoff * 2**retry
 
 
+class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) URLs only (urllib's own handler also follows ftp://)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        scheme = urllib.parse.urlsplit(newurl).scheme
+        if scheme not in ("http", "https"):
+            raise AttemptFailed(f"redirected to {newurl}, which is not an http(s) URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpRedirectsOnly)
+
+
 def _open_url(url: str, timeout: float) -> http.client.HTTPResponse:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        return urllib.request.urlopen(request, timeout=timeout)
+        return _OPENER.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         transient = exc.code >= 500 or exc.code in (408, 429)
@@ -144,23 +176,36 @@ def _open_source(mirror: Mirror, name: str, timeout: float) -> tuple[IO[bytes], 
     return handle, os.fstat(handle.fileno()).st_size
 
 
-def download_once(mirror: Mirror, name: str, target: Path, expected: str, timeout: float) -> int:
+def download_once(
+    mirror: Mirror,
+    name: str,
+    target: Path,
+    expected: str,
+    timeout: float,
+    size: int | None = None,
+) -> int:
     """Stream ``name`` from ``mirror`` into ``target`` if it verifies; return its size in bytes.
 
-    Raises AttemptFailed; ``target`` is then untouched and no temporary file remains.
+    ``size``, the file's known decompressed size, bounds what is read. Raises
+    AttemptFailed; ``target`` is then untouched and no temporary file remains.
     """
+    limit = compressed_limit(size) if size is not None else None
     with ExitStack() as stack:
         stream, length = _open_source(mirror, name, timeout)
         stack.enter_context(stream)
+        if limit is not None and length is not None and length > limit:
+            raise AttemptFailed(f"announces {length} bytes, more than this file can take")
         out = stack.enter_context(atomic_write(target, "wb"))
         advance = stack.enter_context(progress_bar(name, length, in_bytes=True))
-        digest = GzipDigest()
+        digest = GzipDigest(limit=size)
         received = 0
         try:
             while chunk := _read_chunk(stream, timeout):
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise AttemptFailed(f"sent more than the {limit} bytes this file can take")
                 out.write(chunk)
                 digest.update(chunk)
-                received += len(chunk)
                 advance(len(chunk))
             if length is not None and received < length:
                 raise AttemptFailed(
@@ -186,12 +231,14 @@ def fetch_file(
     target: Path,
     policy: RetryPolicy,
     unreachable: set[Mirror] | None = None,
+    size: int | None = None,
 ) -> Fetched:
     """Get ``name`` from the first mirror that serves it intact, into ``target``.
 
     Mirrors in ``unreachable`` are skipped, and mirrors that give no response at all
     are added to it, so a caller fetching several files asks a dead host only once.
-    Raises FetchError listing, per mirror, why it failed.
+    ``size`` is the file's decompressed size, if known. Raises FetchError listing, per
+    mirror, why it failed.
     """
     if unreachable is None:
         unreachable = set()
@@ -199,16 +246,18 @@ def fetch_file(
     for mirror in mirrors:
         location = mirror.location(name)
         if mirror in unreachable:
-            failures.append(MirrorFailure(location, "not tried, unreachable for an earlier file"))
+            failures.append(
+                MirrorFailure(mirror.prefix, location, "not tried, unreachable for an earlier file")
+            )
             continue
         for attempt in range(policy.retries + 1):
             start = time.perf_counter()
             try:
-                size = download_once(mirror, name, target, expected, policy.timeout)
+                got = download_once(mirror, name, target, expected, policy.timeout, size)
             except AttemptFailed as exc:
                 if exc.transient and attempt < policy.retries:
                     delay = policy.delay(attempt)
-                    logger.warning(
+                    logger.info(
                         "%s: %s; retry %d of %d in %g s",
                         location,
                         exc.reason,
@@ -219,12 +268,12 @@ def fetch_file(
                     policy.sleep(delay)
                     continue
                 reason = exc.reason if attempt == 0 else f"{exc.reason} ({attempt + 1} attempts)"
-                logger.warning("%s: %s", location, reason)
-                failures.append(MirrorFailure(location, reason))
+                logger.debug("%s: %s", location, reason)
+                failures.append(MirrorFailure(mirror.prefix, location, reason))
                 if exc.unreachable:
                     unreachable.add(mirror)
                 break
-            return Fetched(location, size, time.perf_counter() - start)
+            return Fetched(location, got, time.perf_counter() - start)
     raise FetchError(name, failures)
 
 
@@ -238,12 +287,11 @@ def human_size(n_bytes: int) -> str:
     return f"{size:.1f} GB"
 
 
-def _remove_stale_temp_files(directory: Path, names: list[str]) -> None:
-    # A killed run (SIGKILL, power loss) can leave atomic_write's temporary files behind.
+def _remove_abandoned_temporaries(directory: Path, names: list[str]) -> None:
+    # A killed run (SIGKILL, power loss) can leave temporary files behind.
     for name in names:
-        for stale in stale_temporaries(directory / name):
-            logger.info("removing %s, left over by an interrupted run", stale)
-            stale.unlink(missing_ok=True)
+        for stale in remove_abandoned(directory / name):
+            logger.info("removed %s, left over by an interrupted run", stale)
 
 
 @dataclass(frozen=True)
@@ -257,15 +305,17 @@ def download_files(
     mirrors: list[Mirror],
     target_dir: Path,
     policy: RetryPolicy,
+    sizes: Mapping[str, int] | None = None,
 ) -> Summary:
     """Make ``target_dir`` hold every file of ``checksums`` (name -> decompressed SHA-256).
 
+    ``sizes`` (name -> decompressed bytes) bounds each download.
     A present file that verifies is kept; one that does not is deleted, then fetched.
     Every file is attempted even after one fails; DataError at the end names each
     file that no mirror could give, on one line.
     """
     target_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_files(target_dir, list(checksums))
+    _remove_abandoned_temporaries(target_dir, list(checksums))
     unreachable: set[Mirror] = set()
     downloaded: list[str] = []
     present: list[str] = []
@@ -283,7 +333,8 @@ def download_files(
             )
             target.unlink()
         try:
-            got = fetch_file(name, expected, mirrors, target, policy, unreachable)
+            size = (sizes or {}).get(name)
+            got = fetch_file(name, expected, mirrors, target, policy, unreachable, size)
         except FetchError as exc:
             errors.append(exc)
             continue
@@ -296,5 +347,30 @@ def download_files(
         )
         downloaded.append(name)
     if errors:
-        raise DataError(" | ".join(str(error) for error in errors))
+        raise DataError(failure_summary(errors, len(checksums)))
     return Summary(downloaded, present)
+
+
+def failure_summary(errors: list[FetchError], n_files: int) -> str:
+    """One short line: how many files failed, each mirror's first reason, what to do.
+
+    Every attempt is logged at DEBUG level; this line only says what went wrong where.
+    """
+    reasons: dict[str, list[str]] = {}
+    for error in errors:
+        for failure in error.failures:
+            if failure.reason.startswith("not tried"):
+                continue
+            seen = reasons.setdefault(failure.mirror, [])
+            kind = failure.reason.split(" (")[0]  # e.g. "checksum mismatch", "HTTP 404"
+            if all(reason.split(" (")[0] != kind for reason in seen):
+                seen.append(failure.reason)
+    per_mirror = "; ".join(
+        f"{mirror}: {found[0]}" + (f" (and {len(found) - 1} other problems)" if found[1:] else "")
+        for mirror, found in reasons.items()
+    )
+    return (
+        f"could not get {len(errors)} of {n_files} files ({per_mirror or 'no mirror given'}); "
+        f"give another mirror with --mirror or {MIRROR_ENV} (a folder or URL holding the .gz "
+        "files), --log-level DEBUG shows every attempt"
+    )

@@ -16,6 +16,7 @@ from stages.data.errors import DataError
 
 META_FILE = "meta.json"
 _RERUN = "run `python -m stages.preprocess` first"
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def images_path(data_dir: Path, split: str) -> Path:
@@ -29,10 +30,26 @@ def labels_path(data_dir: Path, split: str) -> Path:
 def _load_array(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: no such file ({_RERUN})")
+    with open(path, "rb") as handle:
+        if handle.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise DataError(f"{path}: not a .npy array file; {_RERUN}")
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc}); {_RERUN}") from None
+        # numpy's own message suggests allow_pickle=True for any unreadable header: never that
+        problem = "holds Python objects" if "pickle" in str(exc) else "is truncated or corrupt"
+        raise DataError(f"{path}: {problem}, not a plain .npy array; {_RERUN}") from None
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path}: not a single .npy array; {_RERUN}")
+    return array
+
+
+def _check_finite(images: np.ndarray, path: Path) -> None:
+    """Refuse NaN or infinite pixels: one float64 sum is non-finite exactly when one is."""
+    if np.isfinite(images.sum(dtype=np.float64)):
+        return
+    row = next(i for i in range(len(images)) if not np.isfinite(images[i]).all())
+    raise DataError(f"{path}: image {row} holds NaN or infinite values; {_RERUN}")
 
 
 def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +67,7 @@ def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, 
             f"{label_file}: expected integer labels of shape (n,), "
             f"got {labels.dtype} of shape {labels.shape}; {_RERUN}"
         )
+    _check_finite(images, image_file)
     if len(images) != len(labels):
         raise DataError(
             f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels"

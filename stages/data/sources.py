@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from stages.data.errors import DataError
 
@@ -26,6 +26,13 @@ class IdxFiles:
 
 
 IDX_FILES = IdxFiles()
+#: decompressed bytes of each file, the same for every 28x28, 60,000 + 10,000 image dataset
+MNIST_FORMAT_SIZES: dict[str, int] = {
+    IDX_FILES.train_images: 16 + 60_000 * 28 * 28,
+    IDX_FILES.train_labels: 8 + 60_000,
+    IDX_FILES.test_images: 16 + 10_000 * 28 * 28,
+    IDX_FILES.test_labels: 8 + 10_000,
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class DataSource:
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
     files: IdxFiles = IDX_FILES
+    #: decompressed bytes of each file: downloads stop at once beyond them
+    sizes: Mapping[str, int] = field(default_factory=lambda: MNIST_FORMAT_SIZES)
 
     @property
     def n_classes(self) -> int:

@@ -1,82 +1,158 @@
-"""Atomic file replacement: a file (or a set of files) is either old or complete and new."""
+"""Replacing a stage's outputs as a set: every file new and complete, or every file as it was.
+
+Each output is written to a temporary file beside it (``.<name>.<random>.tmp``) that its
+writer holds an exclusive ``flock`` on. When every file of the set is written, each one is
+fsynced and moved over its target with ``os.replace``; if a move fails, the targets already
+replaced get their previous content back. A failure or interruption before that point
+leaves every target untouched. A temporary file whose lock nobody holds was left by a
+killed writer (the kernel drops the lock of a dead process), so it is provably abandoned
+and removed; a live writer's file is never touched.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
-import shutil
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-# mkstemp creates files readable by the owner only; give the final file the
-# permissions an ordinary open() would have. Reading the umask means setting it.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+
+class OutputError(Exception):
+    """An output file cannot be written; the message names it."""
 
 
-def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Temporary files that an interrupted ``atomic_write`` to ``path`` left behind.
-
-    Only a process killed outright (SIGKILL, power loss) leaves any.
-    """
-    target = Path(path)
+def _temporaries(target: Path) -> list[Path]:
     return sorted(target.parent.glob(f".{target.name}.*.tmp"))
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Delete the temporary files of ``target`` that no live process holds; return them."""
+    removed = []
+    for temporary in _temporaries(target):
+        try:
+            fd = os.open(temporary, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a live writer holds it
+        try:
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary)
+        finally:
+            os.close(fd)
+    return removed
+
+
+class _Temporary:
+    """A locked temporary file beside ``target``."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(target)
+        while True:
+            path = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue
+            break
+        self.path = path
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        """Remove the file if it is still there (not moved into place) and drop the lock."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)
+
+
+class OutputSet:
+    """``with OutputSet() as outputs:`` ... ``outputs.open(path)`` ... : replaced together.
+
+    Errors while writing name the target file (OutputError); nothing is replaced unless the
+    ``with`` block completes.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[Path, _Temporary] = {}
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    @contextlib.contextmanager
+    def open(self, target: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
+        """A handle on the new content of ``target``, text (``"w"``) or binary (``"wb"``)."""
+        if mode not in ("wb", "w"):
+            raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+        target = Path(target)
+        if target in self._files:
+            raise ValueError(f"{target} is already part of this output set")
+        try:
+            temporary = _Temporary(target)
+            self._files[target] = temporary
+            encoding = None if "b" in mode else "utf-8"
+            with open(os.dup(temporary.fd), mode, encoding=encoding) as handle:
+                yield handle
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._commit()
+        finally:
+            for temporary in self._files.values():
+                temporary.release()
+
+    def _commit(self) -> None:
+        for target, temporary in self._files.items():
+            try:
+                os.fsync(temporary.fd)
+            except OSError as exc:
+                raise OutputError(f"{target}: cannot write ({exc.strerror})") from exc
+        backups: dict[Path, Path | None] = {}
+        try:
+            for target, temporary in self._files.items():
+                backups[target] = _backup(target)
+                os.replace(temporary.path, target)
+        except BaseException as exc:
+            _restore(backups)
+            if isinstance(exc, OSError):
+                raise OutputError(f"{target}: cannot replace ({exc.strerror})") from exc
+            raise
+        finally:
+            for backup in backups.values():
+                if backup is not None:
+                    backup.unlink(missing_ok=True)
+
+
+def _backup(target: Path) -> Path | None:
+    """A hard link to ``target``'s current content (None if it has none yet)."""
+    if not target.exists():
+        return None
+    backup = target.parent / f".{target.name}.{secrets.token_hex(4)}.bak"
+    os.link(target, backup)
+    return backup
+
+
+def _restore(backups: dict[Path, Path | None]) -> None:
+    """Put back the content each replaced target had before the commit started."""
+    for target, backup in backups.items():
+        if backup is None:
+            target.unlink(missing_ok=True)
+        else:
+            os.replace(backup, target)
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success move it over ``path``.
-
-    The data is flushed and fsynced before ``os.replace``, so a crash or an
-    exception (including KeyboardInterrupt) leaves either the previous file or
-    the complete new one, never a partial file; the temporary file is removed.
-    The parent directory is created if needed, and temporary files that a killed
-    earlier write of ``path`` left behind are deleted.
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in stale_temporaries(target):
-        stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-
-
-@contextlib.contextmanager
-def staged_files(directory: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty staging folder inside ``directory`` for a set of files that belong together.
-
-    When the block succeeds, each file written into the folder is fsynced and moved over
-    its namesake in ``directory``; when it fails (or is interrupted), nothing in
-    ``directory`` changes. The folder is removed either way, as are folders that a killed
-    earlier run left behind.
-    """
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    for stale in target.glob(".staging-*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(dir=target, prefix=".staging-", suffix=".tmp"))
-    try:
-        yield staging
-        written = sorted(staging.iterdir())
-        for path in written:
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-        for path in written:
-            os.replace(path, target / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """One file written atomically: an output set of one."""
+    with OutputSet() as outputs, outputs.open(path, mode) as handle:
+        yield handle

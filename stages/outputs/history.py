@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from nnlib.training import History
 
-HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+HISTORY_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+)
 
 
 def write_history(handle: TextIO, history: History) -> None:
@@ -16,5 +23,5 @@ def write_history(handle: TextIO, history: History) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(HISTORY_FIELDS)
     for r in history.epochs:
-        row = (r.epoch, r.loss, r.accuracy, r.val_loss, r.val_accuracy)
+        row = (r.epoch, r.loss, r.accuracy, r.val_loss, r.val_accuracy, r.learning_rate)
         writer.writerow(["" if v is None else f"{v:.6g}" for v in row])
