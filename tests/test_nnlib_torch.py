@@ -37,6 +37,7 @@ from nnlib import (  # noqa: E402
     Softmax,
 )
 from nnlib.optimizers import Optimizer  # noqa: E402
+from nnlib.schedules import CosineSchedule, Schedule  # noqa: E402
 
 SIZES = [6, 16, 12, 4]
 TOL = {
@@ -211,3 +212,44 @@ def test_training_trajectory_matches_torch(name: str, dtype: type) -> None:
         optimizer_t.step()
         assert loss == pytest.approx(loss_t.item(), rel=TOL[dtype]["rtol"])
     assert_same_parameters(model, net, TOL[dtype])
+
+
+SCHEDULED: dict[str, tuple[Callable[[Schedule], Optimizer], Callable]] = {
+    # name: (nnlib optimizer on a schedule, torch optimizer factory); base rate 1e-2
+    "sgd-momentum": (
+        lambda s: SGD(1e-2, momentum=0.9, schedule=s),
+        lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9),
+    ),
+    "adam": (lambda s: Adam(1e-2, schedule=s), lambda p: torch.optim.Adam(p, lr=1e-2)),
+    "adamw": (
+        lambda s: AdamW(1e-2, weight_decay=0.1, schedule=s),
+        lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULED))
+def test_cosine_schedule_matches_torch_cosine_annealing(name: str) -> None:
+    """A cosine schedule drives each optimizer as torch's CosineAnnealingLR stepped per update."""
+    steps, floor = 30, 0.01
+    make_ours, make_theirs = SCHEDULED[name]
+    model, net, rng = build_pair(np.float64, make_ours(CosineSchedule(steps, floor=floor)))
+    optimizer_t = make_theirs(net.parameters())
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer_t, T_max=steps, eta_min=floor * 1e-2
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = data(rng, np.float64)
+    for _ in range(steps):
+        assert model.optimizer.current_learning_rate == pytest.approx(
+            optimizer_t.param_groups[0]["lr"], rel=1e-12
+        )
+        rows = rng.choice(len(x), size=32, replace=False)
+        model.backward(y[rows], model.forward(x[rows]))
+        optimizer_t.zero_grad()
+        loss_fn(net(torch.from_numpy(x[rows])), torch.from_numpy(y[rows])).backward()
+        optimizer_t.step()
+        scheduler.step()
+    assert_same_parameters(model, net, TOL[np.float64])
+    # the schedule really moved the rate: from the base down towards the floor
+    assert model.optimizer.current_learning_rate == pytest.approx(floor * 1e-2, rel=1e-12)

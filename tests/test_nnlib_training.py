@@ -21,11 +21,13 @@ from nnlib import (
     MeanSquaredError,
     Model,
     NonFiniteLossError,
+    NotLearningError,
     ReLU,
     Softmax,
     training_loop,
 )
 from nnlib.optimizers import Optimizer
+from nnlib.schedules import CosineSchedule
 
 CENTERS = np.array([[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0]])
 
@@ -391,3 +393,105 @@ def test_training_does_not_touch_global_random_state() -> None:
     after = np.random.get_state(legacy=False)["state"]  # noqa: NPY002
     np.testing.assert_array_equal(after["key"], before["key"])
     assert after["pos"] == before["pos"]
+
+
+# --------------------------------------------------------------------------- learning rate
+
+
+def test_history_carries_each_epochs_learning_rate() -> None:
+    """The record of each epoch holds the rate of its last step, as the schedule gave it."""
+    rng = np.random.default_rng(0)
+    x, y = blobs(rng, 64)
+    steps_per_epoch, epochs = 4, 5  # 64 samples in batches of 16
+    schedule = CosineSchedule(steps_per_epoch * epochs)
+    model = classifier(rng, Adam(0.01, schedule=schedule))
+    history = training_loop(model, Dataset(x, y, rng=rng), epochs=epochs, batch_size=16)
+    expected = [schedule.rate(steps_per_epoch * e - 1, 0.01) for e in range(1, epochs + 1)]
+    assert [r.learning_rate for r in history.epochs] == expected
+    assert expected[0] > expected[-1]  # the rates really changed
+
+
+# --------------------------------------------------------------------------- subnormal floats
+
+
+def vanishing_feature_run(flush: bool, monkeypatch: pytest.MonkeyPatch) -> Model:
+    """A model whose first feature is active for one epoch, then zero for 1,280 steps.
+
+    Adam's first moment of that feature's weights then decays by 0.9 a step with no new
+    gradient, from about 1e-3 through float32's subnormal range (below 1.2e-38) within
+    some 850 steps: the data produces subnormals quickly. ``flush=False`` turns the
+    optimizer's flushing off, to show they appear without it.
+    """
+    if not flush:
+        monkeypatch.setattr(Adam, "flush_subnormals", lambda self: None)
+    rng = np.random.default_rng(5)
+    x, y = blobs(rng, 64)
+    x = np.hstack([np.ones((64, 1)), x]).astype(np.float32)
+    model = Model(
+        [DenseLayer(5, 8, ReLU(), rng=rng), DenseLayer(8, 3, Softmax(), rng=rng)],
+        CrossEntropyLoss(),
+        Adam(0.01),
+    )
+    training_loop(model, Dataset(x, y, rng=rng), epochs=1, batch_size=4)
+    x[:, 0] = 0.0
+    training_loop(model, Dataset(x, y, rng=rng), epochs=80, batch_size=4)
+    return model
+
+
+def subnormal_count(*arrays: np.ndarray) -> int:
+    tiny = np.finfo(np.float32).tiny
+    return sum(int(np.count_nonzero((a != 0) & (np.abs(a) < tiny))) for a in arrays)
+
+
+def test_no_subnormal_survives_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as unflushed:
+        model = vanishing_feature_run(flush=False, monkeypatch=unflushed)
+        state = model.optimizer._state[0]
+        assert subnormal_count(state["m"]) > 0, "the data no longer produces subnormals"
+    model = vanishing_feature_run(flush=True, monkeypatch=monkeypatch)
+    state = model.optimizer._state[0]
+    assert subnormal_count(state["m"], state["v"], *model.parameters, *model.gradients) == 0
+
+
+def test_flushing_leaves_the_trained_weights_bit_identical(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Zeroed state entries were too small to move any float32 weight: same bits either way."""
+    flushed = vanishing_feature_run(flush=True, monkeypatch=monkeypatch).get_weights()
+    with monkeypatch.context() as unflushed:
+        kept = vanishing_feature_run(flush=False, monkeypatch=unflushed).get_weights()
+    np.testing.assert_array_equal(flushed, kept)
+
+
+# --------------------------------------------------------------------------- learning checks
+
+
+def test_a_climbing_loss_is_not_learning() -> None:
+    rng = np.random.default_rng(0)
+    x, y = blobs(rng, 200)
+    model = classifier(rng, SGD(50.0))
+    with pytest.raises(NotLearningError, match=r"loss rose from [\d.]+ before training to "):
+        training_loop(model, Dataset(x, y, rng=rng), 5, 16, check_learning=True)
+
+
+def test_a_model_at_chance_is_not_learning() -> None:
+    """Labels unrelated to the inputs: nothing to learn, the accuracy stays at chance."""
+    rng = np.random.default_rng(1)
+    x, _ = blobs(rng, 300)
+    y = rng.integers(0, 3, size=300)
+    xv, yv = blobs(rng, 300)[0], rng.integers(0, 3, size=300)
+    model = classifier(rng, Adam(0.01))
+    with pytest.raises(NotLearningError, match=r"validation accuracy 0\.[0-4]"):
+        training_loop(
+            model, Dataset(x, y, rng=rng), 3, 16, validation=(xv, yv), check_learning=True
+        )
+
+
+def test_a_learning_run_passes_the_checks() -> None:
+    rng = np.random.default_rng(2)
+    x, y = blobs(rng, 300)
+    model = classifier(rng, Adam(0.01))
+    history = training_loop(
+        model, Dataset(x, y, rng=rng), 3, 16, validation=blobs(rng, 300), check_learning=True
+    )
+    assert history.epochs[-1].val_accuracy > 0.6

@@ -17,7 +17,11 @@ from support.params import write_params
 from support.processed import write_processed
 from support.stage import error_lines, run_stage, stage_command, stage_environment
 
+from nnlib.optimizers import OPTIMIZERS, Optimizer
+from nnlib.schedules import Schedule
+from stages.cli.params import check_names, load_params
 from stages.data.processed import labels_path
+from stages.train import NNLIB_NAMES, build_optimizer
 
 
 def test_options_override_params_in_both_spellings(workdir: Path) -> None:
@@ -194,3 +198,34 @@ def test_a_params_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_bytes(b"\xff\xfe\x00garbage")
     result = run_stage("train", tmp_path)
     assert error_lines(result) == ["error: params.yaml: not UTF-8 text"]
+
+
+class Lion(Optimizer):
+    """A stand-in for an optimizer added to nnlib's registry later."""
+
+    name = "lion"
+
+    def __init__(self, learning_rate: float, schedule: Schedule | None = None) -> None:
+        super().__init__(learning_rate, schedule)
+
+    def _new_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
+
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], rate: float
+    ) -> None:
+        param -= rate * np.sign(grad)
+
+
+@pytest.mark.parametrize("name", [*OPTIMIZERS, "lion"])
+def test_every_optimizer_the_params_accept_is_the_one_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Validation and construction read one registry: a registered name builds its own class."""
+    monkeypatch.setitem(OPTIMIZERS, "lion", Lion)
+    path = write_params(tmp_path, train={"optimizer": name})
+    params = load_params(path)
+    check_names(params, path, NNLIB_NAMES)  # accepted ...
+    optimizer = build_optimizer(params.train, steps_per_epoch=10)
+    assert type(optimizer) is OPTIMIZERS[name]  # ... and built as itself, never as Adam
+    assert optimizer.learning_rate == params.train.learning_rate

@@ -1,0 +1,126 @@
+"""stages.cli.params: the whole params.yaml validated, every error one line naming the key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from support.params import project_params, write_params
+
+from stages.cli.errors import ParamsError
+from stages.cli.params import check_names, did_you_mean, known_keys, load_params
+
+
+def test_the_project_params_load(tmp_path: Path) -> None:
+    params = load_params(write_params(tmp_path))
+    assert params.model.hidden_sizes == project_params()["model"]["hidden_sizes"]
+
+
+def test_every_schema_key_is_in_the_project_params() -> None:
+    """params.yaml documents every key the stages read, and nothing else."""
+    params = project_params()
+    assert sorted(known_keys()) == sorted(
+        f"{section}.{key}" for section, values in params.items() for key in values
+    )
+
+
+def test_a_real_number_written_as_yaml_1_1_text_is_a_number(tmp_path: Path) -> None:
+    """dvc exp run -S train.learning_rate=1e-3 writes 1e-3, which PyYAML reads as text."""
+    path = tmp_path / "params.yaml"
+    text = write_params(tmp_path).read_text().replace("learning_rate: 0.001", "learning_rate: 1e-3")
+    path.write_text(text)
+    assert "learning_rate: 1e-3" in text
+    assert load_params(path).train.learning_rate == 0.001
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train", "learning_rate", True, "train.learning_rate must be a number > 0, got True"),
+        ("train", "learning_rate", ".nan", "train.learning_rate must be a number > 0, got '.nan'"),
+        ("train", "epochs", 2.0, "train.epochs must be an integer >= 1, got 2.0"),
+        (
+            "train",
+            "restore_best",
+            "yes please",
+            "train.restore_best must be true or false, got 'yes please'",
+        ),
+        ("train", "momentum", 1, "train.momentum must be a number >= 0 and < 1, got 1"),
+        (
+            "model",
+            "hidden_sizes",
+            [64, 0],
+            "model.hidden_sizes must be a non-empty list of integers >= 1, got [64, 0]",
+        ),
+        (
+            "data",
+            "dataset",
+            "cifar",
+            "data.dataset must be one of mnist, fashion-mnist, got 'cifar'",
+        ),
+    ],
+)
+def test_bad_values_name_key_and_value(
+    tmp_path: Path, section: str, key: str, value: object, message: str
+) -> None:
+    path = write_params(tmp_path, **{section: {key: value}})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("batch_size", " (did you mean train.batch_size?)"),
+        ("train.epoch", " (did you mean train.epochs?)"),
+        ("model.epochs", " (did you mean train.epochs?)"),
+        ("train.dropout", ""),
+        ("colour", ""),
+    ],
+)
+def test_unknown_keys_get_a_did_you_mean_where_one_fits(key: str, hint: str) -> None:
+    assert did_you_mean(key) == hint
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda p: p.update(batch_size=64),
+            "unknown key batch_size (did you mean train.batch_size?)",
+        ),
+        (lambda p: p["train"].update(dropout=0.5), "unknown key train.dropout"),
+        (lambda p: p["data"].update(augment=True), "unknown key data.augment"),
+    ],
+    ids=["top-level", "train", "data"],
+)
+def test_an_unknown_key_at_any_depth_is_refused(
+    tmp_path: Path, edit: Callable[[dict], None], message: str
+) -> None:
+    params = project_params()
+    edit(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_an_override_is_named_by_its_option(tmp_path: Path) -> None:
+    path = write_params(tmp_path)
+    with pytest.raises(ParamsError, match=r"^--epochs must be an integer >= 1, got 0$"):
+        load_params(path, {"train.epochs": (0, "--epochs")})
+    assert load_params(path, {"train.epochs": (7, "--epochs")}).train.epochs == 7
+    assert load_params(path, {"train.epochs": (None, "--epochs")}).train.epochs == 20
+
+
+def test_names_defined_elsewhere_are_checked_on_request(tmp_path: Path) -> None:
+    path = write_params(tmp_path, model={"activation": "swish"})
+    params = load_params(path)  # the data stages never ask about activations
+    with pytest.raises(
+        ParamsError, match=r"model\.activation must be one of relu, tanh, got 'swish'"
+    ):
+        check_names(params, path, {"model.activation": ("relu", "tanh")})
