@@ -1,4 +1,4 @@
-"""The model: a stack of dense layers, a loss and an optimizer, as in the seed post."""
+"""The model: a stack of dense layers, a loss and an optimizer, as in the blog post this project follows."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ class Model:
     ) -> None:
         """Backpropagate the loss of the last ``forward`` batch and take one optimizer step.
 
-        ``learning_rate``, if given, replaces the optimizer's (the seed post passes it each step).
+        ``learning_rate``, if given, replaces the optimizer's (the blog post passes it each step).
         """
         if self.optimizer is None:
             raise RuntimeError("backward needs an optimizer; pass optimizer= to Model")

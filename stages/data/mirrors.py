@@ -50,7 +50,7 @@ def parse_mirror(text: str, origin: str) -> Mirror:
     """Check a user-given mirror (``origin`` names where it came from, for the error).
 
     Accepts ``http(s)://host/...``, ``file:///dir`` and plain directory paths; a local
-    directory must exist. Raises StageError with one line otherwise.
+    directory must exist. Raises DataError with one line otherwise.
     """
     text = text.strip()
     split = urllib.parse.urlsplit(text)
