@@ -97,7 +97,8 @@ def test_a_photographed_garment_becomes_a_fashion_mnist_item(
     width = right - left + 1
     assert abs(width - 200 / 281 * SIZE) <= 1.5  # the aspect ratio holds (sleeves included)
     assert abs((left + right) / 2 - (SIZE - 1) / 2) <= 1  # in the centre
-    assert item[:, :left].max() <= 10  # the backdrop is black ...
+    assert item[:, :left].max() <= 10  # the backdrop is black, around the garment ...
+    assert item[20:27, 4:6].max() <= 12  # ... and under its sleeves
     assert item[14, 14] > 150  # ... and the dark garment bright
 
 

@@ -116,10 +116,21 @@ def test_decompression_bombs_are_refused_before_decoding(
     assert width * height > MAX_PIXELS
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header_only(width, height))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no warning escapes either
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with pytest.raises(ImageError, match=r"^image too large"):
             read_image(path)
+    assert caught == []  # Pillow's warning became the error, it did not leak
+
+
+def test_the_limit_holds_when_pillows_own_check_is_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # as some libraries set it
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(30_000, 30_000))
+    with pytest.raises(ImageError, match=r"^image too large \(30000x30000 pixels"):
+        read_image(path)
 
 
 def test_an_image_at_the_limit_is_not_a_bomb(tmp_path: Path) -> None:
