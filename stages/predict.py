@@ -11,7 +11,9 @@ predicted, and the exit code is 1.
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +27,12 @@ from stages.cli.app import LogLevelOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
 from stages.images.constructions import IMAGE_SHAPE, construction_for, normalize
 from stages.images.errors import ImageError
-from stages.images.files import find_images
-from stages.images.reading import read_image
+from stages.images.files import Entry, find_images
+from stages.images.reading import Picture, read_image
 from stages.outputs.atomic import atomic_write
 from stages.outputs.predictions import Result, to_json, to_table, top_k
+
+logger = logging.getLogger("stages.predict")
 
 app = new_app("Predict the class of your own images (files or folders) with a trained model.")
 
@@ -55,6 +59,25 @@ def load_model(path: Path) -> Model:
     if problem is not None:
         raise StageError(f"{path}: the model {problem}; retrain it (dvc repro)")
     return model
+
+
+def construct_all(
+    entries: list[Entry], construct: Callable[[Picture], np.ndarray]
+) -> list[np.ndarray | str]:
+    """The 28x28 uint8 image of each entry, or the one line saying why it has none."""
+    outcomes: list[np.ndarray | str] = []
+    for entry in entries:
+        if entry.error is not None:
+            outcomes.append(entry.error)
+            continue
+        try:
+            outcomes.append(construct(read_image(entry.path)))
+        except ImageError as exc:
+            outcomes.append(str(exc))
+        except Exception as exc:  # a bug shown on this image should not cost the others
+            logger.debug("%s failed", entry.path, exc_info=True)
+            outcomes.append(f"unexpected {type(exc).__name__}: {exc} (--log-level DEBUG traces)")
+    return outcomes
 
 
 def prepare_output_dir(directory: Path) -> None:
@@ -117,16 +140,8 @@ def main(
         if inputs_dir is not None:
             prepare_output_dir(inputs_dir)
 
-        outcomes: list[np.ndarray | str] = []
         entries = find_images(paths)
-        for entry in entries:
-            if entry.error is not None:
-                outcomes.append(entry.error)
-                continue
-            try:
-                outcomes.append(construct(read_image(entry.path)))
-            except ImageError as exc:
-                outcomes.append(str(exc))
+        outcomes = construct_all(entries, construct)
         images = [o for o in outcomes if isinstance(o, np.ndarray)]
         probabilities = iter(
             model.predict(normalize(np.stack(images), model.normalization)) if images else []

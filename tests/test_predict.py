@@ -15,8 +15,10 @@ from user_images import png_header_only, random_model, ring_digit, seven_digit
 from nnlib.model import Model
 from stages.images.constructions import normalize
 from stages.images.fashion import fashion_item
+from stages.images.files import find_images
 from stages.images.mnist import mnist_digit
-from stages.images.reading import read_image
+from stages.images.reading import Picture, read_image
+from stages.predict import construct_all
 
 STANDARDIZE = {"method": "standardize", "divisor": 255.0, "mean": 0.1307, "std": 0.3081}
 
@@ -227,3 +229,21 @@ def test_save_inputs_into_a_file_fails_before_any_work(
     assert len(error_lines(result)) == 1
     assert "seen" in error_lines(result)[0]
     assert result.stdout == ""
+
+
+def test_a_failure_on_one_image_is_that_images_error(workdir: Path) -> None:
+    def fragile(picture: Picture) -> np.ndarray:
+        if picture.rgb.shape[0] == 300:
+            raise ValueError("cannot handle 300 rows")
+        return np.zeros((28, 28), dtype=np.uint8)
+
+    entries = find_images([workdir / "digits", workdir / "missing.png"])
+    write_digit(workdir / "short.png", seven_digit(size=(200, 200), origin=(20, 50)))
+    outcomes = construct_all([*entries, *find_images([workdir / "short.png"])], fragile)
+    assert (
+        outcomes[0]
+        == outcomes[1]
+        == ("unexpected ValueError: cannot handle 300 rows (--log-level DEBUG traces)")
+    )
+    assert outcomes[2] == "no such file or directory"
+    assert isinstance(outcomes[3], np.ndarray)
