@@ -1,0 +1,50 @@
+"""Finding a user's image files: the paths given, and the image files inside folders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One input: a file to read, or a path that gave no file (``error`` says why)."""
+
+    path: Path
+    error: str | None = None
+
+
+def image_extensions() -> frozenset[str]:
+    """File name endings (lower case, with the dot) of every format Pillow can open."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def find_images(paths: Iterable[Path]) -> list[Entry]:
+    """One entry per file named in ``paths``, and per image file in a folder (recursively,
+    by name, skipping hidden ones), in order; a missing path or a folder without image
+    files is an entry with an error. Files named directly are kept whatever their name."""
+    extensions = image_extensions()
+    entries: list[Entry] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in extensions and p.is_file() and not _is_hidden(p, path)
+            )
+            if not found:
+                entries.append(Entry(path, "no image files in this folder"))
+            entries.extend(Entry(p) for p in found)
+        elif path.exists():
+            entries.append(Entry(path))
+        else:
+            entries.append(Entry(path, "no such file or directory"))
+    return entries

@@ -1,0 +1,249 @@
+"""``python -m stages.predict`` run as a user runs it: output, saved inputs, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from stage_cli import error_lines, run_stage
+from user_images import png_header_only, random_model, ring_digit, seven_digit
+
+from nnlib.model import Model
+from stages.images.constructions import normalize
+from stages.images.fashion import fashion_item
+from stages.images.files import find_images
+from stages.images.mnist import mnist_digit
+from stages.images.reading import Picture, read_image
+from stages.predict import construct_all
+
+STANDARDIZE = {"method": "standardize", "divisor": 255.0, "mean": 0.1307, "std": 0.3081}
+
+
+def write_digit(path: Path, ink: np.ndarray) -> Path:
+    """``ink`` coverage as dark ink on white paper, saved in the format ``path`` names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.rint(240 - 220 * ink).astype(np.uint8)).convert("RGB").save(path)
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A scratch folder with a model (standardized inputs) and two digit photos."""
+    random_model(normalization=STANDARDIZE).save(tmp_path / "model.npz")
+    write_digit(tmp_path / "digits" / "seven.png", seven_digit())
+    write_digit(tmp_path / "digits" / "zero.jpg", ring_digit())
+    return tmp_path
+
+
+def predict(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_stage("predict", workdir, *args, "--model", "model.npz")
+
+
+def test_a_table_of_predictions(workdir: Path) -> None:
+    result = predict(workdir, "digits")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["file", "prediction", "confidence", "top-3"]
+    assert [line.split()[0] for line in lines[1:]] == ["digits/seven.png", "digits/zero.jpg"]
+    for line in lines[1:]:
+        _, predicted, confidence, first, first_p, *_ = line.replace(",", "").split()
+        assert predicted == first
+        assert confidence == first_p
+    assert result.stderr == ""
+
+
+def test_json_follows_the_model_files_normalization(workdir: Path) -> None:
+    result = predict(workdir, "digits/seven.png", "digits/zero.jpg", "--json", "--top-k", "4")
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert [a["file"] for a in answers] == ["digits/seven.png", "digits/zero.jpg"]
+
+    model = Model.load(workdir / "model.npz")
+    images = np.stack([mnist_digit(read_image(workdir / a["file"])) for a in answers])
+    expected = model.predict(normalize(images, STANDARDIZE))
+    unnormalized = model.predict(normalize(images, {"method": "scale"}))
+    for answer, probabilities, wrong in zip(answers, expected, unnormalized, strict=True):
+        assert set(answer) == {"file", "prediction", "confidence", "top_k"}
+        top = answer["top_k"]
+        assert [set(t) for t in top] == [{"class", "probability"}] * 4
+        assert answer["prediction"] == top[0]["class"]
+        assert answer["confidence"] == top[0]["probability"]
+        assert [t["probability"] for t in top] == sorted(
+            (t["probability"] for t in top), reverse=True
+        )
+        order = np.argsort(-probabilities)[:4]
+        assert [t["class"] for t in top] == [str(i) for i in order]
+        assert np.allclose([t["probability"] for t in top], probabilities[order], atol=1e-6)
+        assert not np.allclose([t["probability"] for t in top], wrong[order], atol=1e-3)
+
+
+def test_top_k_is_capped_at_the_number_of_classes(workdir: Path) -> None:
+    result = predict(workdir, "digits/seven.png", "--json", "--top-k", "50")
+    assert result.returncode == 0, result.stderr
+    top = json.loads(result.stdout)[0]["top_k"]
+    assert sorted(t["class"] for t in top) == [str(k) for k in range(10)]
+    assert abs(sum(t["probability"] for t in top) - 1) < 1e-5
+
+
+def test_saved_inputs_are_what_the_model_saw(workdir: Path) -> None:
+    write_digit(workdir / "digits" / "more" / "seven.bmp", seven_digit(width=30))
+    result = predict(workdir, "digits", "--save-inputs", "seen")
+    assert result.returncode == 0, result.stderr
+    saved = sorted(p.name for p in (workdir / "seen").iterdir())
+    assert saved == ["seven-2.png", "seven.png", "zero.png"]
+    for name, source in [
+        ("seven.png", "digits/more/seven.bmp"),  # inputs in name order: the folder first
+        ("seven-2.png", "digits/seven.png"),
+        ("zero.png", "digits/zero.jpg"),
+    ]:
+        with Image.open(workdir / "seen" / name) as image:
+            assert (image.mode, image.size) == ("L", (28, 28))
+            pixels = np.asarray(image)
+        assert np.array_equal(pixels, mnist_digit(read_image(workdir / source)))
+
+
+def test_folders_are_searched_for_image_files_only(workdir: Path) -> None:
+    (workdir / "digits" / "notes.txt").write_text("not an image")
+    write_digit(workdir / "digits" / ".hidden" / "three.png", seven_digit())
+    write_digit(workdir / "digits" / "sub" / "one.webp", seven_digit(width=8))
+    result = predict(workdir, "digits", "--json")
+    assert result.returncode == 0, result.stderr
+    files = [a["file"] for a in json.loads(result.stdout)]
+    assert files == ["digits/seven.png", "digits/sub/one.webp", "digits/zero.jpg"]
+
+
+def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: Path) -> None:
+    bad = workdir / "bad"
+    bad.mkdir()
+    (bad / "notes.png").write_text("a text file with an image's name\n")
+    whole = (workdir / "digits" / "seven.png").read_bytes()
+    (bad / "truncated.png").write_bytes(whole[: len(whole) // 3])
+    Image.new("RGB", (300, 200), (235, 235, 230)).save(bad / "blank.png")
+    (bad / "bomb.png").write_bytes(png_header_only(20_000, 20_000))
+    (workdir / "empty").mkdir()
+    inputs = [
+        "digits/seven.png",
+        "bad/notes.png",
+        "bad/truncated.png",
+        "bad/blank.png",
+        "bad/bomb.png",
+        "empty",
+        "missing.png",
+        "digits/zero.jpg",
+    ]
+    result = predict(workdir, *inputs, "--json")
+    assert result.returncode == 1
+    answers = json.loads(result.stdout)
+    assert [a["file"] for a in answers] == inputs
+    assert "prediction" in answers[0]
+    assert "prediction" in answers[-1]
+    expected = {
+        "bad/notes.png": "not an image",
+        "bad/truncated.png": "cannot decode the image",
+        "bad/blank.png": "no ink found",
+        "bad/bomb.png": "image too large",
+        "empty": "no image files in this folder",
+        "missing.png": "no such file or directory",
+    }
+    errors = {a["file"]: a["error"] for a in answers if "error" in a}
+    assert set(errors) == set(expected)
+    for file, message in expected.items():
+        assert errors[file].startswith(message), errors[file]
+        assert "\n" not in errors[file]
+    assert set(answers[1]) == {"file", "error"}
+    lines = error_lines(result)
+    assert lines == [f"error: {file}: {errors[file]}" for file in inputs if file in errors]
+    assert len(result.stderr.splitlines()) == len(lines)  # no traceback, nothing else
+
+    table = predict(workdir, *inputs)
+    assert table.returncode == 1
+    assert len(table.stdout.splitlines()) == 3  # the header and the two good images
+    assert error_lines(table) == lines
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (None, "no model file there"),
+        (b"not a zip file", "model.npz"),
+        ("truncate", "model.npz"),
+        ("cifar", "no image construction for dataset 'cifar'"),
+    ],
+)
+def test_a_missing_or_unusable_model_predicts_nothing(
+    workdir: Path, damage: object, message: str
+) -> None:
+    model = workdir / "model.npz"
+    if damage is None:
+        model.unlink()
+    elif damage == "truncate":
+        model.write_bytes(model.read_bytes()[:1000])
+    elif damage == "cifar":
+        random_model(dataset="cifar").save(model)
+    else:
+        model.write_bytes(damage)
+    result = predict(workdir, "digits", "--json")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: model.npz")
+    assert message in lines[0]
+
+
+def test_a_fashion_model_gets_fashion_mnists_construction(workdir: Path) -> None:
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+             "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+    random_model(dataset="fashion-mnist", class_names=names).save(workdir / "model.npz")
+    result = predict(workdir, "digits/zero.jpg", "--json", "--save-inputs", "seen")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["prediction"] in names
+    seen = np.asarray(Image.open(workdir / "seen" / "zero.png"))
+    picture = read_image(workdir / "digits" / "zero.jpg")
+    assert np.array_equal(seen, fashion_item(picture))
+    assert not np.array_equal(seen, mnist_digit(picture))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["digits", "--top-k", "0"], ["digits", "--top-k", "three"], ["digits", "--color"]],
+)
+def test_usage_errors_exit_2(workdir: Path, args: list[str]) -> None:
+    result = run_stage("predict", workdir, *args)
+    assert result.returncode == 2
+    assert len(error_lines(result)) == 1
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("target", "code"), [("seen", 2), ("seen/inside", 1)])
+def test_save_inputs_into_a_file_fails_before_any_work(
+    workdir: Path, target: str, code: int
+) -> None:
+    (workdir / "seen").write_text("a file")
+    result = predict(workdir, "digits", "--save-inputs", target)
+    assert result.returncode == code
+    assert len(error_lines(result)) == 1
+    assert "seen" in error_lines(result)[0]
+    assert result.stdout == ""
+
+
+def test_a_failure_on_one_image_is_that_images_error(workdir: Path) -> None:
+    def fragile(picture: Picture) -> np.ndarray:
+        if picture.rgb.shape[0] == 300:
+            raise ValueError("cannot handle 300 rows")
+        return np.zeros((28, 28), dtype=np.uint8)
+
+    entries = find_images([workdir / "digits", workdir / "missing.png"])
+    write_digit(workdir / "short.png", seven_digit(size=(200, 200), origin=(20, 50)))
+    outcomes = construct_all([*entries, *find_images([workdir / "short.png"])], fragile)
+    assert (
+        outcomes[0]
+        == outcomes[1]
+        == ("unexpected ValueError: cannot handle 300 rows (--log-level DEBUG traces)")
+    )
+    assert outcomes[2] == "no such file or directory"
+    assert isinstance(outcomes[3], np.ndarray)
