@@ -1,4 +1,4 @@
-"""The model: a stack of dense layers, a loss and an optimizer, as in the blog post this project follows."""
+"""The model: a stack of dense layers, a loss and an optimizer, as in the blog post."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from stages.images.constructions import IMAGE_SHAPE, construction_for, normalize
 from stages.images.errors import ImageError
 from stages.images.files import Entry, find_images
 from stages.images.reading import Picture, read_image
-from stages.outputs.atomic import atomic_write
+from stages.outputs.atomic import OutputSet
 from stages.outputs.predictions import Result, to_json, to_table, top_k
 
 logger = logging.getLogger("stages.predict")
@@ -91,14 +91,15 @@ def save_inputs(directory: Path, files: list[Path], images: list[np.ndarray]) ->
     """Write each 28x28 image as ``<file stem>.png`` in ``directory`` (``-2``, ``-3``... when
     two inputs share a stem)."""
     taken: set[str] = set()
-    for file, pixels in zip(files, images, strict=True):
-        name, n = f"{file.stem}.png", 1
-        while name in taken:
-            n += 1
-            name = f"{file.stem}-{n}.png"
-        taken.add(name)
-        with atomic_write(directory / name, "wb") as handle:
-            Image.fromarray(pixels).save(handle, format="PNG")
+    with OutputSet() as outputs:
+        for file, pixels in zip(files, images, strict=True):
+            name, n = f"{file.stem}.png", 1
+            while name in taken:
+                n += 1
+                name = f"{file.stem}-{n}.png"
+            taken.add(name)
+            with outputs.open(directory / name) as handle:
+                Image.fromarray(pixels).save(handle, format="PNG")
 
 
 @app.command()

@@ -29,7 +29,8 @@ def test_every_schema_key_is_in_the_project_params() -> None:
 def test_a_real_number_written_as_yaml_1_1_text_is_a_number(tmp_path: Path) -> None:
     """dvc exp run -S train.learning_rate=1e-3 writes 1e-3, which PyYAML reads as text."""
     path = tmp_path / "params.yaml"
-    text = write_params(tmp_path).read_text().replace("learning_rate: 0.001", "learning_rate: 1e-3")
+    written = write_params(tmp_path, train={"learning_rate": 0.001}).read_text()
+    text = written.replace("learning_rate: 0.001", "learning_rate: 1e-3")
     path.write_text(text)
     assert "learning_rate: 1e-3" in text
     assert load_params(path).train.learning_rate == 0.001

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from user_images import ring_digit, seven_digit
+from support.user_images import ring_digit, seven_digit
 
 from stages.images.errors import BlankImageError
 from stages.images.ink import background_surface, ink_coverage, ink_is_dark, stretch

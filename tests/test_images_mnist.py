@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from user_images import random_model, ring_digit, seven_digit
+from support.user_images import random_model, ring_digit, seven_digit
 
 from nnlib.model import Model
 from stages.images.constructions import construction_for, normalize

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from user_images import png_header_only
+from support.user_images import png_header_only
 
 from stages.images.errors import ImageError
 from stages.images.reading import (

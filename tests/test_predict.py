@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from stage_cli import error_lines, run_stage
-from user_images import png_header_only, random_model, ring_digit, seven_digit
+from support.stage import error_lines, run_stage
+from support.user_images import png_header_only, random_model, ring_digit, seven_digit
 
 from nnlib.model import Model
 from stages.images.constructions import normalize

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stage_cli import run_stage
-from user_images import LOOKS, SCALE_NORMALIZATION
+from support.stage import run_stage
+from support.user_images import LOOKS, SCALE_NORMALIZATION
 
 from nnlib import Adam, CrossEntropyLoss, Dataset, DenseLayer, Model, ReLU, Softmax, training_loop
 from stages.data.idx import read_idx

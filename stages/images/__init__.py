@@ -1,1 +1,5 @@
-"""Pictures of digits: the contact sheet of misclassified test images (``contact_sheet``)."""
+"""Pictures of digits and garments: reading a user's image safely (``reading``), finding
+images in folders (``files``), separating ink from paper (``ink``), the constructions that
+turn a picture into a model input as MNIST and Fashion-MNIST were built (``mnist``,
+``fashion``, chosen by ``constructions``), and the contact sheet of misclassified test
+images (``contact_sheet``)."""

@@ -17,15 +17,17 @@ NORMALIZATION = {"method": "scale", "divisor": 255.0, "mean": 0.0, "std": 1.0}
 
 
 def write_processed(directory: Path, sizes: Mapping[str, int], seed: int = 0) -> None:
-    """Splits of ``sizes`` (split -> n) and ``meta.json`` in ``directory`` (created): blobs
-    around one random prototype per digit, easy to learn, in preprocess's layout."""
+    """Splits of ``sizes`` (split -> n) and ``meta.json`` in ``directory`` (created): noisy
+    copies of one random pattern per digit, easy to learn, in preprocess's layout."""
     rng = np.random.default_rng(seed)
-    prototypes = rng.random((len(CLASS_NAMES), N_FEATURES), dtype=np.float32)
+    # like MNIST: mostly dark pixels, a class's own set of bright ones, some noise
+    prototypes = (rng.random((len(CLASS_NAMES), N_FEATURES)) < 0.2).astype(np.float32)
     directory.mkdir(parents=True)
     for split, n in sizes.items():
         labels = np.arange(n) % len(CLASS_NAMES)
-        noise = rng.random((n, N_FEATURES), dtype=np.float32) * 0.5
-        np.save(images_path(directory, split), (prototypes[labels] + noise).astype(np.float32))
+        noise = rng.random((n, N_FEATURES), dtype=np.float32) * 0.3
+        images = np.abs(prototypes[labels] - noise).astype(np.float32)
+        np.save(images_path(directory, split), images)
         np.save(labels_path(directory, split), labels.astype(np.int64))
     meta = {
         "dataset": "mnist",
