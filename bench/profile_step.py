@@ -18,7 +18,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from bench_speed import BATCH, load_mnist, seed_model
+from bench_speed import BATCH, adam_passes, load_mnist, seed_model
 from threadpoolctl import threadpool_limits
 
 from nnlib.data import Dataset
@@ -94,16 +94,7 @@ def profile_floor(X: np.ndarray, steps: int) -> dict[str, float]:
         t2 = clock()
         np.dot(x.T, d, out=g1)
         t3 = clock()
-        m *= 0.9
-        m += grads
-        v *= 0.999
-        np.multiply(grads, grads, out=scratch)
-        v += scratch
-        np.sqrt(v, out=scratch)
-        scratch += 1e-8
-        np.divide(m, scratch, out=scratch)
-        scratch *= 1e-3
-        params -= scratch
+        adam_passes(params, grads, m, v, scratch)
         t4 = clock()
         for part, (a, b) in zip(totals, ((t0, t1), (t1, t2), (t2, t3), (t3, t4)), strict=True):
             totals[part] += b - a

@@ -57,33 +57,22 @@ def test_second_run_fetches_nothing(project: Path, files: Mapping[str, bytes]) -
     assert_verified(project / "data/raw/mnist", files)
 
 
+BAD_EVERYWHERE = {
+    IDX_FILES.train_images: ("corrupt", "checksum mismatch (sha256 of the decompressed data is "),
+    IDX_FILES.train_labels: ("404", "HTTP 404"),
+    IDX_FILES.test_images: ("truncated", "truncated gzip data"),
+    IDX_FILES.test_labels: ("garbage", "not a valid gzip file"),
+}
+
+
+@pytest.mark.parametrize("log_level", ["INFO", "DEBUG"])
 def test_every_mirror_bad_exits_with_one_line_and_no_file(
-    project: Path, files: Mapping[str, bytes]
+    project: Path, files: Mapping[str, bytes], log_level: str
 ) -> None:
+    """One short line says what failed where and what to do; DEBUG shows every attempt."""
     with MirrorServer(files) as server:
-        server.script(IDX_FILES.train_images, "corrupt")
-        server.script(IDX_FILES.train_labels, "404")
-        server.script(IDX_FILES.test_images, "truncated")
-        server.script(IDX_FILES.test_labels, "garbage")
-        result = run_stage(
-            "download", project, "--checksums", "sums", "--mirror", server.url, *FAST
-        )
-    assert result.returncode == 1
-    (line,) = error_lines(result)
-    assert line.startswith(f"error: could not get 4 of 4 files ({server.url}: checksum mismatch ")
-    assert "(and 3 other problems)" in line
-    assert "--mirror or MNIST_MIRROR" in line
-    assert len(line) < 400
-    assert IDX_FILES.test_labels not in result.stderr  # the details are for --log-level DEBUG
-    assert "Traceback" not in result.stderr
-
-
-def test_debug_log_shows_every_attempt(project: Path, files: Mapping[str, bytes]) -> None:
-    with MirrorServer(files) as server:
-        server.script(IDX_FILES.train_images, "corrupt")
-        server.script(IDX_FILES.train_labels, "404")
-        server.script(IDX_FILES.test_images, "truncated")
-        server.script(IDX_FILES.test_labels, "garbage")
+        for name, (action, _) in BAD_EVERYWHERE.items():
+            server.script(name, action)
         result = run_stage(
             "download",
             project,
@@ -92,17 +81,19 @@ def test_debug_log_shows_every_attempt(project: Path, files: Mapping[str, bytes]
             "--mirror",
             server.url,
             "--log-level",
-            "DEBUG",
+            log_level,
             *FAST,
         )
     assert result.returncode == 1
-    for name, reason in [
-        (IDX_FILES.train_images, "checksum mismatch (sha256 of the decompressed data is "),
-        (IDX_FILES.train_labels, "HTTP 404"),
-        (IDX_FILES.test_images, "truncated gzip data"),
-        (IDX_FILES.test_labels, "not a valid gzip file"),
-    ]:
-        assert f"{server.url}/{name}: {reason}" in result.stderr
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: could not get 4 of 4 files ({server.url}: checksum mismatch ")
+    assert "(and 3 other problems)" in line
+    assert "--mirror or MNIST_MIRROR" in line
+    assert len(line) < 400
+    for name, (_, reason) in BAD_EVERYWHERE.items():
+        shown = f"{server.url}/{name}: {reason}" in result.stderr
+        assert shown == (log_level == "DEBUG")
+    assert ("Traceback" in result.stderr) == (log_level == "DEBUG")
     assert list((project / "data/raw/mnist").iterdir()) == []
 
 
