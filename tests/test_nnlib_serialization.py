@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
 import sys
 import time
 import zipfile
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.model_files import HUGE_BYTES
-from support.stage import stage_environment
+from support.stage import measure_peak
 
 from nnlib import (
     Adam,
@@ -389,15 +388,14 @@ def test_numpy_scalars_in_the_normalization_are_saved_as_numbers(tmp_path: Path)
     assert loaded.normalization == {"method": "standardize", "mean": 0.25, "std": 2.0}
 
 
-LOAD_AND_MEASURE = """
-import resource, sys
+LOAD = """
+import sys
 from nnlib.errors import ModelFormatError
 from nnlib.serialization import load_model
 try:
     load_model(sys.argv[1])
 except ModelFormatError as exc:
     print(exc)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
@@ -416,13 +414,7 @@ def test_a_huge_member_is_refused_before_its_data_is_read(
     header (or the description it contradicts), with a peak memory far below the member."""
     path = huge_member_model(meta_agrees)
     assert zipfile.ZipFile(path).getinfo("layer0_weights.npy").file_size > HUGE_BYTES
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_MEASURE, str(path)],
-        env=stage_environment(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    message, peak = result.stdout.splitlines()
-    assert message.startswith(f"{path}: {reason}")
-    assert int(peak) < HUGE_BYTES / 4  # numpy.load of every member peaks above 550 MB
+    result = measure_peak([sys.executable, "-c", LOAD, str(path)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: {reason}")
+    assert result.peak_bytes < HUGE_BYTES / 4  # numpy.load of every member peaks above 550 MB

@@ -8,8 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,36 +65,48 @@ def run_stage(
 
 @dataclass(frozen=True)
 class Measured:
-    """A finished command: its exit code, its stderr and its own peak memory in bytes."""
+    """A finished command: its exit code, its output and its own peak memory in bytes."""
 
     returncode: int
+    stdout: str
     stderr: str
     peak_bytes: int
 
 
-def run_measured(stage: str, cwd: Path, *args: str, timeout: float = 120) -> Measured:
-    """Run ``python -m stages.<stage> *args`` and measure the peak resident memory of that
-    process alone (``wait4``'s ``ru_maxrss``, unlike RUSAGE_CHILDREN's maximum over every
-    child this test process ever had). The command is killed after ``timeout`` seconds."""
-    process = subprocess.Popen(
-        stage_command(stage, *args),
+_PEAK = "peak-kB: "
+# Runs argv[1:] and prints its peak resident memory (wait4's ru_maxrss, in kB) as the last
+# line of stderr. On Linux a process's ru_maxrss starts from the memory of the process it
+# was forked from (kept across exec), so a command forked from pytest (hundreds of MB by
+# the end of the suite) would report pytest's size; forked from this small program, it
+# reports its own.
+_MEASURE = f"""
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+print("{_PEAK}" + str(usage.ru_maxrss), file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
+def measure_peak(command: Sequence[str], cwd: Path | None = None, timeout: float = 120) -> Measured:
+    """Run ``command`` (the checkout importable) and measure its own peak resident memory."""
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
         cwd=cwd,
         env=stage_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
+        timeout=timeout,
+        check=False,
     )
-    watchdog = threading.Timer(timeout, process.kill)
-    watchdog.start()
-    try:
-        assert process.stderr is not None
-        with process.stderr:
-            stderr = process.stderr.read()
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        watchdog.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return Measured(process.returncode, stderr, usage.ru_maxrss * 1024)  # kB on Linux
+    stderr, _, peak = result.stderr.rpartition(_PEAK)
+    assert peak.strip().isdigit(), result.stderr
+    return Measured(result.returncode, result.stdout, stderr, int(peak) * 1024)
+
+
+def run_measured(stage: str, cwd: Path, *args: str, timeout: float = 120) -> Measured:
+    """Run ``python -m stages.<stage> *args`` in ``cwd``, measuring its own peak memory."""
+    return measure_peak(stage_command(stage, *args), cwd, timeout)
 
 
 def error_lines(result: subprocess.CompletedProcess[str] | Measured) -> list[str]:
