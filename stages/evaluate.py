@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
@@ -23,7 +24,7 @@ from nnlib.metrics import accuracy, class_scores
 from nnlib.model import Model
 from stages.cli.app import LogLevelOption, new_app, run, stage_errors
 from stages.data.errors import DataError
-from stages.data.processed import META_FILE, load_meta, load_split
+from stages.data.processed import META_FILE, images_path, load_meta, load_split
 from stages.images.contact_sheet import contact_sheet
 from stages.outputs.atomic import OutputSet
 
@@ -93,6 +94,19 @@ def load_checked_split(
     return X, y
 
 
+def check_finite_scores(scores: dict[str, Any], image_file: Path, X: np.ndarray) -> None:
+    """Refuse scores that are not finite (strict JSON has no NaN): finite inputs the model
+    overflows on, e.g. pixels far outside the range it was trained on."""
+    bad = [key for key, value in scores.items() if isinstance(value, float)]
+    bad = [key for key in bad if not math.isfinite(scores[key])]
+    if bad:
+        raise DataError(
+            f"{image_file}: the model's {' and '.join(bad)} on these images is not finite; "
+            f"their values ({X.min():g} to {X.max():g}) are far outside the range it was "
+            "trained on; rerun `python -m stages.preprocess`"
+        )
+
+
 def write_confusion_rows(
     handle: TextIO, truth: np.ndarray, predicted: np.ndarray, names: list[str]
 ) -> None:
@@ -141,6 +155,8 @@ def main(
         results: dict[str, Any] = {}
         results["test"], test_predicted = split_metrics(model, X_test, y_test)
         results["train"], _ = split_metrics(model, X_train, y_train)
+        check_finite_scores(results["test"], images_path(data_dir, "test"), X_test)
+        check_finite_scores(results["train"], images_path(data_dir, "train"), X_train)
         for split, scores in results.items():
             logger.info(
                 "%s: accuracy %.4f, loss %.4f, macro F1 %.4f",

@@ -7,13 +7,16 @@ The builders behind them live in ``tests/support``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pytest
-from support.idx import checksum_table, gz_files, make_arrays
+from support.idx import checksum_table, gz_files, link_files, make_arrays
+from support.mirror_server import listening_socket
+from support.model_files import write_huge_member_model
 from support.params import write_params
 from support.processed import write_processed
 from support.stage import run_stage
@@ -37,6 +40,42 @@ def mnist_dir() -> Path:
 def mnist_arrays(mnist_dir: Path) -> Mapping[str, np.ndarray]:
     """The four real MNIST files, parsed: IDX file name -> read-only uint8 array."""
     return _read_only({name: read_idx(mnist_dir / name) for name in IDX_FILES})
+
+
+@pytest.fixture(scope="session")
+def real_processed(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``data/processed`` as the preprocess command writes it from the real MNIST files with
+    the project's params (55,000 train, 5,000 val, 10,000 test images). Read it, never write."""
+    root = tmp_path_factory.mktemp("real-mnist")
+    link_files(root / "data" / "raw" / "mnist", mnist_dir)
+    write_params(root)
+    result = run_stage("preprocess", root)
+    assert result.returncode == 0, result.stderr
+    return root / "data" / "processed"
+
+
+@pytest.fixture(scope="session")
+def huge_member_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[bool], Path]:
+    """``get(meta_agrees)``: a 0.5 MB model file whose ``layer0_weights`` member holds 512 MiB
+    (``support.model_files.write_huge_member_model``), built once per variant. Copy it
+    before changing it."""
+    directory = tmp_path_factory.mktemp("huge-member")
+    built: dict[bool, Path] = {}
+
+    def get(meta_agrees: bool = False) -> Path:
+        if meta_agrees not in built:
+            path = directory / f"model-{'agrees' if meta_agrees else 'differs'}.npz"
+            built[meta_agrees] = write_huge_member_model(path, meta_agrees=meta_agrees)
+        return built[meta_agrees]
+
+    return get
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A socket listening on 127.0.0.1 that never answers (``connections`` counts who came)."""
+    with listening_socket() as sock:
+        yield sock
 
 
 @pytest.fixture(scope="session")

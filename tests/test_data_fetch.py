@@ -11,20 +11,34 @@ from pathlib import Path
 
 import pytest
 from support.idx import assert_verified, wrong_payload
-from support.mirror_server import MirrorServer
+from support.mirror_server import (
+    CHUNK,
+    MirrorServer,
+    closed_port,
+    connections,
+    random_gzip_forever,
+)
 
-from stages.data.checksums import GzipDigest
+from stages.data.checksums import BadPayload, GzipDigest
 from stages.data.errors import DataError
 from stages.data.fetch import (
     AttemptFailed,
+    FetchError,
+    MirrorFailure,
     RetryPolicy,
+    compressed_limit,
     download_files,
     download_once,
+    failure_summary,
     fetch_file,
     human_size,
 )
 from stages.data.mirrors import Mirror
-from stages.data.sources import IDX_FILES
+from stages.data.sources import DATA_SOURCES, IDX_FILES, MNIST_FORMAT_SIZES
+
+#: what the kernel may hold between the server's writes and the client's reads (the
+#: server's send buffer is 64 kB; the rest is the client's receive buffer)
+IN_FLIGHT = 4 << 20
 
 
 @pytest.fixture
@@ -37,13 +51,6 @@ def sleeps() -> list[float]:
 def policy(sleeps: list[float]) -> RetryPolicy:
     """Two retries, short timeouts, and no real waiting: the delays are recorded instead."""
     return RetryPolicy(retries=2, timeout=2.0, backoff=0.5, sleep=sleeps.append)
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_files_that_verify_are_kept_when_others_fail(
@@ -358,3 +365,99 @@ def test_human_size() -> None:
         "9.7 MB",
         "3.2 GB",
     ]
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "file"])
+def test_a_redirect_to_another_scheme_is_not_followed(
+    tmp_path: Path,
+    files: Mapping[str, bytes],
+    table: Mapping[str, str],
+    listener: socket.socket,
+    scheme: str,
+) -> None:
+    name = IDX_FILES.train_images
+    port = listener.getsockname()[1]
+    target = f"ftp://127.0.0.1:{port}/{name}" if scheme == "ftp" else f"file:///etc/{name}"
+    with MirrorServer(files) as server:
+        server.script(name, f"redirect {target}")
+        with pytest.raises(AttemptFailed) as caught:
+            download_once(Mirror(server.url), name, tmp_path / name, table[name], 2)
+    assert caught.value.reason == f"redirected to {target}, which is not an http(s) URL"
+    assert not caught.value.transient  # the next mirror, at once
+    assert connections(listener) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_to_http_is_followed(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str]
+) -> None:
+    name = IDX_FILES.train_images
+    with MirrorServer(files) as server:
+        server.script(name, f"redirect {server.url}/moved/{name}")
+        download_once(Mirror(server.url), name, tmp_path / name, table[name], 2)
+    assert server.requests[name] == 2
+    assert_verified(tmp_path, {name: files[name]})
+
+
+@pytest.mark.parametrize("action", ["endless", "inflating"])
+@pytest.mark.parametrize("name", [IDX_FILES.train_images, IDX_FILES.test_labels])
+def test_an_endless_body_stops_near_the_files_size_cap(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], action: str, name: str
+) -> None:
+    """No Content-Length and a body without end: the download stops once it has read more
+    than the file's known size can take, compressed (zero padding) or not (random data)."""
+    size = MNIST_FORMAT_SIZES[name]
+    with MirrorServer(files, default=action) as server, pytest.raises(AttemptFailed) as caught:
+        download_once(Mirror(server.url), name, tmp_path / "f.gz", table[name], 2, size)
+    assert not caught.value.transient
+    assert caught.value.reason in (
+        f"sent more than the {compressed_limit(size)} bytes this file can take",
+        f"decompresses to more than the {size} bytes this file holds",
+    )
+    assert compressed_limit(size) < server.sent[name] < compressed_limit(size) + IN_FLIGHT
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_gzip_stream_inflating_beyond_the_size_stops_at_the_size() -> None:
+    """The decompressed cap on its own: 1 MB of random data, then more."""
+    digest = GzipDigest(limit=1_000_000)
+    stream = random_gzip_forever()
+
+    def feed(n_chunks: int) -> None:
+        for _ in range(n_chunks):
+            digest.update(next(stream))
+
+    with pytest.raises(BadPayload, match="decompresses to more than the 1000000 bytes"):
+        feed(100)
+    assert 1_000_000 < digest.size < 1_000_000 + 2 * CHUNK
+
+
+def unreachable_failures(mirror: str, files: list[str], reason: str) -> list[MirrorFailure]:
+    """``mirror`` never answered for the first file and was not asked for the others."""
+    first, *rest = files
+    later = "not tried, unreachable for an earlier file"
+    return [MirrorFailure(mirror, f"{mirror}/{first}", reason)] + [
+        MirrorFailure(mirror, f"{mirror}/{name}", later) for name in rest
+    ]
+
+
+def test_the_summary_of_unreachable_default_mirrors_is_short_and_says_what_to_do() -> None:
+    """Offline with the public mirrors: every file fails on every mirror. The one line names
+    each mirror once with its reason and the way out (--mirror, MNIST_MIRROR)."""
+    mirrors = DATA_SOURCES["mnist"].mirrors
+    reason = "cannot connect (Temporary failure in name resolution) (4 attempts)"
+    names = list(IDX_FILES)
+    errors = []
+    for name in names:
+        failures = []
+        for mirror in mirrors:
+            failures += unreachable_failures(mirror, names, reason)
+        errors.append(FetchError(name, [f for f in failures if f.location.endswith(name)]))
+    message = failure_summary(errors, len(names))
+    assert message == (
+        f"could not get 4 of 4 files ({mirrors[0]}: {reason}; {mirrors[1]}: {reason}); "
+        "give another mirror with --mirror or MNIST_MIRROR (a folder or URL holding the .gz "
+        "files), --log-level DEBUG shows every attempt"
+    )
+    assert len(message) < 400
+    assert not any(name in message for name in names)

@@ -3,16 +3,18 @@ folder) serving the small generated dataset."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from support.idx import assert_verified, write_checksums, write_files
-from support.mirror_server import MirrorServer
+from support.mirror_server import MirrorServer, closed_port, connections
 from support.params import write_params
-from support.stage import error_lines, run_stage
+from support.stage import error_lines, run_stage, temporaries
 
-from stages.data.sources import IDX_FILES
+from stages.data.fetch import compressed_limit
+from stages.data.sources import IDX_FILES, MNIST_FORMAT_SIZES
 
 FAST = ("--backoff", "0.01", "--timeout", "2", "--retries", "2")
 
@@ -187,3 +189,75 @@ def test_a_mirror_with_a_bad_port_is_refused_at_once(tmp_path: Path) -> None:
     result = run_stage("download", tmp_path, "--mirror", "http://127.0.0.1:abc/")
     assert result.returncode == 1
     assert error_lines(result) == ["error: --mirror: 'http://127.0.0.1:abc/' has an invalid port"]
+
+
+def test_a_stray_top_level_key_is_refused_with_a_hint(project: Path) -> None:
+    with (project / "params.yaml").open("a", encoding="utf-8") as params:
+        params.write("dataset: mnist\n")
+    result = run_stage("download", project, "--mirror", str(project))
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: params.yaml: unknown key dataset (did you mean data.dataset?)"
+    ]
+    assert not (project / "data").exists()
+
+
+def test_a_redirect_to_ftp_is_refused_without_connecting(
+    project: Path, files: Mapping[str, bytes], listener: socket.socket
+) -> None:
+    name = IDX_FILES.train_images
+    target = f"ftp://127.0.0.1:{listener.getsockname()[1]}/{name}"
+    with MirrorServer(files) as server:
+        server.script(name, f"redirect {target}")
+        result = run_stage("download", project, "--checksums", "sums", "--mirror", server.url)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: could not get 1 of 4 files ({server.url}: redirected to {target}, which is "
+        "not an http(s) URL); give another mirror with --mirror or MNIST_MIRROR (a folder or "
+        "URL holding the .gz files), --log-level DEBUG shows every attempt"
+    ]
+    assert server.requests[name] == 1  # refused at once, not retried
+    assert connections(listener) == 0
+    assert sorted(p.name for p in (project / "data/raw/mnist").iterdir()) == sorted(
+        set(IDX_FILES) - {name}
+    )
+
+
+def test_an_endless_body_is_cut_at_the_size_cap(project: Path, files: Mapping[str, bytes]) -> None:
+    """A mirror that sends the training images followed by zero padding without end (no
+    Content-Length): read up to the cap MNIST's known size gives, then dropped."""
+    name = IDX_FILES.train_images
+    limit = compressed_limit(MNIST_FORMAT_SIZES[name])
+    with MirrorServer(files) as server:
+        server.script(name, "endless")
+        result = run_stage("download", project, "--checksums", "sums", "--mirror", server.url)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith(
+        f"error: could not get 1 of 4 files ({server.url}: sent more than the {limit} bytes "
+        "this file can take); "
+    )
+    assert limit < server.sent[name] < limit + (4 << 20)  # the cap, and what was in flight
+    assert server.requests[name] == 1
+    assert temporaries(project) == []
+    assert not (project / "data/raw/mnist" / name).exists()
+
+
+def test_offline_the_failure_is_one_short_line_naming_the_way_out(project: Path) -> None:
+    """No mirror answers (a closed port on 127.0.0.1): one line that names the mirror once and
+    the --mirror option and MNIST_MIRROR; every attempt is shown with --log-level DEBUG."""
+    mirror = f"http://127.0.0.1:{closed_port()}"
+    args = ("--checksums", "sums", "--mirror", mirror, *FAST)
+    result = run_stage("download", project, *args)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: could not get 4 of 4 files ({mirror}: cannot connect (Connection refused) "
+        "(3 attempts)); give another mirror with --mirror or MNIST_MIRROR (a folder or URL "
+        "holding the .gz files), --log-level DEBUG shows every attempt"
+    ]
+    debug = run_stage("download", project, *args, "--log-level", "DEBUG")
+    assert error_lines(debug) == error_lines(result)
+    assert f"{mirror}/{IDX_FILES.train_images}: cannot connect (Connection refused)" in (
+        debug.stderr
+    )
+    assert "Traceback" in debug.stderr

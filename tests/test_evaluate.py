@@ -4,14 +4,30 @@ by the train command."""
 from __future__ import annotations
 
 import json
+import math
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
+from support.model_files import HUGE_BYTES
 from support.processed import CLASS_NAMES
-from support.stage import error_lines, run_stage
+from support.stage import (
+    digests,
+    error_lines,
+    run_measured,
+    run_stage,
+    stage_environment,
+    temporaries,
+)
 
-from stages.data.processed import META_FILE
+from stages.data.processed import META_FILE, images_path, labels_path
+
+OUTPUTS = ("metrics.json", "reports/confusion.csv", "reports/misclassified.png")
 
 
 def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path) -> None:
@@ -96,3 +112,166 @@ def test_evaluate_checks_meta_before_writing_anything(trained: Path) -> None:
     assert "image_shape" in line
     assert not (trained / "reports" / "confusion.csv").exists()
     assert not (trained / "metrics.json").exists()
+
+
+@pytest.fixture
+def evaluated(trained: Path) -> Path:
+    """The ``trained`` directory after ``python -m stages.evaluate``: every output exists."""
+    result = run_stage("evaluate", trained)
+    assert result.returncode == 0, result.stderr
+    return trained
+
+
+def strict_json(text: str) -> object:
+    """``text`` parsed as strict JSON: NaN and Infinity are errors, as in every other parser."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def drop_test_samples(directory: Path, n: int) -> None:
+    """Remove the last ``n`` test samples, so that a new evaluation writes other files."""
+    processed = directory / "data" / "processed"
+    for path in (images_path(processed, "test"), labels_path(processed, "test")):
+        np.save(path, np.load(path)[:-n])
+
+
+def test_a_nan_test_pixel_is_refused_naming_the_file(evaluated: Path) -> None:
+    path = images_path(evaluated / "data" / "processed", "test")
+    images = np.load(path)
+    images[3, 100] = np.nan
+    np.save(path, images)
+    before = digests(evaluated, OUTPUTS)
+    result = run_stage("evaluate", evaluated)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: data/processed/test_images.npy: image 3 holds NaN or infinite values; "
+        "run `python -m stages.preprocess` first"
+    ]
+    assert digests(evaluated, OUTPUTS) == before
+    strict_json((evaluated / "metrics.json").read_text())
+
+
+def test_finite_pixels_that_overflow_the_model_write_no_metrics(evaluated: Path) -> None:
+    """Pixels near float32's largest value are finite, but the model's outputs on them are
+    not: one line naming the images, and metrics.json stays strict JSON (no NaN)."""
+    path = images_path(evaluated / "data" / "processed", "test")
+    images = np.load(path)
+    images[:] = 3e38
+    np.save(path, images)
+    before = digests(evaluated, OUTPUTS)
+    result = run_stage("evaluate", evaluated)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith("error: data/processed/test_images.npy: ")
+    assert "not finite" in line
+    assert "unexpected" not in line
+    assert digests(evaluated, OUTPUTS) == before
+    strict_json((evaluated / "metrics.json").read_text())
+
+
+def test_written_metrics_are_strict_json_with_plain_floats(evaluated: Path) -> None:
+    metrics = strict_json((evaluated / "metrics.json").read_text())
+    assert isinstance(metrics, dict)
+    for scores in metrics.values():
+        values = [v for v in scores.values() if not isinstance(v, dict)]
+        values += list(scores["per_class_accuracy"].values())
+        assert all(isinstance(v, float) and math.isfinite(v) for v in values)
+
+
+def test_a_failed_move_replaces_no_output_and_names_the_file(evaluated: Path) -> None:
+    """misclassified.png cannot be replaced (a folder now): confusion.csv, already moved
+    into place, gets its previous bytes back, and metrics.json is never replaced."""
+    drop_test_samples(evaluated, 5)
+    sheet = evaluated / "reports" / "misclassified.png"
+    previous = sheet.read_bytes()
+    sheet.unlink()
+    sheet.mkdir()
+    (sheet / "previous.png").write_bytes(previous)
+    kept = (OUTPUTS[0], OUTPUTS[1])
+    before = digests(evaluated, kept)
+    result = run_stage("evaluate", evaluated)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith("error: reports/misclassified.png: cannot replace (")
+    assert digests(evaluated, kept) == before
+    assert [p.name for p in sheet.iterdir()] == ["previous.png"]
+    assert temporaries(evaluated) == []
+
+
+def test_a_full_disk_while_writing_replaces_no_output(evaluated: Path) -> None:
+    """confusion.csv still fits, misclassified.png no longer does: nothing is replaced."""
+    drop_test_samples(evaluated, 5)
+    limit = 4096
+    sizes = {name: (evaluated / name).stat().st_size for name in OUTPUTS}
+    assert sizes["reports/misclassified.png"] > limit > sizes["reports/confusion.csv"]
+    before = digests(evaluated, OUTPUTS)
+    result = run_stage("evaluate", evaluated, max_file_size=limit)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: reports/misclassified.png: cannot write (File too large)"
+    ]
+    assert digests(evaluated, OUTPUTS) == before
+    assert temporaries(evaluated) == []
+
+
+HOLD_AN_OUTPUT = """
+import sys
+from stages.outputs.atomic import OutputSet
+with OutputSet() as outputs:
+    with outputs.open(sys.argv[1], "w") as handle:
+        handle.write("{}")
+        handle.flush()
+        print("writing", flush=True)
+        sys.stdin.readline()
+"""
+
+
+def test_a_concurrent_writers_temporary_file_is_left_alone(evaluated: Path) -> None:
+    """Another process is writing metrics.json: evaluate's clean-up of temporary files
+    removes only abandoned ones, so both complete and the later one wins."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AN_OUTPUT, "metrics.json"],
+        cwd=evaluated,
+        env=stage_environment(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdin is not None
+        assert writer.stdout.readline() == "writing\n"
+        (live,) = temporaries(evaluated)
+        drop_test_samples(evaluated, 5)
+        result = run_stage("evaluate", evaluated)
+        assert result.returncode == 0, result.stderr
+        assert temporaries(evaluated) == [live]
+        assert strict_json((evaluated / "metrics.json").read_text()) != {}
+        writer.stdin.write("\n")
+        writer.stdin.close()
+        assert writer.wait(timeout=30) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    assert (evaluated / "metrics.json").read_text() == "{}"
+    assert temporaries(evaluated) == []
+
+
+def test_a_model_with_a_huge_member_is_refused_without_reading_it(
+    evaluated: Path, huge_member_model: Callable[[bool], Path]
+) -> None:
+    """A 0.5 MB model.npz whose first weights decompress to 512 MiB: one line, the previous
+    metrics and plots kept, and the command's own peak memory far below the member."""
+    shutil.copyfile(huge_member_model(False), evaluated / "models" / "model.npz")
+    before = digests(evaluated, OUTPUTS)
+    result = run_measured("evaluate", evaluated)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: models/model.npz: layer0_weights is float32[16384, 8192], the architecture "
+        "needs float32[784, 16]"
+    ]
+    assert digests(evaluated, OUTPUTS) == before
+    assert result.peak_bytes < HUGE_BYTES / 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.model_files import HUGE_BYTES
+from support.stage import measure_peak
 
 from nnlib import (
     Adam,
@@ -383,3 +386,35 @@ def test_numpy_scalars_in_the_normalization_are_saved_as_numbers(tmp_path: Path)
     model.save(tmp_path / "model.npz")
     loaded = Model.load(tmp_path / "model.npz")
     assert loaded.normalization == {"method": "standardize", "mean": 0.25, "std": 2.0}
+
+
+LOAD = """
+import sys
+from nnlib.errors import ModelFormatError
+from nnlib.serialization import load_model
+try:
+    load_model(sys.argv[1])
+except ModelFormatError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize(
+    ("meta_agrees", "reason"),
+    [
+        (False, "layer0_weights is float32[16384, 8192], the architecture needs float32[784, 16]"),
+        (True, "describes 134,307,850 parameters, more than its 523,"),
+    ],
+    ids=["member-differs-from-meta", "meta-agrees"],
+)
+def test_a_huge_member_is_refused_before_its_data_is_read(
+    huge_member_model: Callable[[bool], Path], meta_agrees: bool, reason: str
+) -> None:
+    """A 0.5 MB file whose first weights member decompresses to 512 MiB: refused from its
+    header (or the description it contradicts), with a peak memory far below the member."""
+    path = huge_member_model(meta_agrees)
+    assert zipfile.ZipFile(path).getinfo("layer0_weights.npy").file_size > HUGE_BYTES
+    result = measure_peak([sys.executable, "-c", LOAD, str(path)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: {reason}")
+    assert result.peak_bytes < HUGE_BYTES / 4  # numpy.load of every member peaks above 550 MB

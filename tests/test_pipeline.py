@@ -16,6 +16,7 @@ import pytest
 import yaml
 from support.dvc_project import Project
 from support.idx import checksum_table, gz_files, make_arrays, write_checksums, write_files
+from support.stage import digests, error_lines, temporaries
 
 pytestmark = pytest.mark.pipeline
 
@@ -25,6 +26,15 @@ TINY_PARAMS = {
     "train": {"epochs": 2, "batch_size": 16, "restore_best": False},
 }
 STAGES = ("download", "preprocess", "train", "evaluate")
+# What train and evaluate write, and the record of the last run.
+RECORDED = (
+    "models/model.npz",
+    "reports/train_history.csv",
+    "metrics.json",
+    "reports/confusion.csv",
+    "reports/misclassified.png",
+    "dvc.lock",
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +168,79 @@ def test_dvc_yaml_deps_list_every_code_file_the_stage_runs(project: Project, sta
     ran = set(result.stderr.split("RAN", 1)[1].split()) | {module.replace(".", "/") + ".py"}
     code_deps = {dep for dep in spec["deps"] if dep.endswith(".py")}
     assert ran == code_deps
+
+
+def test_a_run_that_learns_nothing_is_not_recorded(project: Project) -> None:
+    """Adam at 1e6 keeps a finite loss but learns nothing: train fails, DVC records nothing,
+    and the previous model, history, metrics and plots stay."""
+    before = digests(project.root, RECORDED)
+    project.set_param("train", "learning_rate", 1e6)
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    (line,) = error_lines(result)
+    assert line.startswith("error: training is not learning: the training loss rose from ")
+    assert line.endswith("a smaller learning rate usually helps (train.learning_rate is 1e+06)")
+    assert ran_stages(result.stdout) == {"train"}
+    assert digests(project.root, RECORDED) == before
+    assert temporaries(project.root) == []
+
+
+def test_a_key_added_by_hand_reruns_train_which_refuses_it(project: Project) -> None:
+    """``train.dropout: 0.5`` would do nothing: DVC sees the change (train tracks the whole
+    file), ``dvc params diff`` shows it key by key, and train refuses it, naming it."""
+    before = digests(project.root, RECORDED)
+    project.set_param("train", "dropout", 0.5)
+    assert set(json.loads(project.dvc("status", "--json").stdout)) == {"train"}
+    diff = project.dvc("params", "diff").stdout
+    assert re.search(r"params\.yaml\s+train\.dropout\s+-\s+0\.5", diff), diff
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == ["error: params.yaml: unknown key train.dropout"]
+    assert digests(project.root, RECORDED) == before
+
+    project.git("checkout", "params.yaml")
+    with (project.root / "params.yaml").open("a", encoding="utf-8") as params:
+        params.write("batch_size: 64\n")
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: params.yaml: unknown key batch_size (did you mean train.batch_size?)"
+    ]
+    assert digests(project.root, RECORDED) == before
+
+
+def test_exp_run_refuses_a_key_it_appends(project: Project) -> None:
+    """DVC refuses ``-S train.dropout=0.5`` for a key params.yaml lacks; ``+`` appends it,
+    and train refuses the experiment."""
+    before = digests(project.root, RECORDED)
+    result = project.dvc("exp", "run", "-S", "+train.dropout=0.5", check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == ["error: params.yaml: unknown key train.dropout"]
+    assert digests(project.root, RECORDED) == before
+    assert project.dvc("exp", "list", "--name-only").stdout.strip() == ""
+
+
+def test_exp_run_takes_a_learning_rate_in_exponent_form(project: Project) -> None:
+    """``-S train.learning_rate=1e-3``: YAML 1.1 (PyYAML) reads ``1e-3`` as text where it
+    appears as such; either way train runs with 0.001."""
+    project.set_param("train", "learning_rate", 0.01)
+    project.set_param("train", "lr_schedule", "constant")
+    project.commit("learning rate 0.01")
+    project.dvc("exp", "run", "-S", "train.learning_rate=1e-3")
+    assert float(project.params()["train"]["learning_rate"]) == 0.001
+    history = (project.root / "reports" / "train_history.csv").read_text().splitlines()
+    assert [row.rsplit(",", 1)[1] for row in history[1:]] == ["0.001", "0.001"]
+
+
+def test_a_full_disk_under_repro_keeps_every_output(project: Project) -> None:
+    """The disk fills up while train saves: the history (1 kB) was written, the model
+    (200 kB) was not. Neither replaces its predecessor and DVC records nothing."""
+    project.set_param("train", "epochs", 3)
+    before = digests(project.root, RECORDED)
+    project.limit_stage_file_size(64 * 1024)
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert "Epoch 3/3" in result.stderr
+    assert error_lines(result) == ["error: models/model.npz: cannot write (File too large)"]
+    assert digests(project.root, RECORDED) == before
+    assert temporaries(project.root) == []

@@ -4,15 +4,25 @@ normalization it writes, and its one-line errors. Its raw files are the small ge
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from support.idx import gz, gz_files, idx_bytes, truncated, write_files
+from support.idx import gz, gz_files, idx_bytes, link_files, truncated, write_files
 from support.params import write_params
-from support.stage import error_lines, run_stage
+from support.stage import (
+    digests,
+    error_lines,
+    run_stage,
+    stage_command,
+    stage_environment,
+    temporaries,
+)
 
 from stages.data.sources import IDX_FILES
 from stages.data.splits import stratified_split
@@ -270,3 +280,68 @@ def test_failure_leaves_previous_outputs_untouched(
     )  # would change every split
     assert run_stage("preprocess", project).returncode == 1
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+
+
+def test_a_stray_top_level_key_is_refused_with_a_hint(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray]
+) -> None:
+    project = make_project(tmp_path, arrays)
+    with (project / "params.yaml").open("a", encoding="utf-8") as params:
+        params.write("val_size: 10\n")
+    result = run_stage("preprocess", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: params.yaml: unknown key val_size (did you mean data.val_size?)"
+    ]
+    assert not (project / "data/processed").exists()
+
+
+@pytest.mark.realdata
+def test_a_val_size_that_leaves_one_training_image_is_refused(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
+    link_files(tmp_path / "data/raw/mnist", mnist_dir)
+    write_params(tmp_path, data={"val_size": 59999})
+    result = run_stage("preprocess", tmp_path)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: params.yaml: data.val_size is 59999, which leaves 1 of the 60000 training "
+        "images for training; at least 10 (one per class) must remain"
+    ]
+    assert not (tmp_path / "data/processed").exists()
+
+
+@pytest.mark.realdata
+def test_sigterm_while_writing_cleans_up_and_exits_143(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray], mnist_dir: Path
+) -> None:
+    """SIGTERM (what ``kill``, a CI timeout or ``dvc queue kill`` send) arrives while the
+    real MNIST splits (210 MB) are being written: a message, exit 143, the previous outputs
+    as they were and no temporary file left."""
+    project = make_project(tmp_path, arrays)
+    assert run_stage("preprocess", project).returncode == 0
+    out_dir = project / "data/processed"
+    before = digests(out_dir, OUTPUTS)
+    link_files(project / "data/raw/mnist", mnist_dir)
+    write_params(project)
+    process = subprocess.Popen(
+        stage_command("preprocess"),
+        cwd=project,
+        env=stage_environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not temporaries(out_dir):  # the new files are being written
+        assert process.poll() is None, "preprocess ended before it wrote anything"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+        "error: terminated"
+    ]
+    assert "Traceback" not in stderr
+    assert digests(out_dir, OUTPUTS) == before
+    assert temporaries(project) == []

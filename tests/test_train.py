@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import signal
 import subprocess
 import time
@@ -15,13 +17,23 @@ from support import REPO
 from support.idx import write_files
 from support.params import write_params
 from support.processed import write_processed
-from support.stage import error_lines, run_stage, stage_command, stage_environment
+from support.stage import (
+    digests,
+    error_lines,
+    run_measured,
+    run_stage,
+    stage_command,
+    stage_environment,
+    temporaries,
+)
 
 from nnlib.optimizers import OPTIMIZERS, Optimizer
 from nnlib.schedules import Schedule
 from stages.cli.params import check_names, load_params
-from stages.data.processed import labels_path
-from stages.train import NNLIB_NAMES, build_optimizer
+from stages.data.processed import images_path, labels_path
+from stages.train import NNLIB_NAMES, available_memory, build_optimizer
+
+OUTPUTS = ("models/model.npz", "reports/train_history.csv")
 
 
 def test_options_override_params_in_both_spellings(workdir: Path) -> None:
@@ -67,6 +79,8 @@ BAD_PARAMS = [
     ("train", "learning_rate", -0.1, "train.learning_rate must be a number > 0"),
     ("train", "seed", None, "train.seed is missing"),
     ("train", "epoch", 5, "unknown key train.epoch (did you mean train.epochs?)"),
+    ("train", "dropout", 0.5, "params.yaml: unknown key train.dropout"),
+    ("model", "hidden_size", [8], "model.hidden_size (did you mean model.hidden_sizes?)"),
 ]
 
 
@@ -229,3 +243,181 @@ def test_every_optimizer_the_params_accept_is_the_one_built(
     optimizer = build_optimizer(params.train, steps_per_epoch=10)
     assert type(optimizer) is OPTIMIZERS[name]  # ... and built as itself, never as Adam
     assert optimizer.learning_rate == params.train.learning_rate
+
+
+def test_a_stray_top_level_key_is_refused_with_a_hint(workdir: Path) -> None:
+    """``batch_size: 64`` at the top of params.yaml would do nothing: it is refused."""
+    with (workdir / "params.yaml").open("a", encoding="utf-8") as params:
+        params.write("batch_size: 64\n")
+    result = run_stage("train", workdir)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: params.yaml: unknown key batch_size (did you mean train.batch_size?)"
+    ]
+    assert "Epoch 1/" not in result.stderr
+    assert not (workdir / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("learning_rate", "shuffle_val_labels", "reason"),
+    [
+        # Adam at 1e6 keeps a finite loss, far above the loss before training.
+        (1e6, False, "training is not learning: the training loss rose from "),
+        # Labels that do not go with their images: nothing carries over to the validation
+        # split, whose accuracy stays at chance.
+        (0.01, True, "training did not learn: validation accuracy "),
+    ],
+    ids=["adam-at-1e6", "labels-unlike-images"],
+)
+def test_a_run_that_learns_nothing_fails_and_keeps_the_previous_outputs(
+    trained: Path, learning_rate: float, shuffle_val_labels: bool, reason: str
+) -> None:
+    before = digests(trained, OUTPUTS)
+    if shuffle_val_labels:
+        path = labels_path(trained / "data" / "processed", "val")
+        np.save(path, np.random.default_rng(0).permutation(np.load(path)))
+    write_params(trained, train={"epochs": 3, "batch_size": 16, "learning_rate": learning_rate})
+    result = run_stage("train", trained)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: {reason}")
+    assert re.search(r"try another learning rate|a smaller learning rate usually helps", line)
+    assert "Traceback" not in result.stderr
+    assert digests(trained, OUTPUTS) == before
+    assert temporaries(trained) == []
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("learning_rate", ["1e-3", "1e-2"])
+def test_healthy_runs_on_real_mnist_are_never_refused(
+    tmp_path: Path, real_processed: Path, learning_rate: str
+) -> None:
+    """The checks that a run learns stay quiet for the usual learning rates of Adam. The rate
+    is written as ``1e-3``, which YAML 1.1 (PyYAML) reads as text, as ``dvc exp run -S`` may."""
+    params = write_params(
+        tmp_path, train={"epochs": 3, "learning_rate": learning_rate, "lr_schedule": "constant"}
+    )
+    assert f"learning_rate: {learning_rate}\n" in params.read_text()
+    result = run_stage("train", tmp_path, "--data-dir", str(real_processed))
+    assert result.returncode == 0, result.stderr
+    assert error_lines(result) == []
+    with (tmp_path / "reports" / "train_history.csv").open(encoding="utf-8") as history:
+        rows = list(csv.DictReader(history))
+    assert [row["learning_rate"] for row in rows] == [f"{float(learning_rate):g}"] * 3
+    assert max(float(row["val_accuracy"]) for row in rows) > 0.9
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_model_and_history(trained: Path) -> None:
+    """The history (1 kB) still fits, the model (200 kB) no longer does: neither is replaced."""
+    limit = 64 * 1024
+    assert (trained / OUTPUTS[0]).stat().st_size > limit > (trained / OUTPUTS[1]).stat().st_size
+    before = digests(trained, OUTPUTS)
+    result = run_stage("train", trained, "--epochs", "2", max_file_size=limit)
+    assert result.returncode == 1
+    assert "Epoch 2/2" in result.stderr  # it failed while saving, not before
+    assert error_lines(result) == ["error: models/model.npz: cannot write (File too large)"]
+    assert digests(trained, OUTPUTS) == before
+    assert temporaries(trained) == []
+
+
+@pytest.mark.parametrize(("split", "value"), [("train", np.nan), ("val", np.inf)])
+def test_non_finite_pixels_are_refused_naming_the_file(
+    trained: Path, split: str, value: float
+) -> None:
+    """Refused as input, before training: never reported as a run that diverged."""
+    path = images_path(trained / "data" / "processed", split)
+    images = np.load(path)
+    images[7, 300] = value
+    np.save(path, images)
+    before = digests(trained, OUTPUTS)
+    result = run_stage("train", trained)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: data/processed/{split}_images.npy: image 7 holds NaN or infinite values; "
+        "run `python -m stages.preprocess` first"
+    ]
+    assert "diverged" not in result.stderr
+    assert "Epoch 1/" not in result.stderr
+    assert digests(trained, OUTPUTS) == before
+
+
+def npy_header(shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 ``.npy`` header for float32 data of ``shape``."""
+    header = repr({"descr": "<f4", "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+RANDOM = np.random.default_rng(0).bytes(4096)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (RANDOM, "not a .npy array file"),
+        (b"\x93NUMPY" + RANDOM, "is truncated or corrupt"),
+        (b"\x93NUMPY\x01\x00\x0c\x00{'shape': (\n" + RANDOM, "is truncated or corrupt"),
+        (b"\x93NUMPY\x01\x00\xff\xff" + RANDOM * 20, "is truncated or corrupt"),
+        (npy_header((10**6, 10**6)) + RANDOM, "is truncated or corrupt"),
+        (npy_header((200, 784)) + RANDOM, "is truncated or corrupt"),
+    ],
+    ids=["random", "magic", "garbage-header", "long-header", "huge-shape", "short-data"],
+)
+def test_unreadable_arrays_are_one_line_that_never_suggests_pickles(
+    trained: Path, content: bytes, problem: str
+) -> None:
+    (trained / "data" / "processed" / "train_images.npy").write_bytes(content)
+    result = run_stage("train", trained)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: data/processed/train_images.npy: {problem}"
+        + (", not a plain .npy array" if problem.startswith("is") else "")
+        + "; run `python -m stages.preprocess` first"
+    ]
+    assert "pickle" not in result.stderr
+
+
+def test_an_object_array_is_refused_as_python_objects(trained: Path) -> None:
+    path = trained / "data" / "processed" / "train_images.npy"
+    np.save(path, np.array([{"pixels": 1}], dtype=object), allow_pickle=True)
+    result = run_stage("train", trained)
+    assert error_lines(result) == [
+        "error: data/processed/train_images.npy: holds Python objects, not a plain .npy "
+        "array; run `python -m stages.preprocess` first"
+    ]
+    assert "allow_pickle" not in result.stderr
+
+
+def test_a_network_too_big_for_memory_is_refused_before_allocating(workdir: Path) -> None:
+    """784-100000-100000-10: 10 billion parameters, about 242 GB to train."""
+    available = available_memory()
+    if available is None or available > 242e9:
+        pytest.skip("this machine could hold the network")
+    write_params(workdir, model={"hidden_sizes": [100000, 100000]})
+    result = run_measured("train", workdir)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert re.fullmatch(
+        r"error: params\.yaml: model\.hidden_sizes \[100000, 100000\] gives 10,079,600,010 "
+        r"parameters, which need about 241\.9 GB to train; this machine has [\d.]+ GB available",
+        line,
+    )
+    assert result.peak_bytes < 400e6  # the data and the libraries, no weights
+    assert not (workdir / "models" / "model.npz").exists()
+
+
+@pytest.mark.parametrize(("n_train", "batch_size"), [(1, 32), (20, 32), (8, 4)])
+def test_a_training_split_smaller_than_a_batch_or_the_classes_is_refused(
+    tmp_path: Path, n_train: int, batch_size: int
+) -> None:
+    """E.g. data.val_size 59999 leaves 1 training image: no batch, no class but one."""
+    write_processed(tmp_path / "data" / "processed", {"train": n_train, "val": 20, "test": 10})
+    write_params(tmp_path, train={"batch_size": batch_size})
+    result = run_stage("train", tmp_path)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: params.yaml: the training split holds {n_train} images, fewer than "
+        f"train.batch_size ({batch_size}) or the 10 classes; lower data.val_size or "
+        "train.batch_size"
+    ]
+    assert not (tmp_path / "models").exists()

@@ -126,6 +126,9 @@ def _open_url(url: str, timeout: float) -> http.client.HTTPResponse:
         return _OPENER.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
+        if urllib.parse.urlsplit(exc.url).scheme not in ("http", "https"):
+            # urllib refuses a redirect to file:// (and others) itself, as this HTTP error
+            raise AttemptFailed(f"redirected to {exc.url}, which is not an http(s) URL") from None
         transient = exc.code >= 500 or exc.code in (408, 429)
         raise AttemptFailed(f"HTTP {exc.code}", transient=transient) from None
     except urllib.error.URLError as exc:

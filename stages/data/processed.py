@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
-from typing import Any
+from tokenize import TokenError
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -27,18 +30,42 @@ def labels_path(data_dir: Path, split: str) -> Path:
     return data_dir / f"{split}_labels.npy"
 
 
+def _read_header(handle: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of an open ``.npy`` file, read before its data (ValueError if
+    the header is not one numpy writes)."""
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return shape, dtype
+
+
 def _load_array(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: no such file ({_RERUN})")
+    corrupt = DataError(f"{path}: is truncated or corrupt, not a plain .npy array; {_RERUN}")
     with open(path, "rb") as handle:
         if handle.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
             raise DataError(f"{path}: not a .npy array file; {_RERUN}")
+        handle.seek(0)
+        # numpy's parser raises more than ValueError on bytes that are no header (e.g.
+        # tokenize's TokenError), and its messages suggest allow_pickle=True: never that.
+        try:
+            shape, dtype = _read_header(handle)
+        except (ValueError, SyntaxError, TokenError, RecursionError):
+            raise corrupt from None
+        if dtype.hasobject:
+            raise DataError(f"{path}: holds Python objects, not a plain .npy array; {_RERUN}")
+        # The data must be in the file: a header alone never makes numpy allocate its shape.
+        if handle.tell() + math.prod(shape) * dtype.itemsize != os.fstat(handle.fileno()).st_size:
+            raise corrupt
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        # numpy's own message suggests allow_pickle=True for any unreadable header: never that
-        problem = "holds Python objects" if "pickle" in str(exc) else "is truncated or corrupt"
-        raise DataError(f"{path}: {problem}, not a plain .npy array; {_RERUN}") from None
+    except (ValueError, EOFError, OSError):
+        raise corrupt from None
     if not isinstance(array, np.ndarray):
         raise DataError(f"{path}: not a single .npy array; {_RERUN}")
     return array

@@ -19,6 +19,16 @@ PROJECT_FILES = (".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "
 PROJECT_DIRS = ("nnlib", "stages")
 
 
+# Set RLIMIT_FSIZE (SIGXFSZ ignored: a failing write, not a killed process), then become
+# ``python ARGS...`` with the limit in place.
+_LIMIT_THEN_EXEC = (
+    "import os, resource, signal, sys; "
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
+
 class Project:
     """A copy of the project's code and pipeline in ``root``, driven by real ``dvc`` commands."""
 
@@ -58,6 +68,19 @@ class Project:
                 f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def limit_stage_file_size(self, n_bytes: int) -> None:
+        """From now on, the stages DVC runs (``python`` on PATH) cannot grow a file beyond
+        ``n_bytes``: their writes fail with EFBIG as on a full disk. DVC's own files are
+        not limited."""
+        shim = self.root.parent / "limited-bin" / "python"
+        shim.parent.mkdir(exist_ok=True)
+        shim.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" -c "{_LIMIT_THEN_EXEC}" {n_bytes} "$@"\n',
+            encoding="utf-8",
+        )
+        shim.chmod(0o755)
+        self.env["PATH"] = os.pathsep.join([str(shim.parent), self.env["PATH"]])
 
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(sys.executable, "-m", "dvc", *args, check=check)

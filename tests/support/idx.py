@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,16 @@ def write_files(directory: Path, files: Mapping[str, bytes]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (directory / name).write_bytes(data)
+    return directory
+
+
+def link_files(directory: Path, source: Path, names: Iterable[str] = IDX_FILES) -> Path:
+    """Symbolic links ``directory/name`` -> ``source/name`` (``directory`` created, links
+    already there replaced); return the directory. For the real MNIST files, never copied."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / name).unlink(missing_ok=True)
+        (directory / name).symlink_to(source / name)
     return directory
 
 

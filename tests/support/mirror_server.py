@@ -9,30 +9,100 @@ Each path answers with the next scripted action, then with the default action
 - ``stall``: 200 with the full Content-Length, half the body, then silence until ``stall_seconds``;
 - ``truncated``: 200 serving the first half of the file (a consistent, but cut gzip stream);
 - ``corrupt``: 200 serving a valid gzip file with different content (checksum mismatch);
-- ``garbage``: 200 serving bytes that are not gzip.
+- ``garbage``: 200 serving bytes that are not gzip;
+- ``endless``: 200 without Content-Length, the file followed by zero padding that never
+  ends (valid to gzip readers, so only a cap on the compressed size stops it);
+- ``inflating``: 200 without Content-Length, a gzip stream of random bytes that never ends
+  (only a cap on the decompressed size stops it);
+- ``redirect <url>``: 302 to ``url`` (another path of this server, or another scheme).
 
-``requests`` counts GET requests per file name, so a test can assert what was fetched.
+Endless bodies are produced lazily, chunk by chunk, and stop at ``endless_ceiling`` bytes
+so that a client without a cap fails a test instead of hanging it.
+
+``requests`` counts GET requests per file name, so a test can assert what was fetched;
+``sent`` counts the body bytes the server handed to the socket per file name.
 """
 
 from __future__ import annotations
 
 import collections
+import socket
 import threading
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+import numpy as np
+
 from support.idx import garbage, truncated, wrong_payload
+
+CHUNK = 1 << 16
+#: where an endless body stops anyway: far beyond any MNIST file
+ENDLESS_CEILING = 1 << 28
+
+
+def zero_padded_forever(data: bytes) -> Iterator[bytes]:
+    """``data``, then zero bytes for ever, in chunks."""
+    yield data
+    zeros = bytes(CHUNK)
+    while True:
+        yield zeros
+
+
+def random_gzip_forever(seed: int = 0) -> Iterator[bytes]:
+    """A gzip stream (stored, uncompressible blocks) of random bytes that never ends."""
+    block = np.random.default_rng(seed).bytes(CHUNK)
+    deflate = zlib.compressobj(0, zlib.DEFLATED, 31)  # level 0, gzip wrapper
+    while True:
+        yield deflate.compress(block) + deflate.flush(zlib.Z_SYNC_FLUSH)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening_socket() -> socket.socket:
+    """A non-blocking socket listening on 127.0.0.1 that never answers: where a redirect to
+    another scheme points, so that a test can tell whether it was followed."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.setblocking(False)
+    return sock
+
+
+def connections(sock: socket.socket) -> int:
+    """How many connections reached ``sock`` (each accepted and closed)."""
+    count = 0
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except BlockingIOError:
+            return count
+        conn.close()
+        count += 1
 
 
 class MirrorServer:
     """``with MirrorServer(files) as server:`` serves ``files`` at ``server.url``."""
 
-    def __init__(self, files: dict[str, bytes], default: str = "serve", stall_seconds: float = 5):
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        default: str = "serve",
+        stall_seconds: float = 5,
+        endless_ceiling: int = ENDLESS_CEILING,
+    ):
         self.files = dict(files)
         self.default = default
         self.stall_seconds = stall_seconds
+        self.endless_ceiling = endless_ceiling
         self.requests: collections.Counter[str] = collections.Counter()
+        self.sent: collections.Counter[str] = collections.Counter()
         self._scripts: dict[str, collections.deque[str]] = collections.defaultdict(
             collections.deque
         )
@@ -57,6 +127,10 @@ class MirrorServer:
     def script_all(self, names: Iterable[str], *actions: str) -> None:
         for name in names:
             self.script(name, *actions)
+
+    def _count_sent(self, name: str, n_bytes: int) -> None:
+        with self._lock:
+            self.sent[name] += n_bytes
 
     def _next_action(self, name: str) -> str:
         with self._lock:
@@ -94,6 +168,11 @@ class MirrorServer:
                 data = mirror.files.get(name)
                 if action.isdigit():
                     self._reply(int(action), b"scripted failure\n")
+                elif action.startswith("redirect "):
+                    self.send_response(302)
+                    self.send_header("Location", action.split(" ", 1)[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif data is None:
                     self._reply(404, b"no such file\n")
                 elif action == "serve":
@@ -104,6 +183,10 @@ class MirrorServer:
                     self._reply(200, wrong_payload(data))
                 elif action == "garbage":
                     self._reply(200, garbage(len(data)))
+                elif action == "endless":
+                    self._stream(name, zero_padded_forever(data))
+                elif action == "inflating":
+                    self._stream(name, random_gzip_forever())
                 elif action in ("drop", "stall"):
                     self._headers(200, len(data))
                     self.wfile.write(data[: len(data) // 2])
@@ -123,5 +206,27 @@ class MirrorServer:
             def _reply(self, status: int, body: bytes) -> None:
                 self._headers(status, len(body))
                 self.wfile.write(body)
+                mirror._count_sent(self.path.rsplit("/", 1)[-1], len(body))
+
+            def _stream(self, name: str, chunks: Iterator[bytes]) -> None:
+                """A 200 whose body is ``chunks`` until the client hangs up (no length:
+                the end of the connection would end it)."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                self.close_connection = True
+                # A small send buffer keeps what the kernel holds for the client (and so
+                # what ``sent`` counts beyond what the client read) small and fixed.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHUNK)
+                sent = 0
+                try:
+                    for chunk in chunks:
+                        if sent >= mirror.endless_ceiling or mirror._stopping.is_set():
+                            break
+                        self.wfile.write(chunk)
+                        sent += len(chunk)
+                        mirror._count_sent(name, len(chunk))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: what a cap does
 
         return Handler
