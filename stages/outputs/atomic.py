@@ -12,6 +12,7 @@ and removed; a live writer's file is never touched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -137,6 +138,8 @@ def _backup(target: Path) -> Path | None:
     """A hard link to ``target``'s current content (None if it has none yet)."""
     if not target.exists():
         return None
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
     backup = target.parent / f".{target.name}.{secrets.token_hex(4)}.bak"
     os.link(target, backup)
     return backup
