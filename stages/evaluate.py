@@ -2,8 +2,8 @@
 
 Run as ``python -m stages.evaluate``. Reads ``models/model.npz`` and
 ``data/processed``; writes ``metrics.json`` (test and train splits), the per-sample
-``reports/confusion.csv`` rows for DVC's confusion template and
-``reports/misclassified.png``, each atomically. It reads no params: the model file
+``reports/confusion.csv`` rows for DVC's confusion template, ``reports/per_class_accuracy.csv``
+and ``reports/misclassified.png``, each atomically. It reads no params: the model file
 carries the architecture, class names and normalization it was trained with.
 """
 
@@ -41,14 +41,12 @@ def split_metrics(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[dict[str,
     """Metrics of one split (plain floats) and the predicted labels ``(n,)``."""
     probs = model.predict(X)
     scores = class_scores(y, probs, n_classes=model.output_size)
-    names = model.class_names or [str(k) for k in range(model.output_size)]
     metrics = {
         "accuracy": accuracy(y, probs),
         "loss": model.compute_loss(y, probs),
         "precision_macro": scores.macro_precision,
         "recall_macro": scores.macro_recall,
         "f1_macro": scores.macro_f1,
-        "per_class_accuracy": dict(zip(names, scores.recall.tolist(), strict=True)),
     }
     return _rounded(metrics), probs.argmax(axis=1)
 
@@ -103,6 +101,22 @@ def write_confusion_rows(
         writer.writerows((names[t], names[p]) for t, p in zip(truth, predicted, strict=True))
 
 
+def write_per_class_accuracy(
+    path: Path, names: list[str], splits: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> None:
+    """One row per class: its accuracy (recall) in each split, from ``{split: (truth,
+    predicted)}`` label arrays ``(n,)``; a bar chart in dvc.yaml rather than metric columns."""
+    recalls = {
+        split: class_scores(truth, predicted, n_classes=len(names)).recall
+        for split, (truth, predicted) in splits.items()
+    }
+    with atomic_write(path, "w") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(("class", *recalls))
+        for k, name in enumerate(names):
+            writer.writerow((name, *(_rounded(recall[k]) for recall in recalls.values())))
+
+
 def misclassified_sheet(
     X: np.ndarray, y: np.ndarray, predicted: np.ndarray, names: list[str], shape: tuple[int, int]
 ) -> Image.Image:
@@ -141,7 +155,7 @@ def main(
 
         results: dict[str, Any] = {}
         results["test"], test_predicted = split_metrics(model, X_test, y_test)
-        results["train"], _ = split_metrics(model, X_train, y_train)
+        results["train"], train_predicted = split_metrics(model, X_train, y_train)
         for split, scores in results.items():
             logger.info(
                 "%s: accuracy %.4f, loss %.4f, macro F1 %.4f",
@@ -155,11 +169,13 @@ def main(
         )
         # Everything is computed; only now are the outputs replaced.
         write_confusion_rows(reports_dir / "confusion.csv", y_test, test_predicted, names)
+        per_class = {"test": (y_test, test_predicted), "train": (y_train, train_predicted)}
+        write_per_class_accuracy(reports_dir / "per_class_accuracy.csv", names, per_class)
         with atomic_write(reports_dir / "misclassified.png", "wb") as handle:
             sheet.save(handle, format="PNG")
         with atomic_write(metrics_path, "w") as handle:
             handle.write(json.dumps(results, indent=2) + "\n")
-        logger.info("wrote %s and %s/{confusion.csv,misclassified.png}", metrics_path, reports_dir)
+        logger.info("wrote %s and the plot files in %s", metrics_path, reports_dir)
 
 
 if __name__ == "__main__":

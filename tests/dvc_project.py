@@ -14,7 +14,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "mnist"
 PROJECT_FILES = (".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "dvc.yaml")
-PROJECT_DIRS = ("nnlib", "stages")
+# .dvc/plots: the custom plot templates and the offline page template (built by make setup).
+PROJECT_DIRS = ("nnlib", "stages", ".dvc/plots")
 
 
 class Project:
