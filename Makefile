@@ -11,9 +11,12 @@ export MNIST_MIRROR
 # Optional: a local PyTorch CPU wheel enables the tests that compare nnlib with torch.
 TORCH_WHEELS ?= /opt/wheels
 
+# The page template `dvc plots show` uses (.dvc/config): Vega inlined, so plots draw offline.
+PLOTS_PAGE := .dvc/plots/offline.html
+
 .PHONY: setup repro test bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(PLOTS_PAGE)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +29,9 @@ $(VENV)/.installed: pyproject.toml
 		echo "note: no torch wheel in $(TORCH_WHEELS); the PyTorch cross-checks will skip"; \
 	fi
 	touch $@
+
+$(PLOTS_PAGE): .dvc/plots/offline.html.in tools/offline_plots.py $(VENV)/.installed
+	$(BIN)/python tools/offline_plots.py --output $@
 
 repro: setup
 	dvc repro
@@ -40,4 +46,4 @@ bench: setup
 	python bench/bench_sklearn.py
 
 clean:
-	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PLOTS_PAGE) dvc_plots .pytest_cache .ruff_cache
