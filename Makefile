@@ -13,14 +13,16 @@ TORCH_WHEELS ?= /opt/wheels
 
 # The page template `dvc plots show` uses (.dvc/config): Vega inlined, so plots draw offline.
 PLOTS_PAGE := .dvc/plots/offline.html
+# `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
+S3_PORT ?= 5555
 
-.PHONY: setup repro test bench clean
+.PHONY: setup repro test bench s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --editable '.[dev,s3]'
 	@# Only from a local wheel: from the index, torch would bring gigabytes of CUDA libraries.
 	@if ls $(TORCH_WHEELS)/torch-2.13.0*.whl >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install --quiet $(TORCH_WHEELS)/torch-2.13.0*.whl \
@@ -44,6 +46,9 @@ test: setup
 
 bench: setup
 	python bench/bench_sklearn.py
+
+s3-server: setup
+	python tools/local_s3.py --port $(S3_PORT)
 
 clean:
 	rm -rf $(VENV) $(PLOTS_PAGE) dvc_plots .pytest_cache .ruff_cache
