@@ -16,7 +16,7 @@ PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
 
-.PHONY: setup repro test bench s3-server clean
+.PHONY: setup repro test bench sweep-timing s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -46,6 +46,10 @@ test: setup
 
 bench: setup
 	python bench/bench_sklearn.py
+
+# Wall time of 4 queued default-length experiments with -j 1 and -j 2, in a scratch clone.
+sweep-timing: setup
+	python bench/sweep_timing.py
 
 s3-server: setup
 	python tools/local_s3.py --port $(S3_PORT)
