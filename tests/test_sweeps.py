@@ -66,20 +66,31 @@ def start_queue(project: Project, jobs: int, log: Path) -> None:
         )
 
 
+def is_worker_of(pid: int, project: Project) -> bool:
+    """Whether ``pid`` is still a queue worker running in ``project``."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cwd = Path(f"/proc/{pid}/cwd").resolve()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return b"queue-worker" in cmdline and cwd == project.root.resolve()
+
+
 def stop_workers(project: Project) -> None:
-    """End the queue workers of this project that have not ended by themselves (a worker can
-    hang in celery's shutdown): by the pids DVC recorded, checked to be those workers still."""
-    for record in (project.root / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.json"):
-        pid = json.loads(record.read_text())["pid"]
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                is_worker = b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-                if not is_worker or Path(f"/proc/{pid}/cwd").resolve() != project.root.resolve():
-                    break
-                os.kill(pid, sig)
-            except (FileNotFoundError, ProcessLookupError):
-                break
-            time.sleep(1)
+    """End the queue workers of this project that have not ended by themselves (idle ones
+    wait a while before they do): by the pids DVC recorded, checked to be those workers."""
+    records = (project.root / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.json")
+    pids = [json.loads(record.read_text())["pid"] for record in records]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid in pids if is_worker_of(pid, project)]
+        for pid in alive:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alive = [pid for pid in alive if is_worker_of(pid, project)]
+        if not alive:
+            return
 
 
 @pytest.fixture(scope="module")
