@@ -4,10 +4,13 @@ The real dvc writes the pages from a tiny project after real runs; Debian's Chro
 headless, in a network namespace of its own when the machine allows one and always behind a
 proxy that refuses everything (tests/headless_chromium.py). The page must draw each chart as
 Vega SVG with the data it was given, load no script file, and request nothing but files.
+The per-class plot file is checked against the confusion rows and the metrics.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 from pathlib import Path
@@ -83,15 +86,21 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
-    """The pages ``dvc plots show`` and ``dvc plots diff`` wrote, and their revision counts."""
-    project: Project = tiny_project(tmp_path_factory.mktemp("plots"))
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The tiny project after two runs: the first committed, the second (3 epochs) not."""
+    project = tiny_project(tmp_path_factory.mktemp("plots"))
     project.dvc("repro")
     project.commit("first run")
     project.dvc("plots", "show")  # into dvc_plots/, DVC's default
     project.set_param("train", "epochs", 3)
     project.dvc("repro")
     project.dvc("plots", "diff", "HEAD", "-o", "diff_plots")  # HEAD against the workspace
+    return project
+
+
+@pytest.fixture(scope="module")
+def pages(project: Project) -> dict[str, tuple[Path, int]]:
+    """The pages ``dvc plots show`` and ``dvc plots diff`` wrote, and their revision counts."""
     return {
         "show": (project.root / "dvc_plots" / "index.html", 1),
         "diff": (project.root / "diff_plots" / "index.html", 2),
@@ -141,3 +150,22 @@ def test_plots_page_draws_every_chart_offline(
     images = summary["images"]
     assert len(images) == revisions
     assert all(image["width"] > 0 for image in images)
+
+
+def test_per_class_plot_file_holds_each_splits_recall(project: Project) -> None:
+    """The bars' data: the test column is the test split's recall as the confusion rows count
+    it, and on these balanced splits each column averages to that split's accuracy."""
+    with (project.root / "reports" / "per_class_accuracy.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["class"] for row in rows] == [str(k) for k in range(N_CLASSES)]
+    with (project.root / "reports" / "confusion.csv").open() as handle:
+        pairs = [(row["actual"], row["predicted"]) for row in csv.DictReader(handle)]
+    for row in rows:
+        of_class = [predicted for actual, predicted in pairs if actual == row["class"]]
+        assert float(row["test"]) == pytest.approx(of_class.count(row["class"]) / len(of_class))
+    metrics = json.loads((project.root / "metrics.json").read_text())
+    assert set(metrics) == {"test", "train"}
+    for split in ("test", "train"):
+        assert "per_class_accuracy" not in metrics[split]
+        mean = sum(float(row[split]) for row in rows) / N_CLASSES
+        assert mean == pytest.approx(metrics[split]["accuracy"], abs=1e-5)
