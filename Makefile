@@ -11,13 +11,18 @@ export MNIST_MIRROR
 # Optional: a local PyTorch CPU wheel enables the tests that compare nnlib with torch.
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: setup repro test bench clean
+# The page template `dvc plots show` uses (.dvc/config): Vega inlined, so plots draw offline.
+PLOTS_PAGE := .dvc/plots/offline.html
+# `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
+S3_PORT ?= 5555
 
-setup: $(VENV)/.installed
+.PHONY: setup repro test bench bench-schedules sweep-timing s3-server clean
+
+setup: $(VENV)/.installed $(PLOTS_PAGE)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --editable '.[dev,s3]'
 	@# Only from a local wheel: from the index, torch would bring gigabytes of CUDA libraries.
 	@if ls $(TORCH_WHEELS)/torch-2.13.0*.whl >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install --quiet $(TORCH_WHEELS)/torch-2.13.0*.whl \
@@ -26,6 +31,9 @@ $(VENV)/.installed: pyproject.toml
 		echo "note: no torch wheel in $(TORCH_WHEELS); the PyTorch cross-checks will skip"; \
 	fi
 	touch $@
+
+$(PLOTS_PAGE): .dvc/plots/offline.html.in tools/offline_plots.py $(VENV)/.installed
+	$(BIN)/python tools/offline_plots.py --output $@
 
 repro: setup
 	dvc repro
@@ -36,8 +44,20 @@ test: setup
 	ruff format --check .
 	python -m pytest
 
+# Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes).
 bench: setup
-	python bench/bench_sklearn.py
+	python bench/bench_speed.py
+
+# Test accuracy of the learning-rate schedules over 5 seeds, as the train stage trains.
+bench-schedules: setup
+	python bench/lr_schedules.py
+
+# Wall time of 4 queued default-length experiments with -j 1 and -j 2, in a scratch clone.
+sweep-timing: setup
+	python bench/sweep_timing.py
+
+s3-server: setup
+	python tools/local_s3.py --port $(S3_PORT)
 
 clean:
-	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PLOTS_PAGE) dvc_plots .pytest_cache .ruff_cache

@@ -2,8 +2,8 @@
 
 Run as ``python -m stages.evaluate``. Reads ``models/model.npz`` and
 ``data/processed``; writes ``metrics.json`` (test and train splits), the per-sample
-``reports/confusion.csv`` rows for DVC's confusion template and
-``reports/misclassified.png``, each atomically. It reads no params: the model file
+``reports/confusion.csv`` rows for DVC's confusion template, ``reports/per_class_accuracy.csv``
+and ``reports/misclassified.png``, all replaced together. It reads no params: the model file
 carries the architecture, class names and normalization it was trained with.
 """
 
@@ -42,14 +42,10 @@ def split_metrics(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[dict[str,
     """Metrics of one split (plain floats) and the predicted labels ``(n,)``."""
     probs = model.predict(X)
     scores = class_scores(y, probs, n_classes=model.output_size)
-    names = model.class_names or [str(k) for k in range(model.output_size)]
     metrics = {
         "accuracy": accuracy(y, probs),
         "loss": model.compute_loss(y, probs),
-        "precision_macro": scores.macro_precision,
-        "recall_macro": scores.macro_recall,
         "f1_macro": scores.macro_f1,
-        "per_class_accuracy": dict(zip(names, scores.recall.tolist(), strict=True)),
     }
     return _rounded(metrics), probs.argmax(axis=1)
 
@@ -116,6 +112,21 @@ def write_confusion_rows(
     writer.writerows((names[t], names[p]) for t, p in zip(truth, predicted, strict=True))
 
 
+def write_per_class_accuracy(
+    handle: TextIO, names: list[str], splits: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> None:
+    """One row per class: its accuracy (recall) in each split, from ``{split: (truth,
+    predicted)}`` label arrays ``(n,)``; a bar chart in dvc.yaml rather than metric columns."""
+    recalls = {
+        split: class_scores(truth, predicted, n_classes=len(names)).recall
+        for split, (truth, predicted) in splits.items()
+    }
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(("class", *recalls))
+    for k, name in enumerate(names):
+        writer.writerow((name, *(_rounded(recall[k]) for recall in recalls.values())))
+
+
 def misclassified_sheet(
     X: np.ndarray, y: np.ndarray, predicted: np.ndarray, names: list[str], shape: tuple[int, int]
 ) -> Image.Image:
@@ -154,7 +165,7 @@ def main(
 
         results: dict[str, Any] = {}
         results["test"], test_predicted = split_metrics(model, X_test, y_test)
-        results["train"], _ = split_metrics(model, X_train, y_train)
+        results["train"], train_predicted = split_metrics(model, X_train, y_train)
         check_finite_scores(results["test"], images_path(data_dir, "test"), X_test)
         check_finite_scores(results["train"], images_path(data_dir, "train"), X_train)
         for split, scores in results.items():
@@ -169,14 +180,17 @@ def main(
             X_test, y_test, test_predicted, names, tuple(meta["image_shape"])
         )
         # Everything is computed; only now are the outputs replaced, all together.
+        per_class = {"test": (y_test, test_predicted), "train": (y_train, train_predicted)}
         with OutputSet() as outputs:
             with outputs.open(reports_dir / "confusion.csv", "w") as handle:
                 write_confusion_rows(handle, y_test, test_predicted, names)
+            with outputs.open(reports_dir / "per_class_accuracy.csv", "w") as handle:
+                write_per_class_accuracy(handle, names, per_class)
             with outputs.open(reports_dir / "misclassified.png") as handle:
                 sheet.save(handle, format="PNG")
             with outputs.open(metrics_path, "w") as handle:
                 handle.write(json.dumps(results, indent=2, allow_nan=False) + "\n")
-        logger.info("wrote %s and %s/{confusion.csv,misclassified.png}", metrics_path, reports_dir)
+        logger.info("wrote %s and the plot files in %s", metrics_path, reports_dir)
 
 
 if __name__ == "__main__":

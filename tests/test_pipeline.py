@@ -32,6 +32,7 @@ RECORDED = (
     "reports/train_history.csv",
     "metrics.json",
     "reports/confusion.csv",
+    "reports/per_class_accuracy.csv",
     "reports/misclassified.png",
     "dvc.lock",
 )
@@ -113,6 +114,21 @@ def test_metrics_show_json_holds_test_accuracy(project: Project) -> None:
     metrics = shown[""]["data"]["metrics.json"]["data"]
     assert isinstance(metrics["test"]["accuracy"], float)
     assert isinstance(metrics["train"]["loss"], float)
+
+
+def test_metrics_show_fits_a_120_column_terminal(project: Project) -> None:
+    """Per-class accuracy is a plot, not metric columns: the table stays readable."""
+    table = project.dvc("metrics", "show").stdout.splitlines()
+    assert table[0].split() == [
+        "Path",
+        "test.accuracy",
+        "test.f1_macro",
+        "test.loss",
+        "train.accuracy",
+        "train.f1_macro",
+        "train.loss",
+    ]
+    assert max(len(line) for line in table) <= 120
 
 
 def test_plots_show_renders_every_plot(project: Project) -> None:

@@ -16,7 +16,8 @@ from support import REPO
 from support.params import write_params
 
 PROJECT_FILES = (".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "dvc.yaml")
-PROJECT_DIRS = ("nnlib", "stages")
+# .dvc/plots: the custom plot templates and the offline page template (built by make setup).
+PROJECT_DIRS = ("nnlib", "stages", ".dvc/plots")
 
 
 # Set RLIMIT_FSIZE (SIGXFSZ ignored: a failing write, not a killed process), then become

@@ -1,0 +1,241 @@
+"""Working as a team through a DVC remote on a real S3 server: moto's server mode on 127.0.0.1.
+
+Clone A runs the tiny pipeline and pushes data, model and run-cache to the remote and its
+commits to a bare git origin; other clones start from that origin with a mirror that does not
+exist, so any download or training they did would fail or show. Credentials reach the dvc
+subprocesses through their environment only; the test process talks to the server with the
+same throwaway values passed as arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from support.dvc_project import Project
+from support.tiny_pipeline import tiny_project
+
+pytestmark = pytest.mark.pipeline
+
+boto3 = pytest.importorskip("boto3", reason="moto[server] and boto3 come with the dev extra")
+moto_server = pytest.importorskip("moto.server", reason="moto[server] comes with the dev extra")
+pytest.importorskip("dvc_s3", reason="dvc-s3 comes with the s3 extra (make setup installs it)")
+
+BUCKET = "mnist-team"
+PREFIX = "store"
+MODEL = "models/model.npz"
+ARTIFACT = "mnist-mlp"
+# Throwaway values moto accepts; never written to a file.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+ONE_ATTEMPT = {"AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1"}
+
+
+def aws_environment(project: Project) -> None:
+    """Point the project's dvc subprocesses at moto through the environment only."""
+    for name in list(project.env):
+        if name.startswith(("AWS_", "DVC_STUDIO_", "STUDIO_")):
+            del project.env[name]
+    project.env.update(CREDENTIALS)
+    project.env.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # Credentials from here, before any profile file; never the instance metadata service.
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "DVC_NO_ANALYTICS": "1",
+        }
+    )
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1 at a free port, in a thread of this process."""
+
+    def __init__(self) -> None:
+        self._server = moto_server.ThreadedMotoServer("127.0.0.1", 0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def keys(self, bucket: str, prefix: str) -> set[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def add_remote(project: Project, endpoint: str, bucket: str) -> None:
+    """The team's remote, committed: a URL and an endpoint, no credentials."""
+    project.dvc("remote", "add", "-d", "storage", f"s3://{bucket}/{PREFIX}")
+    project.dvc("remote", "modify", "storage", "endpointurl", endpoint)
+    config = (project.root / ".dvc" / "config").read_text()
+    assert "testing" not in config
+    assert "secret" not in config
+    project.commit("remote storage")
+
+
+def clone(origin: Path, root: Path) -> Project:
+    """A fresh clone of ``origin`` whose stages could not download anything."""
+    subprocess.run(["git", "clone", "-q", str(origin), str(root)], check=True)
+    project = Project(root, mirror=root.parent / "no-mirror-here")
+    aws_environment(project)
+    return project
+
+
+def ran_stages(result: subprocess.CompletedProcess[str]) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr))
+
+
+def cached_outputs(project: Project, rev: str) -> dict[str, str]:
+    """Each output DVC caches (data and model, not the git-tracked reports) -> its md5 at
+    ``rev`` (``.dir`` for directories)."""
+    lock = yaml.safe_load(project.git("show", f"{rev}:dvc.lock").stdout)
+    md5s = {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage["outs"]}
+    return {path: md5s[path] for path in ("data/raw", "data/processed", MODEL)}
+
+
+@dataclass
+class Team:
+    server: S3Server
+    origin: Path
+    a: Project
+    model: bytes  # the committed model, as A trained it
+    experiment: str  # an experiment A ran (train.epochs=3), not yet shared
+    experiment_model: bytes
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    base = tmp_path_factory.mktemp("team")
+    server = S3Server()
+    server.client.create_bucket(Bucket=BUCKET)
+    try:
+        a = tiny_project(base / "a")
+        aws_environment(a)
+        add_remote(a, server.endpoint, BUCKET)
+        a.dvc("repro")
+        a.commit("first run")
+        a.git("branch", "-M", "main")
+        origin = base / "origin.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+        a.git("remote", "add", "origin", str(origin))
+        a.git("push", "-q", "-u", "origin", "main")
+        a.dvc("push", "--run-cache")
+        model = (a.root / MODEL).read_bytes()
+
+        a.dvc("exp", "run", "-n", "three-epochs", "-S", "train.epochs=3")
+        yield Team(server, origin, a, model, "three-epochs", (a.root / MODEL).read_bytes())
+    finally:
+        server.stop()
+
+
+def test_push_sends_data_model_and_run_cache(team: Team) -> None:
+    keys = team.server.keys(BUCKET, PREFIX + "/")
+    for path, md5 in cached_outputs(team.a, "main").items():
+        assert f"{PREFIX}/files/md5/{md5[:2]}/{md5[2:]}" in keys, path
+    assert any(key.startswith(f"{PREFIX}/runs/") for key in keys)
+
+
+def test_a_second_clone_pulls_the_model_and_trains_nothing(team: Team, tmp_path: Path) -> None:
+    b = clone(team.origin, tmp_path / "b")
+    assert not (b.root / MODEL).exists()
+
+    b.dvc("pull")
+    assert (b.root / MODEL).read_bytes() == team.model
+    assert ran_stages(b.dvc("repro")) == set()
+    assert "up to date" in b.dvc("status").stdout
+
+
+def test_repro_pull_fetches_what_is_missing_and_runs_nothing(team: Team, tmp_path: Path) -> None:
+    c = clone(team.origin, tmp_path / "c")
+    assert ran_stages(c.dvc("repro", "--pull")) == set()
+    assert (c.root / MODEL).read_bytes() == team.model
+    assert (c.root / "data" / "processed").is_dir()
+
+
+def test_an_experiment_pushed_from_a_is_listed_in_b_after_exp_pull(
+    team: Team, tmp_path: Path
+) -> None:
+    b = clone(team.origin, tmp_path / "b")
+    assert team.experiment not in b.dvc("exp", "list", "--all-commits").stdout
+
+    team.a.dvc("exp", "push", "origin", team.experiment)
+    assert team.experiment in b.dvc("exp", "list", "origin").stdout
+    b.dvc("exp", "pull", "origin", team.experiment)
+
+    shown = json.loads(b.dvc("exp", "show", "--json").stdout)
+    names = {exp.get("name") for commit in shown for exp in commit.get("experiments") or []}
+    assert team.experiment in names
+    b.dvc("exp", "apply", team.experiment)
+    assert b.params()["train"]["epochs"] == 3
+    assert (b.root / MODEL).read_bytes() == team.experiment_model  # pulled, not retrained
+
+
+def test_the_model_artifact_into_an_empty_folder(team: Team, tmp_path: Path) -> None:
+    """``dvc artifacts get`` (a registered version) and ``dvc get`` (a path), from the origin."""
+    declared = yaml.safe_load((team.a.root / "dvc.yaml").read_text())["artifacts"][ARTIFACT]
+    assert declared["path"] == MODEL
+    assert declared["type"] == "model"
+    assert declared["desc"]
+    assert declared["labels"]
+    team.a.git("tag", "-a", f"{ARTIFACT}@v1.0.0", "-m", "the tiny model", "main")
+    team.a.git("push", "-q", "origin", f"{ARTIFACT}@v1.0.0")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    outsider = Project(empty, mirror=tmp_path / "no-mirror-here")
+    aws_environment(outsider)
+
+    outsider.dvc("artifacts", "get", str(team.origin), ARTIFACT, "-o", "artifact.npz")
+    outsider.dvc("get", str(team.origin), MODEL, "-o", "model.npz")
+    assert sorted(p.name for p in empty.iterdir()) == ["artifact.npz", "model.npz"]
+    assert (empty / "artifact.npz").read_bytes() == team.model
+    assert (empty / "model.npz").read_bytes() == team.model
+
+
+def test_push_and_pull_fail_with_the_server_down_and_lose_nothing(
+    team: Team, tmp_path: Path
+) -> None:
+    server = S3Server()
+    server.client.create_bucket(Bucket="down-bucket")
+    d = Project(tmp_path / "d", mirror=tmp_path / "no-mirror-here")
+    shutil.copytree(team.a.root, d.root, symlinks=True)
+    aws_environment(d)
+    d.dvc("remote", "add", "-f", "-d", "storage", f"s3://down-bucket/{PREFIX}")
+    d.dvc("remote", "modify", "storage", "endpointurl", server.endpoint)
+    d.commit("the other remote")
+    server.stop()
+    workspace = (d.root / MODEL).read_bytes()
+    # One try per request: botocore's default retries (with back-off) only add a minute.
+    d.env.update(ONE_ATTEMPT)
+
+    pushed = d.dvc("push", check=False)
+    assert pushed.returncode != 0
+    assert pushed.stderr.startswith("ERROR: "), pushed.stderr
+    assert f'Could not connect to the endpoint URL: "{server.endpoint}/' in pushed.stderr
+    assert (d.root / MODEL).read_bytes() == workspace
+    (d.root / MODEL).unlink()
+    d.dvc("checkout", MODEL)  # the local cache still holds it
+    assert (d.root / MODEL).read_bytes() == workspace
+
+    e = clone(d.root, tmp_path / "e")
+    e.env.update(ONE_ATTEMPT)
+    pulled = e.dvc("pull", check=False)
+    assert pulled.returncode != 0
+    assert pulled.stderr.startswith("ERROR: "), pulled.stderr
+    assert f'Could not connect to the endpoint URL: "{server.endpoint}/' in pulled.stderr
+    assert not (e.root / "models").exists()
+    assert e.run("git", "status", "--porcelain").stdout == ""
