@@ -27,7 +27,7 @@ from stages.images.mnist import (
     stroke_width,
     to_pixels,
 )
-from stages.images.reading import read_image
+from stages.images.reading import Picture, read_image
 
 
 def ink_bounds(image: np.ndarray) -> tuple[int, int, int, int]:
@@ -116,6 +116,20 @@ def test_strokes_end_up_in_mnists_range(pen: int) -> None:
         assert np.array_equal(fitted, plain)  # within MNIST's range: left alone
     else:
         assert not np.array_equal(fitted, plain)
+
+
+@pytest.mark.parametrize("pen", [12, 60], ids=["thin pen", "mnist-like"])
+def test_the_stroke_width_step_can_be_left_out(pen: int) -> None:
+    """``strokes=False``: the ink is only fitted into the box, whatever its strokes."""
+    ink = ring_digit(size=(600, 500), box=(50, 50, 330, 550), width=pen)
+    picture = Picture(np.repeat((255 - 200 * ink)[:, :, None], 3, axis=2), None)
+    with_step, without = mnist_digit(picture), mnist_digit(picture, strokes=False)
+    low, high = STROKE_BAND
+    assert low - 0.15 <= stroke_width(with_step) <= high + 0.15
+    if pen == 12:
+        assert stroke_width(without) < low
+    else:  # strokes already in MNIST's range: the step changes nothing
+        assert np.array_equal(without, with_step)
 
 
 def test_pixels_reach_full_ink() -> None:

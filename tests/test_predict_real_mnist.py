@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.stage import run_stage
-from support.user_images import LOOKS, SCALE_NORMALIZATION
+from support.user_images import SCALE_NORMALIZATION
+from user_looks import LOOKS
 
 from nnlib import Adam, CrossEntropyLoss, Dataset, DenseLayer, Model, ReLU, Softmax, training_loop
 from stages.data.idx import read_idx

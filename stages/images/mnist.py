@@ -166,8 +166,12 @@ def to_pixels(field: np.ndarray) -> np.ndarray:
     return np.rint(field / peak * 255).astype(np.uint8)
 
 
-def mnist_digit(picture: Picture) -> np.ndarray:
-    """A user's picture -> the 28x28 uint8 image MNIST's construction makes of it (ink 255)."""
+def mnist_digit(picture: Picture, strokes: bool = True) -> np.ndarray:
+    """A user's picture -> the 28x28 uint8 image MNIST's construction makes of it (ink 255).
+
+    ``strokes=False`` leaves out the stroke-width step (``fit_strokes``): the ink is only
+    fitted into the box, as MNIST's own description has it (for measuring the step).
+    """
     grey = luma(flatten_transparency(picture.rgb, picture.alpha))
-    coverage = ink_coverage(grey)
-    return to_pixels(centre_by_mass(fit_strokes(crop_to_ink(coverage))))
+    ink = crop_to_ink(ink_coverage(grey))
+    return to_pixels(centre_by_mass(fit_strokes(ink) if strokes else fit_box(ink)))

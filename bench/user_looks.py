@@ -1,0 +1,128 @@
+"""Images as users' files look: ink drawn as scans, photos and PNGs, and MNIST digits
+redrawn that way (``LOOKS``). Shared by the tests (pytest puts bench/ on the path) and
+``bench/predict_looks.py``.
+
+An ink look draws an ink coverage ``(rows, cols)`` in [0, 1] (0 = paper, 1 = solid ink)
+into a file ``stem`` + the look's suffix and returns its path; a digit look does the same
+from a 28x28 uint8 MNIST digit (ink 255). Every look draws its randomness from ``rng``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+#: ``(ink coverage or digit, rng, stem) -> path of the file written``
+Look = Callable[[np.ndarray, np.random.Generator, Path], Path]
+
+
+def enlarge(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A 28x28 uint8 digit (ink 255) scaled up 2-4x, smoothly, as a greyscale image."""
+    size = round(28 * rng.uniform(2.0, 4.0))
+    return Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def off_centre(image: Image.Image, rng: np.random.Generator, fill: int = 0) -> Image.Image:
+    """``image`` pasted at a random place on a canvas 1.4-2.6 times its size."""
+    width, height = image.size
+    canvas_w = int(width * rng.uniform(1.6, 2.6))
+    canvas_h = int(height * rng.uniform(1.4, 2.4))
+    canvas = Image.new(image.mode, (canvas_w, canvas_h), fill)
+    x, y = rng.integers(0, canvas_w - width + 1), rng.integers(0, canvas_h - height + 1)
+    canvas.paste(image, (int(x), int(y)))
+    return canvas
+
+
+def coverage(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage in [0, 1] ``(rows, cols)`` of ``digit`` enlarged and moved off-centre."""
+    return np.asarray(off_centre(enlarge(digit, rng), rng), dtype=np.float64) / 255
+
+
+def _rgb(grey: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8)).convert("RGB")
+
+
+# --- ink looks: a coverage array drawn into a file
+
+
+def dark_on_white(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """Black ink on white paper, an RGB PNG."""
+    path = stem.with_suffix(".png")
+    _rgb(255 - 255 * ink).save(path)
+    return path
+
+
+def grey_noisy(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """Light grey, slightly yellow paper lit unevenly, ink darkening it, sensor noise."""
+    rows, cols = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]]
+    paper = 195 + 30 * cols / ink.shape[1] - 20 * rows / ink.shape[0]
+    grey = paper * (1 - 0.8 * ink) + rng.normal(0, 6, ink.shape)
+    rgb = np.stack([grey, grey * 0.98, grey * 0.93], axis=-1)
+    path = stem.with_suffix(".png")
+    Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8)).save(path, compress_level=1)
+    return path
+
+
+def jpeg_photo(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """Dark grey ink on light grey paper, JPEG quality 75."""
+    path = stem.with_suffix(".jpg")
+    _rgb(232 - 200 * ink).save(path, quality=75)
+    return path
+
+
+def jpeg_sideways(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """A phone photo held sideways: pixels stored rotated, EXIF orientation 6 to undo it."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display = stored rotated 90 degrees clockwise
+    path = stem.with_suffix(".jpg")
+    _rgb(232 - 200 * ink).transpose(Image.Transpose.ROTATE_90).save(path, quality=75, exif=exif)
+    return path
+
+
+def transparent(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """Dark blue ink whose opacity is the ink coverage, on a transparent canvas."""
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = (20, 20, 90)
+    rgba[..., 3] = np.rint(ink * 255)
+    path = stem.with_suffix(".png")
+    Image.fromarray(rgba).save(path)
+    return path
+
+
+# --- digit looks: an MNIST digit redrawn as users' files look
+
+
+def scaled(digit: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    path = stem.with_suffix(".png")
+    enlarge(digit, rng).save(path)
+    return path
+
+
+def moved_off_centre(digit: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    path = stem.with_suffix(".png")
+    off_centre(enlarge(digit, rng), rng).save(path)
+    return path
+
+
+def redrawn(look: Look) -> Look:
+    """The digit look that draws the digit's ``coverage`` with the ink look ``look``."""
+
+    def draw(digit: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+        return look(coverage(digit, rng), rng, stem)
+
+    draw.__doc__ = look.__doc__
+    return draw
+
+
+LOOKS: dict[str, Look] = {
+    "scaled 2-4x": scaled,
+    "off-centre on a larger canvas": moved_off_centre,
+    "dark ink on white RGB": redrawn(dark_on_white),
+    "light grey noisy paper": redrawn(grey_noisy),
+    "JPEG": redrawn(jpeg_photo),
+    "JPEG turned by EXIF": redrawn(jpeg_sideways),
+    "transparent PNG": redrawn(transparent),
+}
