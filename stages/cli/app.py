@@ -93,6 +93,8 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
     """
     setup_logging(log_level)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # Ctrl-C interrupts even when started with SIGINT ignored (a background job, nohup).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     except typer.Exit:
@@ -116,6 +118,7 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
         _fail(f"unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILURE)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def run(app: typer.Typer) -> NoReturn:
