@@ -34,6 +34,8 @@ class Optimizer:
         self._decays: dict[str, float] = {}
         self.schedule = schedule if schedule is not None else ConstantSchedule()
         self.steps = 0
+        #: the rate the last step used (None before the first step)
+        self.last_learning_rate: float | None = None
         self._state: list[dict[str, np.ndarray]] | None = None
         self._shapes: list[tuple[tuple[int, ...], np.dtype]] = []
         # The lists of the last checked step: a model passes the same two lists every step.
@@ -65,7 +67,7 @@ class Optimizer:
         if checked is None or params is not checked[0] or grads is not checked[1]:
             self._check_layout(params, grads)
             self._checked = (params, grads)
-        rate = self.schedule.rate(self.steps, self._learning_rate)
+        rate = self.last_learning_rate = self.schedule.rate(self.steps, self._learning_rate)
         self.steps += 1
         for param, grad, state in zip(params, grads, self._state, strict=True):
             self._update(param, grad, state, rate)

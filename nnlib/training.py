@@ -288,9 +288,7 @@ def training_loop(
             probs = model.predict(validation[0])
             val_loss = model.compute_loss(validation[1], probs)
             val_accuracy = accuracy(validation[1], probs) if plan.classify else None
-        rate = model.optimizer.schedule.rate(
-            model.optimizer.steps - 1, model.optimizer.learning_rate
-        )
+        rate = model.optimizer.last_learning_rate
         record = EpochRecord(epoch, loss, train_accuracy, val_loss, val_accuracy, rate, seconds)
         history.epochs.append(record)
         if on_epoch_end is not None:
