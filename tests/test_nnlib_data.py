@@ -61,3 +61,31 @@ def test_dataset_refuses_mismatched_lengths_and_non_2d_x() -> None:
         Dataset(np.zeros((4, 2)), np.zeros(3))
     with pytest.raises(ValueError, match="2-D"):
         Dataset(np.zeros(4), np.zeros(4))
+
+
+def test_epoch_inputs_replace_x_each_epoch_and_keep_targets() -> None:
+    """Epoch k batches ``epoch_inputs(k)`` (here X + 100 k) with the same targets and order."""
+    X = np.arange(6.0)[:, None]
+    y = np.arange(6)
+    calls: list[int] = []
+
+    def shifted(epoch: int) -> np.ndarray:
+        calls.append(epoch)
+        return X + 100 * epoch
+
+    data = Dataset(X, y, rng=np.random.default_rng(0), epoch_inputs=shifted)
+    plain = Dataset(X, y, rng=np.random.default_rng(0))
+    for epoch in range(3):
+        batches = list(data.get_batches(4))
+        reference = list(plain.get_batches(4))
+        for (xb, yb), (xr, yr) in zip(batches, reference, strict=True):
+            np.testing.assert_array_equal(yb, yr)
+            np.testing.assert_array_equal(xb, xr + 100 * epoch)
+    assert calls == [0, 1, 2]
+    assert len(data) == 6
+
+
+def test_epoch_inputs_of_another_shape_are_refused() -> None:
+    data = Dataset(np.zeros((4, 2)), np.zeros(4), epoch_inputs=lambda epoch: np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"epoch 0 inputs have shape \(4, 3\)"):
+        next(data.get_batches(2))
