@@ -29,6 +29,8 @@ from nnlib.model import Model
 from nnlib.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from nnlib.schedules import SCHEDULES, make_schedule
 from nnlib.training import MONITORS, EpochRecord, History, training_loop
+from stages.augment.distortions import Strengths
+from stages.augment.epochs import training_distortions
 from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
 from stages.cli.params import ModelParams, TrainParams, check_names, load_params
@@ -237,7 +239,10 @@ def main(
         model.image_shape = list(meta["image_shape"])
 
         started = time.perf_counter()
-        history = fit(model, train, Dataset(X_train, y_train, rng), validation)
+        strengths = Strengths(**train.augment.model_dump())
+        with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
+            data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
+            history = fit(model, train, data, validation)
         with OutputSet() as outputs:
             with outputs.open(history_path, "w") as handle:
                 write_history(handle, history)

@@ -94,7 +94,10 @@ def test_unknown_keys_get_a_did_you_mean_where_one_fits(key: str, hint: str) -> 
             "unknown key batch_size (did you mean train.batch_size?)",
         ),
         (lambda p: p["train"].update(dropout=0.5), "unknown key train.dropout"),
-        (lambda p: p["data"].update(augment=True), "unknown key data.augment"),
+        (
+            lambda p: p["data"].update(augment=True),
+            "unknown key data.augment (did you mean train.augment?)",
+        ),
     ],
     ids=["top-level", "train", "data"],
 )

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from stages.cli.errors import ParamsError
 from stages.data.normalization import NORMALIZATIONS
@@ -64,6 +71,28 @@ class ModelParams(_Section):
     activation: Annotated[str, _describe("the name of an activation")]
 
 
+class AugmentParams(_Section):
+    """``train.augment``: how strongly the training images are distorted each epoch
+    (``stages.augment.distortions.Strengths``); ``none`` is every strength 0, no augmentation."""
+
+    rotation: Annotated[Real, Field(ge=0, le=180), _describe("a number of degrees in [0, 180]")]
+    scale: Annotated[Real, Field(ge=0, lt=1), _describe("a number >= 0 and < 1")]
+    shear: Annotated[Real, Field(ge=0), _describe("a number >= 0")]
+    shift: Annotated[Real, Field(ge=0), _describe("a number of pixels >= 0")]
+    elastic_alpha: Annotated[Real, Field(ge=0), _describe("a number >= 0")]
+    elastic_sigma: Annotated[Real, Field(ge=0), _describe("a number of pixels >= 0")]
+    mirror: Annotated[bool, _describe("true or false")]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_off(cls, value: Any) -> Any:
+        if value == "none":
+            return {name: False if name == "mirror" else 0.0 for name in cls.model_fields}
+        if not isinstance(value, dict):
+            raise ValueError("not a mapping")  # reported with the field's description
+        return value
+
+
 class TrainParams(_Section):
     epochs: Annotated[int, Field(ge=1), _describe("an integer >= 1")]
     batch_size: Annotated[int, Field(ge=1), _describe("an integer >= 1")]
@@ -76,6 +105,10 @@ class TrainParams(_Section):
     patience: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
     monitor: Annotated[str, _describe("the name of an epoch figure")]
     restore_best: Annotated[bool, _describe("true or false")]
+    augment: Annotated[
+        AugmentParams,
+        _describe(f"none or a mapping of {', '.join(AugmentParams.model_fields)}"),
+    ]
 
 
 class Params(_Section):

@@ -21,8 +21,11 @@ def write_params(directory: Path, **sections: Mapping[str, Any]) -> Path:
     e.g. ``write_params(d, data={"val_size": 0}, train={"epochs": 2})``; return its path.
 
     A section the project does not have is a KeyError (a typo, not a test of unknown keys).
+    Augmentation is off unless ``train`` sets ``augment``: the generated datasets are
+    random pixels, whose class no distortion leaves recognizable.
     """
     params = project_params()
+    params["train"]["augment"] = "none"
     for section, values in sections.items():
         params[section].update(values)
     directory.mkdir(parents=True, exist_ok=True)

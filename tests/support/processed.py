@@ -16,12 +16,21 @@ CLASS_NAMES = list(DATA_SOURCES["mnist"].class_names)
 NORMALIZATION = {"method": "scale", "divisor": 255.0, "mean": 0.0, "std": 1.0}
 
 
-def write_processed(directory: Path, sizes: Mapping[str, int], seed: int = 0) -> None:
+def write_processed(
+    directory: Path, sizes: Mapping[str, int], seed: int = 0, block: int = 1
+) -> None:
     """Splits of ``sizes`` (split -> n) and ``meta.json`` in ``directory`` (created): noisy
-    copies of one random pattern per digit, easy to learn, in preprocess's layout."""
+    copies of one random pattern per digit, easy to learn, in preprocess's layout.
+
+    ``block``: the pattern's squares are ``block`` pixels wide (a divisor of 28); with 4 or
+    more a class stays recognizable when the images are distorted (augmentation).
+    """
     rng = np.random.default_rng(seed)
     # like MNIST: mostly dark pixels, a class's own set of bright ones, some noise
-    prototypes = (rng.random((len(CLASS_NAMES), N_FEATURES)) < 0.2).astype(np.float32)
+    side = 28 // block
+    coarse = rng.random((len(CLASS_NAMES), side, side)) < 0.2
+    squares = np.ones((block, block), dtype=np.float32)
+    prototypes = np.kron(coarse, squares).reshape(len(CLASS_NAMES), N_FEATURES)
     directory.mkdir(parents=True)
     for split, n in sizes.items():
         labels = np.arange(n) % len(CLASS_NAMES)
