@@ -166,3 +166,16 @@ def test_the_blank_value_is_what_preprocess_writes_for_a_blank_pixel(method: str
     written = normalization.apply(pixels)[0, 0]
     assert blank_value(normalization.to_dict()) == written
     assert (written == 0) == (method == "scale")
+
+
+def test_blank_images_stay_blank_under_standardized_normalization(images: np.ndarray) -> None:
+    """Whatever moves in from outside the frame is the blank of meta.json's normalization."""
+    meta = {**META, "normalization": Normalization("standardize", mean=0.13, std=0.31).to_dict()}
+    blank = np.float32(blank_value(meta["normalization"]))
+    assert blank < 0
+    blanks = np.full((200, 784), blank, np.float32)
+    rng = np.random.default_rng(0)
+    with training_distortions(STRENGTHS, blanks, meta, rng, epochs=2) as distortions:
+        assert distortions is not None
+        assert (distortions(0) == blank).all()
+        assert (distortions(1) == blank).all()
