@@ -132,17 +132,24 @@ def test_mirror_flips_left_right_exactly() -> None:
 
 
 def test_pixels_from_outside_the_image_read_the_normalized_blank() -> None:
-    """Standardized data: a blank pixel is -mean/std, not 0; what moves in from outside is
-    exactly that, and an image moved right out of the frame is blank everywhere."""
+    """Standardized data: a blank pixel is -mean/std, not 0. Shifted 5 pixels any way, an
+    image inked everywhere gets exactly that blank in the 5 rows or columns that moved in
+    from outside, and keeps its own pixels elsewhere; moved out of the frame, it is blank."""
     blank = np.float32(-0.1307 / 0.3081)
-    image = blob(CENTRE, CENTRE) + blank
-    moved = distort(image, blank=float(blank), shifts=(5.0, 0.0))
-    assert (moved[:, :5] == blank).all()
-    assert moved[:, 5:].tobytes() == np.ascontiguousarray(image[:, :-5]).tobytes()
-    gone = distort(image, blank=float(blank), shifts=(40.0, 3.5))
-    assert (gone == blank).all()
+    image = blob(CENTRE, CENTRE) + np.float32(1.5)  # no blank pixel anywhere
+    for shift, outside, inside, source in [
+        ((5.0, 0.0), np.s_[:, :5], np.s_[:, 5:], np.s_[:, :-5]),
+        ((-5.0, 0.0), np.s_[:, -5:], np.s_[:, :-5], np.s_[:, 5:]),
+        ((0.0, 5.0), np.s_[:5], np.s_[5:], np.s_[:-5]),
+        ((0.0, -5.0), np.s_[-5:], np.s_[:-5], np.s_[5:]),
+    ]:
+        moved = distort(image, blank=float(blank), shifts=shift)
+        assert (moved[outside] == blank).all(), shift
+        assert moved[inside].tobytes() == np.ascontiguousarray(image[source]).tobytes(), shift
+    for far in [(40.0, 3.5), (-40.0, 0.5), (0.25, 40.0), (-0.5, -40.0)]:
+        assert (distort(image, blank=float(blank), shifts=far) == blank).all(), far
     shrunk = distort(image, blank=float(blank), scales=0.5, angles=45.0)
-    assert shrunk[0, 0] == blank  # read from beyond the corner
+    assert shrunk[0, 0] == shrunk[-1, -1] == blank  # read from beyond the corners
 
 
 def test_draws_cover_the_strengths_and_no_more() -> None:
