@@ -16,7 +16,7 @@ PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
 
-.PHONY: setup repro test bench bench-predict bench-schedules sweep-timing s3-server clean
+.PHONY: setup repro test bench bench-augment bench-predict bench-schedules sweep-timing s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -47,6 +47,11 @@ test: setup
 # Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes).
 bench: setup
 	python bench/bench_speed.py
+
+# Seconds to distort 60,000 images, and seed-net epochs without augmentation, with it from
+# the background worker and with it in between, side by side (a few minutes).
+bench-augment: setup
+	python bench/bench_augment.py
 
 # How well models/model.npz reads users' files: MNIST test digits redrawn as scans, photos and
 # PNGs, and font digits in five stroke widths (about 2 minutes; run `make repro` first).
