@@ -63,7 +63,7 @@ def test_the_project_params_switch_augmentation_on_in_the_background(project: Pa
     write_params(project, train={**QUICK, "augment": project_params()["train"]["augment"]})
     result = run_stage("train", project)
     assert result.returncode == 0, result.stderr
-    assert "Distorting the training images afresh every epoch (rotation 12°" in result.stderr
+    assert "Distorting the training images afresh every epoch (rotation 12 degrees" in result.stderr
     assert "in a background process" in result.stderr
     assert exited(worker_pid(result.stderr))
 

@@ -174,9 +174,9 @@ def training_distortions(
 
 
 def describe(strengths: Strengths) -> str:
-    """``rotation 12°, scale 0.1, ...``: the distortions ``strengths`` switches on."""
+    """``rotation 12 degrees, scale 0.1, ...``: the distortions ``strengths`` switches on."""
     parts = [
-        f"rotation {strengths.rotation:g}°" if strengths.rotation else "",
+        f"rotation {strengths.rotation:g} degrees" if strengths.rotation else "",
         f"scale {strengths.scale:g}" if strengths.scale else "",
         f"shear {strengths.shear:g}" if strengths.shear else "",
         f"shift {strengths.shift:g} px" if strengths.shift else "",
