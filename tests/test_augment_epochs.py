@@ -72,6 +72,14 @@ def test_every_epoch_is_fresh_and_a_rerun_is_identical(images: np.ndarray) -> No
     assert one[0].tobytes() != images.tobytes()
 
 
+def test_a_single_epoch_starts_no_worker(images: np.ndarray) -> None:
+    with EpochDistortions(images, SHAPE, STRENGTHS, 0.0, 7, epochs=1) as one:
+        assert not one.background
+        with EpochDistortions(images, SHAPE, STRENGTHS, 0.0, 7, epochs=2) as two:
+            assert two.background
+            assert one(0).tobytes() == two(0).tobytes()
+
+
 def test_the_arrays_handed_over_are_read_only(images: np.ndarray) -> None:
     here = EpochDistortions(images, SHAPE, STRENGTHS, 0.0, 7, background=False)
     with pytest.raises(ValueError, match="read-only"):

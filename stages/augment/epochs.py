@@ -58,7 +58,7 @@ class EpochDistortions:
         pad_images(images, shape, blank, out=self._padded[1])
         self._outputs = [shared_array(images.shape) for _ in range(2)]
         self._worker: BackgroundWorker | None = None
-        if background:
+        if background and (epochs is None or epochs > 1):  # else nothing to prepare
             try:
                 self._worker = BackgroundWorker(self.distorter, seed, self._padded, self._outputs)
             except OSError as exc:
