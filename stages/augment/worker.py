@@ -1,9 +1,10 @@
 """A process that distorts the next epoch's images while this one trains.
 
-A thread would not do: the training loop at small batches is mostly short Python calls
-that hold the GIL, and the distortion's NumPy calls would wait for it at every chunk. A
-process has its own interpreter. It shares memory with the trainer (``RawArray``s: the
-padded source images and two output buffers) and takes requests ``(epoch, buffer)``
+A process rather than a thread: the training loop at small batches is mostly short Python
+calls that hold the GIL, so a thread's NumPy calls (a few dozen per chunk of images) would
+queue for it (``bench/bench_augment.py`` times a thread beside this worker). A process has
+its own interpreter and runs on the other core. It shares memory with the trainer (``RawArray``s:
+the padded source images and two output buffers) and takes requests ``(epoch, buffer)``
 through a pipe, answering each with the epoch once the buffer is filled.
 """
 
