@@ -21,6 +21,8 @@ from support.processes import exited
 from support.stage import error_lines, run_stage, stage_command, stage_environment
 
 from nnlib import Model
+from stages.augment.distortions import Strengths
+from stages.augment.epochs import describe
 from stages.data.processed import load_split
 
 STRENGTHS = {
@@ -60,11 +62,15 @@ def history(root: Path) -> list[dict[str, Any]]:
 
 def test_the_project_params_switch_augmentation_on_in_the_background(project: Path) -> None:
     """params.yaml's own strengths (the ones the tests' params switch off) are used as is."""
-    write_params(project, train={**QUICK, "augment": project_params()["train"]["augment"]})
+    strengths = project_params()["train"]["augment"]
+    write_params(project, train={**QUICK, "augment": strengths})
     result = run_stage("train", project)
     assert result.returncode == 0, result.stderr
-    assert "Distorting the training images afresh every epoch (rotation 12 degrees" in result.stderr
-    assert "in a background process" in result.stderr
+    described = describe(Strengths(**strengths))
+    assert (
+        f"Distorting the training images afresh every epoch ({described}), "
+        "in a background process (pid "
+    ) in result.stderr
     assert exited(worker_pid(result.stderr))
 
 
