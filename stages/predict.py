@@ -25,6 +25,7 @@ from nnlib.errors import NNLibError
 from nnlib.model import Model
 from stages.cli.app import LogLevelOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
+from stages.data.model_metadata import ModelDescription, describe_model
 from stages.images.constructions import IMAGE_SHAPE, construction_for, normalize
 from stages.images.errors import ImageError
 from stages.images.files import Entry, find_images
@@ -37,28 +38,23 @@ logger = logging.getLogger("stages.predict")
 app = new_app("Predict the class of your own images (files or folders) with a trained model.")
 
 
-def load_model(path: Path) -> Model:
-    """The model at ``path``, checked to take 28x28 images of a dataset predict knows."""
+def load_model(path: Path) -> tuple[Model, ModelDescription]:
+    """The model at ``path`` and its description, checked to take 28x28 images of a dataset
+    predict knows."""
     if not path.is_file():
         raise StageError(f"{path}: no model file there; train one first (dvc repro)")
     model = Model.load(path)
-    shape = tuple(model.image_shape or IMAGE_SHAPE)
-    problem = None
-    if shape != IMAGE_SHAPE or model.input_size != int(np.prod(IMAGE_SHAPE)):
-        problem = f"takes {model.input_size} inputs of {list(shape)} images, predict makes 28x28"
-    elif model.normalization is None:
-        problem = "does not say how its inputs were normalized"
-    elif model.class_names is not None and len(model.class_names) != model.output_size:
-        problem = f"has {len(model.class_names)} class names for {model.output_size} outputs"
-    if problem is None:
-        try:
-            construction_for(model.dataset)
-            normalize(np.zeros((1, *IMAGE_SHAPE), dtype=np.uint8), model.normalization)
-        except ImageError as exc:
-            problem = str(exc)
-    if problem is not None:
-        raise StageError(f"{path}: the model {problem}; retrain it (dvc repro)")
-    return model
+    description = describe_model(model, path)
+    if description.image_shape != IMAGE_SHAPE:
+        raise StageError(
+            f"{path}: the model takes {list(description.image_shape)} images, predict makes "
+            "28x28; retrain it (dvc repro)"
+        )
+    try:
+        construction_for(description.dataset)
+    except ImageError as exc:
+        raise StageError(f"{path}: the model {exc}; retrain it (dvc repro)") from None
+    return model, description
 
 
 def construct_all(
@@ -135,9 +131,10 @@ def main(
 ) -> None:
     """Predict the class of each image and print it with the model's confidence."""
     with stage_errors(log_level, NNLibError):
-        model = load_model(model_path)
-        construct = construction_for(model.dataset)
-        names = model.class_names or [str(i) for i in range(model.output_size)]
+        model, description = load_model(model_path)
+        construct = construction_for(description.dataset)
+        names = list(description.class_names)
+        normalization = description.normalization.to_dict()
         if inputs_dir is not None:
             prepare_output_dir(inputs_dir)
 
@@ -145,7 +142,7 @@ def main(
         outcomes = construct_all(entries, construct)
         images = [o for o in outcomes if isinstance(o, np.ndarray)]
         probabilities = iter(
-            model.predict(normalize(np.stack(images), model.normalization)) if images else []
+            model.predict(normalize(np.stack(images), normalization)) if images else []
         )
         results = [
             Result(str(entry.path), error=outcome)

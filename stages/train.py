@@ -15,7 +15,7 @@ import os
 import resource
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -23,7 +23,7 @@ import typer
 from nnlib.activations import HIDDEN_ACTIVATIONS, Softmax, get_activation
 from nnlib.data import Dataset
 from nnlib.errors import NNLibError
-from nnlib.layers import DenseLayer
+from nnlib.layers import DenseLayer, Dropout, Layer
 from nnlib.losses import CrossEntropyLoss
 from nnlib.model import Model
 from nnlib.optimizers import OPTIMIZERS, Optimizer, make_optimizer
@@ -33,6 +33,7 @@ from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_err
 from stages.cli.errors import StageError
 from stages.cli.params import ModelParams, TrainParams, check_names, load_params
 from stages.cli.progress import progress_bar
+from stages.data.model_metadata import model_metadata
 from stages.data.processed import load_meta, load_split
 from stages.outputs.atomic import OutputSet
 from stages.outputs.history import write_history
@@ -64,15 +65,21 @@ def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Optimizer:
 
 
 def build_model(
-    layer_sizes: tuple[int, ...], model: ModelParams, optimizer: Optimizer, rng: np.random.Generator
+    layer_sizes: tuple[int, ...],
+    model: ModelParams,
+    optimizer: Optimizer,
+    rng: np.random.Generator,
+    metadata: dict[str, Any],
 ) -> Model:
-    """Dense layers of ``layer_sizes``: hidden activations, softmax output, cross-entropy."""
-    hidden = [
-        DenseLayer(n_in, n_out, get_activation(model.activation), rng=rng)
-        for n_in, n_out in itertools.pairwise(layer_sizes[:-1])
-    ]
-    output = DenseLayer(layer_sizes[-2], layer_sizes[-1], Softmax(), rng=rng)
-    return Model([*hidden, output], loss=CrossEntropyLoss(), optimizer=optimizer)
+    """Dense layers of ``layer_sizes``: hidden activations, each followed by dropout when
+    ``model.dropout`` > 0, a softmax output, cross-entropy."""
+    layers: list[Layer] = []
+    for n_in, n_out in itertools.pairwise(layer_sizes[:-1]):
+        layers.append(DenseLayer(n_in, n_out, get_activation(model.activation), rng=rng))
+        if model.dropout:
+            layers.append(Dropout(model.dropout, rng=rng))
+    layers.append(DenseLayer(layer_sizes[-2], layer_sizes[-1], Softmax(), rng=rng))
+    return Model(layers, loss=CrossEntropyLoss(), optimizer=optimizer, metadata=metadata)
 
 
 def available_memory() -> int | None:
@@ -230,11 +237,7 @@ def main(
         )
         rng = np.random.default_rng(train.seed)
         optimizer = build_optimizer(train, math.ceil(len(X_train) / train.batch_size))
-        model = build_model(layer_sizes, settings.model, optimizer, rng)
-        model.normalization = meta["normalization"]
-        model.class_names = class_names
-        model.dataset = meta["dataset"]
-        model.image_shape = list(meta["image_shape"])
+        model = build_model(layer_sizes, settings.model, optimizer, rng, model_metadata(meta))
 
         started = time.perf_counter()
         history = fit(model, train, Dataset(X_train, y_train, rng), validation)

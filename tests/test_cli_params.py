@@ -78,7 +78,8 @@ def test_bad_values_name_key_and_value(
         ("batch_size", " (did you mean train.batch_size?)"),
         ("train.epoch", " (did you mean train.epochs?)"),
         ("model.epochs", " (did you mean train.epochs?)"),
-        ("train.dropout", ""),
+        ("train.dropout", " (did you mean model.dropout?)"),
+        ("train.warmup", ""),
         ("colour", ""),
     ],
 )
@@ -93,7 +94,10 @@ def test_unknown_keys_get_a_did_you_mean_where_one_fits(key: str, hint: str) -> 
             lambda p: p.update(batch_size=64),
             "unknown key batch_size (did you mean train.batch_size?)",
         ),
-        (lambda p: p["train"].update(dropout=0.5), "unknown key train.dropout"),
+        (
+            lambda p: p["train"].update(dropout=0.5),
+            "unknown key train.dropout (did you mean model.dropout?)",
+        ),
         (lambda p: p["data"].update(augment=True), "unknown key data.augment"),
     ],
     ids=["top-level", "train", "data"],

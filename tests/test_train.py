@@ -27,6 +27,7 @@ from support.stage import (
     temporaries,
 )
 
+from nnlib.model import Model
 from nnlib.optimizers import OPTIMIZERS, Optimizer
 from nnlib.schedules import Schedule
 from stages.cli.params import check_names, load_params
@@ -79,7 +80,12 @@ BAD_PARAMS = [
     ("train", "learning_rate", -0.1, "train.learning_rate must be a number > 0"),
     ("train", "seed", None, "train.seed is missing"),
     ("train", "epoch", 5, "unknown key train.epoch (did you mean train.epochs?)"),
-    ("train", "dropout", 0.5, "params.yaml: unknown key train.dropout"),
+    (
+        "train",
+        "dropout",
+        0.5,
+        "params.yaml: unknown key train.dropout (did you mean model.dropout?)",
+    ),
     ("model", "hidden_size", [8], "model.hidden_size (did you mean model.hidden_sizes?)"),
 ]
 
@@ -421,3 +427,26 @@ def test_a_training_split_smaller_than_a_batch_or_the_classes_is_refused(
         "train.batch_size"
     ]
     assert not (tmp_path / "models").exists()
+
+
+def test_dropout_trains_reproducibly_and_the_model_is_scored_and_read(workdir: Path) -> None:
+    """``model.dropout: 0.3`` puts a dropout layer after each hidden layer of the saved model;
+    two runs give the same bytes (the masks come from train.seed), and evaluate scores it."""
+    write_params(workdir, model={"dropout": 0.3}, train={"epochs": 2, "batch_size": 16})
+    assert run_stage("train", workdir).returncode == 0
+    first = digests(workdir, OUTPUTS)
+    model = Model.load(workdir / "models" / "model.npz")
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "DenseLayer",
+        "Dropout",
+        "DenseLayer",
+        "Dropout",
+        "DenseLayer",
+    ]
+    result = run_stage("evaluate", workdir)
+    assert result.returncode == 0, result.stderr
+    assert run_stage("train", workdir).returncode == 0
+    assert digests(workdir, OUTPUTS) == first
+    write_params(workdir, model={"dropout": 0.0}, train={"epochs": 2, "batch_size": 16})
+    assert run_stage("train", workdir).returncode == 0
+    assert digests(workdir, OUTPUTS) != first

@@ -62,6 +62,7 @@ class ModelParams(_Section):
         _describe("a non-empty list of integers >= 1"),
     ]
     activation: Annotated[str, _describe("the name of an activation")]
+    dropout: Annotated[Real, Field(ge=0, lt=1), _describe("a number >= 0 and < 1")]
 
 
 class TrainParams(_Section):
