@@ -16,7 +16,7 @@ PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
 
-.PHONY: setup repro test bench bench-predict bench-schedules sweep-timing s3-server clean
+.PHONY: setup repro test test-fast bench bench-predict bench-schedules sweep-timing s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -43,6 +43,12 @@ test: setup
 	ruff check .
 	ruff format --check .
 	python -m pytest
+
+# The inner loop: everything but the tests that start dvc, a browser, a server or read the
+# real MNIST (the markers in pyproject.toml); `make test` still runs everything.
+test-fast: setup
+	ruff check .
+	python -m pytest -m "not (pipeline or realdata or browser or s3 or queue)"
 
 # Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes).
 bench: setup
