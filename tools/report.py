@@ -22,7 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from report_charts import ChartError, file_stem, render_png
@@ -32,6 +32,7 @@ from stages.cli.errors import StageError
 
 REPORT_FILE = "report.md"
 WORKSPACE = "workspace"  # what DVC calls the working tree in its diffs
+ABSENT = {"deleted", "not in cache"}  # dvc status: a file that is not here, not one that changed
 
 app = new_app("Write report.md: metrics, params and plots of the workspace against a revision.")
 
@@ -81,10 +82,29 @@ def resolve_base(base: str) -> str:
     return result.stdout.strip()
 
 
-def out_of_date_stages() -> list[str]:
-    """The stages ``dvc status`` lists: whose results are not from this code, data and params."""
+@dataclass
+class Status:
+    changed: list[str]  # stages whose code, data or params changed since they last ran
+    missing: list[str]  # stages otherwise up to date whose outputs are not in the workspace
+
+
+def _leaves(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [str(value)]
+
+
+def pipeline_status() -> Status:
+    """What ``dvc status`` lists, split into changed stages and absent outputs."""
     status = json.loads(dvc("status", "--json") or "{}")
-    return sorted(name.rsplit(":", 1)[-1] for name in status)
+    changed, missing = [], []
+    for name, entries in sorted(status.items()):
+        stage = name.rsplit(":", 1)[-1]
+        absent = all(leaf in ABSENT for leaf in _leaves(entries))
+        (missing if absent else changed).append(stage)
+    return Status(changed, missing)
 
 
 @dataclass
@@ -141,6 +161,13 @@ def plots(base: str, base_label: str) -> Plots:
     return result
 
 
+def table_or(table: str, nothing: str) -> str:
+    """``table`` (a Markdown table from DVC), or ``nothing`` when it has no row below its
+    header: DVC prints the header alone when nothing changed."""
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    return table if len(rows) > 2 else nothing
+
+
 def image(alt: str, name: str, images_link: str | None) -> str:
     """Markdown showing the image file ``name``, or linking to where it is published."""
     if images_link:
@@ -152,7 +179,7 @@ def markdown(
     base: str,
     base_commit: str,
     head_commit: str,
-    stale: list[str],
+    status: Status,
     metric_diff: Metrics,
     params_table: str,
     shown: Plots,
@@ -166,12 +193,18 @@ def markdown(
         " `dvc metrics diff`, `dvc params diff` and `dvc plots diff`.",
         "",
     ]
-    if stale:
+    if status.changed:
         lines.append(
-            f"**Warning: the pipeline is not up to date.** `dvc status` lists {', '.join(stale)}:"
-            " these results are not all from this code, data and params (run `dvc repro`)."
+            "**Warning: the pipeline is not up to date.** `dvc status` lists"
+            f" {', '.join(status.changed)} as changed since the last run: these results are"
+            " not all from this code, data and params (run `dvc repro`)."
         )
-    else:
+    if status.missing:
+        lines.append(
+            f"The outputs of {', '.join(status.missing)} are not in the workspace (`dvc pull`"
+            " brings them): the metrics and plot files shown are the ones in git."
+        )
+    if not status.changed and not status.missing:
         lines.append(
             "The pipeline is up to date (`dvc status`): these results are what this code,"
             " data and params produce."
@@ -183,8 +216,9 @@ def markdown(
             " every metric is new, `-` in its column.",
             "",
         ]
-    lines.append(metric_diff.table or "No metric changed.")
-    lines += ["", "## Params", "", params_table or "No param changed.", "", "## Plots", ""]
+    lines.append(table_or(metric_diff.table, "No metric changed."))
+    lines += ["", "## Params", "", table_or(params_table, "No param changed.")]
+    lines += ["", "## Plots", ""]
     if shown.missing_in_base:
         missing = ", ".join(f"`{source}`" for source in shown.missing_in_base)
         lines += [f"Not in `{base}`, so shown for the workspace alone: {missing}.", ""]
@@ -261,12 +295,12 @@ def main(
         check_repository()
         base_commit = resolve_base(base)
         head_commit = git("rev-parse", "--short", "HEAD")
-        stale = out_of_date_stages()
+        status = pipeline_status()
         metric_diff = metrics(base)
         params_table = dvc("params", "diff", base, "--md").strip()
         shown = plots(base, base)
         text = markdown(
-            base, base_commit, head_commit, stale, metric_diff, params_table, shown, images_link
+            base, base_commit, head_commit, status, metric_diff, params_table, shown, images_link
         )
         replace_folder(output, {REPORT_FILE: text.encode("utf-8"), **shown.files})
         print(f"wrote {output / REPORT_FILE} and {len(shown.files)} images")
