@@ -228,12 +228,15 @@ def test_the_docs_list_the_commands_the_workflow_runs() -> None:
 
 def test_the_report_target_runs_the_report_tool() -> None:
     """``make report``, as CI calls it, runs tools/report.py with the base and options given."""
+    url = "https://github.com/o/r/actions/runs/1#artifacts"  # '#' is no comment here
     result = subprocess.run(
-        ["make", "-n", "report", "BASE=origin/main", "REPORT_ARGS=--images-link u"],
+        ["make", "-n", "report", "BASE=origin/main", f"REPORT_ARGS=--images-link {url}"],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     )
     lines = [line for line in result.stdout.splitlines() if "tools/report.py" in line]
-    assert lines == ['python tools/report.py --base "origin/main" --output report --images-link u']
+    assert lines == [
+        f'python tools/report.py --base "origin/main" --output report --images-link {url}'
+    ]
