@@ -126,12 +126,12 @@ def metrics(base: str) -> Metrics:
 @dataclass
 class Plots:
     charts: dict[str, str] = field(default_factory=dict)  # title -> PNG file name
-    images: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> role -> file name
+    images: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> revision -> file
     missing_in_base: list[str] = field(default_factory=list)  # plot files the base lacks
     files: dict[str, bytes] = field(default_factory=dict)  # file name -> content
 
 
-def plots(base: str, base_label: str) -> Plots:
+def plots(base: str) -> Plots:
     """Every plot of ``dvc plots diff BASE``: charts as PNG, image plots per revision."""
     result = Plots()
     taken: set[str] = set()
@@ -153,7 +153,7 @@ def plots(base: str, base_label: str) -> Plots:
                 elif entry["type"] == "image":
                     revisions = entry.get("revisions") or []
                     role = WORKSPACE if WORKSPACE in revisions else "base"
-                    label = WORKSPACE if role == WORKSPACE else base_label
+                    label = WORKSPACE if role == WORKSPACE else base
                     source = Path(entry["url"])
                     name = f"{file_stem(f'{Path(plot_id).stem} {role}', taken)}{source.suffix}"
                     result.files[name] = source.read_bytes()
@@ -298,7 +298,7 @@ def main(
         status = pipeline_status()
         metric_diff = metrics(base)
         params_table = dvc("params", "diff", base, "--md").strip()
-        shown = plots(base, base)
+        shown = plots(base)
         text = markdown(
             base, base_commit, head_commit, status, metric_diff, params_table, shown, images_link
         )
