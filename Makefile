@@ -16,7 +16,7 @@ PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
 
-.PHONY: setup repro test test-fast bench bench-predict bench-schedules sweep-timing s3-server clean
+.PHONY: setup repro test test-fast report bench bench-predict bench-schedules sweep-timing s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -50,6 +50,12 @@ test-fast: setup
 	ruff check .
 	python -m pytest -m "not (pipeline or realdata or browser or s3 or queue)"
 
+# The workspace's metrics, params and plots against BASE, in report/report.md with the charts
+# as PNG beside it (docs/reviewing.md); run the pipeline first. CI publishes it on pull requests.
+BASE ?= main
+report: setup
+	python tools/report.py --base "$(BASE)" --output report $(REPORT_ARGS)
+
 # Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes).
 bench: setup
 	python bench/bench_speed.py
@@ -71,4 +77,4 @@ s3-server: setup
 	python tools/local_s3.py --port $(S3_PORT)
 
 clean:
-	rm -rf $(VENV) $(PLOTS_PAGE) dvc_plots .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PLOTS_PAGE) dvc_plots report .pytest_cache .ruff_cache
