@@ -171,7 +171,7 @@ def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: P
         (None, "no model file there"),
         (b"not a zip file", "model.npz"),
         ("truncate", "model.npz"),
-        ("cifar", "no image construction for dataset 'cifar'"),
+        ("cifar", "dataset must be 'mnist' or 'fashion-mnist', got 'cifar'"),
     ],
 )
 def test_a_missing_or_unusable_model_predicts_nothing(
@@ -219,7 +219,7 @@ def test_usage_errors_exit_2(workdir: Path, args: list[str]) -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize(("target", "code"), [("seen", 2), ("seen/inside", 1)])
+@pytest.mark.parametrize(("target", "code"), [("seen", 2), ("seen/inside", 2)])
 def test_save_inputs_into_a_file_fails_before_any_work(
     workdir: Path, target: str, code: int
 ) -> None:
