@@ -27,7 +27,7 @@ from PIL import Image
 from nnlib.errors import NNLibError
 from nnlib.model import Model
 from stages.cli.app import LogLevelOption, new_app, run, stage_errors
-from stages.cli.errors import StageError
+from stages.cli.errors import StageError, UsageError
 from stages.data.errors import DataError
 from stages.data.metadata import validate_metadata
 from stages.images.constructions import construction_for, normalize
@@ -35,6 +35,7 @@ from stages.images.errors import ImageError
 from stages.images.files import Entry, find_images
 from stages.images.reading import Picture, read_image
 from stages.outputs.atomic import OutputSet
+from stages.outputs.claims import OutputError, OutputsBusy
 from stages.outputs.predictions import Result, display_path, to_json, to_table, top_k
 from stages.outputs.saved_inputs import plan_targets
 
@@ -164,7 +165,12 @@ def main(
             planned = plan_targets(inputs_dir, [e.path for e in readable], overwrite)
             targets = dict(zip([e.path for e in readable], planned, strict=True))
             allow_open_files(2 * len(planned))
-            stage.claim(*planned)
+            try:  # the claims create a lock file beside each target: the folder's test
+                stage.claim(*planned)
+            except OutputsBusy:
+                raise
+            except OutputError as exc:
+                raise UsageError(f"--save-inputs {display_path(inputs_dir)}: {exc}") from None
 
         outcomes = construct_all(entries, construct)
         images = [o for o in outcomes if isinstance(o, np.ndarray)]
