@@ -241,3 +241,15 @@ def test_a_second_train_is_refused_at_once_and_the_first_set_stays_whole(
     model_epochs = run_stage("evaluate", trained)
     assert model_epochs.returncode == 0, model_epochs.stderr
     assert temporaries(trained) == []
+
+
+def test_one_file_as_model_and_history_is_a_usage_error_before_training(trained: Path) -> None:
+    before = digests(trained, OUTPUTS)
+    result = run_stage("train", trained, "--history", "models/model.npz")
+    assert result.returncode == 2
+    assert error_lines(result) == [
+        "error: models/model.npz and models/model.npz are the same file; give each output its "
+        "own path"
+    ]
+    assert "Epoch" not in result.stderr
+    assert digests(trained, OUTPUTS) == before
