@@ -9,22 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 from support import REPO
+from support.params import alias_bomb
 from support.processed import write_processed
 from support.stage import error_lines, run_measured
 
 from stages.cli.yaml_loader import MAX_VALUES, YamlProblem, check_nodes, parse_yaml
-
-
-def alias_bomb(levels: int) -> str:
-    """The project's params.yaml with ``model.hidden_sizes`` an alias that stands for
-    ``10**levels`` integers in nested lists ("billion laughs"), in about 2 kB."""
-    lines = ["bomb:", "  - &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
-    for level in range(1, levels + 1):
-        refs = ", ".join([f"*l{level - 1}"] * 10)
-        lines.append(f"  - &l{level} [{refs}]")
-    text = (REPO / "params.yaml").read_text()
-    body = text.replace("hidden_sizes: [64, 32]", f"hidden_sizes: *l{levels}")
-    return "\n".join(lines) + "\n" + body
 
 
 def test_the_expanded_size_is_counted_without_expanding() -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 from support.dvc_project import Project
+from support.params import alias_bomb
 from support.processes import stage_pids, wait_for
 from support.stage import digests, error_lines, temporaries
 from support.tiny_pipeline import tiny_project
-from test_cli_yaml_loader import alias_bomb
 
 from stages.cli.yaml_loader import MAX_VALUES
 

@@ -116,6 +116,8 @@ class Lifeline:
             return
 
         def poll() -> None:
+            # Ctrl-C and SIGTERM go to the main thread, which may hold them back a moment.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             while not self._stop.wait(POLL_SECONDS):
                 if not self.intact():
                     self.lost = True

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -165,6 +167,22 @@ def release_raw(key: Path | None) -> None:
         _release(key)
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while a claim is taken or let go, so that the unwinding
+    they cause never finds a lock file made but not yet recorded (main thread only; the
+    stages' other threads block both)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _check_distinct(targets: tuple[Path, ...]) -> None:
     seen: dict[Path, Path] = {}
     for target in targets:
@@ -185,8 +203,10 @@ def claimed(*targets: str | os.PathLike[str]) -> Iterator[None]:
     keys: list[Path] = []
     try:
         for path in sorted(paths, key=lambda p: str(p.resolve())):
-            keys.append(_acquire(path))
+            with _signals_deferred():
+                keys.append(_acquire(path))
         yield
     finally:
-        for key in reversed(keys):
-            _release(key)
+        with _signals_deferred():
+            for key in reversed(keys):
+                _release(key)
