@@ -41,15 +41,13 @@ def test_train_refuses_an_alias_bomb_at_once_in_one_short_line(tmp_path: Path) -
     (tmp_path / "params.yaml").write_text(alias_bomb(7))
     assert (tmp_path / "params.yaml").stat().st_size < 3000
     write_processed(tmp_path / "data" / "processed", {"train": 40, "val": 10, "test": 10})
-    started = time.monotonic()
     result = run_measured("train", tmp_path, timeout=60)
-    elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: params.yaml: the values at line 4 expand to more than {MAX_VALUES:,} "
         "(aliases repeat what they point to); write the values out"
     ]
-    assert elapsed < 2.0
+    assert result.cpu_seconds < 2.0  # CPU time: the machine may be busy with other work
     assert result.peak_bytes < 200e6
     assert not (tmp_path / "models").exists()
 
