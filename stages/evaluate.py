@@ -37,6 +37,7 @@ logger = logging.getLogger("stages.evaluate")
 app = new_app("Score models/model.npz on the test and training splits; write metrics and plots.")
 
 MISCLASSIFIED_SHOWN = 50
+REPORT_FILES = ("confusion.csv", "per_class_accuracy.csv", "misclassified.png")
 
 
 def split_metrics(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
@@ -136,7 +137,8 @@ def main(
     ] = Path("reports"),
 ) -> None:
     """Score the model on the test and training splits."""
-    with stage_errors(log_level, NNLibError):
+    with stage_errors(log_level, NNLibError) as stage:
+        stage.claim(metrics_path, *(reports_dir / name for name in REPORT_FILES))
         model = Model.load(model_path)
         meta = load_meta(data_dir)
         check_model_fits_data(describe_model(model, model_path), model_path, meta, data_dir)

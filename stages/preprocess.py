@@ -32,6 +32,16 @@ logger = logging.getLogger("stages.preprocess")
 app = new_app("Parse, split and normalize the raw IDX files of data.dataset.")
 
 
+def output_paths(out_dir: Path) -> list[Path]:
+    """Every file preprocess writes into ``out_dir``."""
+    splits = ("train", "val", "test")
+    return [
+        *(images_path(out_dir, s) for s in splits),
+        *(labels_path(out_dir, s) for s in splits),
+        out_dir / META_FILE,
+    ]
+
+
 def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, source: Path) -> dict[str, Any]:
     """Run the stage; return the metadata written to ``out_dir/meta.json``.
 
@@ -111,8 +121,9 @@ def main(
     off the training set, normalizes as data.normalize says, and writes float32 images
     (n, rows * cols), int64 labels and meta.json to <out-dir>.
     """
-    with stage_errors(log_level):
+    with stage_errors(log_level) as stage:
         data = load_params(params).data
+        stage.claim(*output_paths(out_dir))
         meta = preprocess(raw_dir, out_dir, data, params)
         sizes = meta["splits"]
         logger.info(

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
+from support import REPO
 from support.params import project_params, write_params
 
-from stages.cli.errors import ParamsError
-from stages.cli.params import check_names, did_you_mean, known_keys, load_params
+from nnlib.activations import HIDDEN_ACTIVATIONS
+from nnlib.optimizers import OPTIMIZERS
+from nnlib.schedules import SCHEDULES
+from nnlib.training import MONITORS
+from stages.cli.errors import ParamsError, UsageError
+from stages.cli.params import (
+    Activation,
+    Monitor,
+    Optimizer,
+    Schedule,
+    did_you_mean,
+    known_keys,
+    load_params,
+    with_available_monitor,
+)
 
 
 def test_the_project_params_load(tmp_path: Path) -> None:
@@ -114,18 +129,124 @@ def test_an_unknown_key_at_any_depth_is_refused(
     assert str(caught.value) == f"{path}: {message}"
 
 
-def test_an_override_is_named_by_its_option(tmp_path: Path) -> None:
-    path = write_params(tmp_path)
-    with pytest.raises(ParamsError, match=r"^--epochs must be an integer >= 1, got 0$"):
+def test_an_override_is_named_by_its_option_and_is_a_usage_error(tmp_path: Path) -> None:
+    path = write_params(tmp_path, model={"activation": "swish"})
+    # the bad option is reported (exit code 2) before the file's own problems
+    with pytest.raises(UsageError, match=r"^--epochs must be an integer >= 1, got 0$"):
         load_params(path, {"train.epochs": (0, "--epochs")})
+    path = write_params(tmp_path)
     assert load_params(path, {"train.epochs": (7, "--epochs")}).train.epochs == 7
     assert load_params(path, {"train.epochs": (None, "--epochs")}).train.epochs == 20
 
 
-def test_names_defined_elsewhere_are_checked_on_request(tmp_path: Path) -> None:
-    path = write_params(tmp_path, model={"activation": "swish"})
-    params = load_params(path)  # the data stages never ask about activations
-    with pytest.raises(
-        ParamsError, match=r"model\.activation must be one of relu, tanh, got 'swish'"
-    ):
-        check_names(params, path, {"model.activation": ("relu", "tanh")})
+@pytest.mark.parametrize(
+    ("names", "registry"),
+    [
+        (Activation, HIDDEN_ACTIVATIONS),
+        (Optimizer, OPTIMIZERS),
+        (Schedule, SCHEDULES),
+        (Monitor, MONITORS),
+    ],
+    ids=["activation", "optimizer", "schedule", "monitor"],
+)
+def test_the_names_the_schema_accepts_are_nnlibs(names: object, registry: object) -> None:
+    assert get_args(names) == tuple(registry)  # the same names, in the same order
+
+
+def test_a_name_nnlib_does_not_know_is_refused_with_a_hint(tmp_path: Path) -> None:
+    path = write_params(tmp_path, model={"activation": "Relu"})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: model.activation must be one of relu, leaky_relu, sigmoid, tanh, "
+        "got 'Relu' (did you mean relu?)"
+    )
+
+
+def test_every_problem_of_a_file_is_one_line(tmp_path: Path) -> None:
+    params = project_params()
+    params["model"].update(hidden_sizes=[64, 0, "x", -1], activation="swish")
+    params["train"].update(epochs=0)
+    del params["train"]["seed"]
+    params["batch_size"] = 64
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: model.hidden_sizes must be a non-empty list of integers >= 1, "
+        "got [64, 0, 'x', -1]",
+        f"{path}: model.activation must be one of relu, leaky_relu, sigmoid, tanh, got 'swish'",
+        f"{path}: train.epochs must be an integer >= 1, got 0",
+        f"{path}: train.seed is missing",
+        f"{path}: unknown key batch_size (did you mean train.batch_size?)",
+    ]
+
+
+def test_a_long_value_is_quoted_as_a_short_preview(tmp_path: Path) -> None:
+    path = write_params(tmp_path, data={"dataset": "x" * 100_000})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: data.dataset must be one of mnist, fashion-mnist, got 'xxx")
+    assert "..." in line
+    assert len(line) < len(str(path)) + 200
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    """PyYAML alone keeps the last value silently; DVC refuses such a file."""
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    path.write_text(text.replace("  epochs: 20\n", "  epochs: 20\n  epochs: 1\n"))
+    line = text.splitlines().index("  epochs: 20") + 1
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: key train.epochs is given twice (lines {line} and {line + 1}); keep one"
+    )
+
+
+def test_a_section_given_twice_is_named_as_such(tmp_path: Path) -> None:
+    """Not "train.batch_size is missing", as the second section alone would say."""
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text() + "train:\n  epochs: 3\n")
+    with pytest.raises(ParamsError, match=r"key train is given twice \(lines \d+ and \d+\)"):
+        load_params(path)
+
+
+def test_aliases_within_bounds_are_taken(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    text = text.replace("seed: 42", "seed: &seed 42", 1).replace("  seed: 42", "  seed: *seed")
+    path.write_text(text)
+    params = load_params(path)
+    assert params.data.split_seed == params.train.seed == 42
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    path.write_text(text.replace("hidden_sizes: [64, 32]", "hidden_sizes: &h [64, *h]"))
+    with pytest.raises(ParamsError, match=r"an alias at line \d+ contains itself$"):
+        load_params(path)
+
+
+def test_a_monitor_that_needs_the_validation_split_it_lacks_is_refused(tmp_path: Path) -> None:
+    path = write_params(tmp_path, data={"val_size": 0}, train={"patience": 3})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: train.monitor is val_accuracy, which needs a validation split, but "
+        "data.val_size is 0 (no split); set train.monitor to accuracy, or data.val_size above 0"
+    )
+
+
+def test_without_a_split_an_unused_monitor_falls_back_to_the_training_split(
+    tmp_path: Path,
+) -> None:
+    """data.val_size 0 alone, as the README documents it, works with every other default."""
+    path = write_params(tmp_path, data={"val_size": 0})
+    params = load_params(path)
+    train = with_available_monitor(params, False, path, tmp_path)
+    assert (params.train.monitor, train.monitor) == ("val_accuracy", "accuracy")
+    assert with_available_monitor(params, True, path, tmp_path).monitor == "val_accuracy"

@@ -332,7 +332,8 @@ def test_sigterm_while_writing_cleans_up_and_exits_143(
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not temporaries(out_dir):  # the new files are being written
+    # the new files are being written (not just claimed)
+    while not any(name.endswith(".tmp") for name in temporaries(out_dir)):
         assert process.poll() is None, "preprocess ended before it wrote anything"
         assert time.monotonic() < deadline
         time.sleep(0.002)

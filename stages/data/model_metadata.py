@@ -4,20 +4,20 @@ against the data it is given.
 nnlib saves a model's metadata mapping untouched; the pipeline puts there what train read
 from ``meta.json`` (``METADATA_KEYS``): the dataset's name, the class names, the image
 shape and the normalization of the inputs. Evaluate and predict read it back through
-``describe_model``, which refuses a model whose metadata does not fit the model itself;
-evaluate then compares it with the processed data (``check_model_fits_data``).
+``describe_model``, which checks it against the schema of ``stages.data.metadata`` and
+against the model itself; evaluate then compares it with the processed data
+(``check_model_fits_data``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from stages.data.errors import DataError
-from stages.data.normalization import Normalization
+from stages.data.metadata import ImageMetadata, validate_metadata
 
 METADATA_KEYS = ("dataset", "class_names", "image_shape", "normalization")
 _RETRAIN = "retrain it (dvc repro)"
@@ -31,79 +31,51 @@ class DescribedModel(Protocol):
     metadata: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ModelDescription:
-    """A model's metadata, checked: what it was trained on and how its inputs are made."""
-
-    dataset: str
-    class_names: tuple[str, ...]
-    image_shape: tuple[int, ...]
-    normalization: Normalization
-
-
 def model_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The metadata train saves with a model, from the processed data's ``meta.json``."""
     return {key: meta[key] for key in METADATA_KEYS}
 
 
-def describe_model(model: DescribedModel, path: Path) -> ModelDescription:
-    """``model``'s metadata, checked against the model; DataError naming ``path`` if it is
-    missing or does not fit (class names for each output, an image shape of its inputs)."""
-    metadata = model.metadata
-    missing = [key for key in METADATA_KEYS if key not in metadata]
-    if missing:
-        raise DataError(
-            f"{path}: the model does not say its {', '.join(missing)} (not made by this "
-            f"pipeline's train stage); {_RETRAIN}"
-        )
-    dataset, names, shape = (metadata[key] for key in ("dataset", "class_names", "image_shape"))
-    if not isinstance(dataset, str):
-        raise DataError(f"{path}: the model's dataset is {dataset!r}, not a name; {_RETRAIN}")
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise DataError(f"{path}: the model's class names are not a list of names; {_RETRAIN}")
-    if len(names) != model.output_size:
-        raise DataError(
-            f"{path}: the model has {len(names)} class names for {model.output_size} outputs; "
-            f"{_RETRAIN}"
-        )
-    if (
-        not isinstance(shape, list)
-        or not all(type(n) is int and n > 0 for n in shape)
-        or math.prod(shape) != model.input_size
-    ):
-        raise DataError(
-            f"{path}: the model's image shape {shape!r} does not give its {model.input_size} "
-            f"inputs; {_RETRAIN}"
-        )
+def describe_model(model: DescribedModel, path: Path) -> ImageMetadata:
+    """``model``'s metadata, checked; DataError (one line per problem, naming ``path``) if it
+    breaks the schema or does not fit the model (a class name per output, an image shape
+    that gives its inputs)."""
+    metadata = {key: model.metadata[key] for key in METADATA_KEYS if key in model.metadata}
     try:
-        normalization = Normalization.from_dict(metadata["normalization"])
-    except ValueError as exc:
+        described = validate_metadata(metadata, str(path))
+    except DataError as exc:
+        lines = str(exc).splitlines()
+        raise DataError("\n".join(f"{line}; {_RETRAIN}" for line in lines)) from None
+    if len(described.class_names) != model.output_size:
         raise DataError(
-            f"{path}: the model's input normalization is unusable ({exc}); {_RETRAIN}"
-        ) from None
-    return ModelDescription(dataset, tuple(names), tuple(shape), normalization)
+            f"{path}: the model has {len(described.class_names)} class names for "
+            f"{model.output_size} outputs; {_RETRAIN}"
+        )
+    if math.prod(described.image_shape) != model.input_size:
+        raise DataError(
+            f"{path}: the model takes {model.input_size} inputs, not "
+            f"{list(described.image_shape)} images; {_RETRAIN}"
+        )
+    return described
 
 
 def check_model_fits_data(
-    description: ModelDescription, path: Path, meta: Mapping[str, Any], data_dir: Path
+    described: ImageMetadata, path: Path, meta: Mapping[str, Any], data_dir: Path
 ) -> None:
-    """Refuse processed data (``meta``, from ``data_dir``'s meta.json) made differently from
-    what the model at ``path`` was trained on."""
-    if list(description.class_names) != list(meta["class_names"]):
+    """Refuse processed data (``meta``, ``data_dir``'s checked meta.json) made differently
+    from what the model at ``path`` was trained on."""
+    if list(described.class_names) != list(meta["class_names"]):
         raise DataError(
-            f"{path} was trained on classes {list(description.class_names)}, but {data_dir} "
+            f"{path} was trained on classes {list(described.class_names)}, but {data_dir} "
             f"holds {meta['class_names']}; retrain (dvc repro)"
         )
-    if (
-        description.normalization.to_dict()
-        != Normalization.from_dict(meta["normalization"]).to_dict()
-    ):
+    if described.normalization_dict() != meta["normalization"]:
         raise DataError(
-            f"{path} expects inputs normalized as {description.normalization.to_dict()}, but "
+            f"{path} expects inputs normalized as {described.normalization_dict()}, but "
             f"{data_dir} holds {meta['normalization']}; retrain (dvc repro)"
         )
-    if list(description.image_shape) != list(meta["image_shape"]):
+    if list(described.image_shape) != list(meta["image_shape"]):
         raise DataError(
-            f"{path} takes {list(description.image_shape)} images, but {data_dir} holds "
+            f"{path} takes {list(described.image_shape)} images, but {data_dir} holds "
             f"{meta['image_shape']}; retrain (dvc repro)"
         )
