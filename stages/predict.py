@@ -1,8 +1,9 @@
 """Predict what a trained model sees in your own images (a command, not a DVC stage).
 
 Run as ``python -m stages.predict PATH...``: image files, or folders of them. Each image
-goes through the construction of the dataset the model was trained on (the model file
-says which: MNIST's or Fashion-MNIST's, see ``stages/images/``), then through the
+goes through the construction the model's training images were built with (the model file
+says which: MNIST's, also for a folder of your own pictures, or Fashion-MNIST's, see
+``stages/images/``), then through the
 normalization the model was trained with. Prints a table, or with ``--json`` one JSON
 array; ``--save-inputs DIR`` writes the 28x28 image the model saw for each input. An
 image that cannot be used gets one ``error:`` line naming it, the others are still
@@ -51,9 +52,9 @@ def load_model(path: Path) -> tuple[Model, ModelDescription]:
             "28x28; retrain it (dvc repro)"
         )
     try:
-        construction_for(description.dataset)
+        construction_for(description.construction)
     except ImageError as exc:
-        raise StageError(f"{path}: the model {exc}; retrain it (dvc repro)") from None
+        raise StageError(f"{path}: {exc}; retrain it (dvc repro)") from None
     return model, description
 
 
@@ -132,7 +133,7 @@ def main(
     """Predict the class of each image and print it with the model's confidence."""
     with stage_errors(log_level, NNLibError):
         model, description = load_model(model_path)
-        construct = construction_for(description.dataset)
+        construct = construction_for(description.construction)
         names = list(description.class_names)
         normalization = description.normalization.to_dict()
         if inputs_dir is not None:

@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
 
 from stages.cli.errors import ParamsError
 from stages.data.normalization import NORMALIZATIONS
-from stages.data.sources import DATA_SOURCES
+from stages.data.sources import DATASETS
 
 # PyYAML follows YAML 1.1, which reads ``1e-3`` (no dot) as a string; ``dvc exp run -S``
 # writes such numbers, so reals may arrive as text.
@@ -39,6 +46,24 @@ def _real(value: Any) -> Any:
 Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
 
 
+def _split_size(minimum: int) -> PlainValidator:
+    """A split's size: a count (an integer >= ``minimum``) or a fraction (0 < x < 1)."""
+
+    def check(value: Any) -> int | float:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return value
+        number = _real(value) if not isinstance(value, (int, bool)) else None
+        if isinstance(number, float) and 0 < number < 1:
+            return number
+        raise ValueError("not a count or a fraction")
+
+    return PlainValidator(check)
+
+
+def _split_size_text(minimum: int) -> Any:
+    return _describe(f"a count (an integer >= {minimum}) or a fraction (a number > 0 and < 1)")
+
+
 def _describe(text: str) -> Any:
     """The expectation an error message states for a field (``must be <text>``)."""
     return Field(description=text)
@@ -49,8 +74,10 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    dataset: Annotated[Literal[tuple(DATA_SOURCES)], _describe(f"one of {', '.join(DATA_SOURCES)}")]
-    val_size: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
+    dataset: Annotated[Literal[DATASETS], _describe(f"one of {', '.join(DATASETS)}")]
+    images: Annotated[str, Field(min_length=1), _describe("the path of a folder")]
+    val_size: Annotated[int | float, _split_size(0), _split_size_text(0)]
+    test_size: Annotated[int | float, _split_size(1), _split_size_text(1)]
     split_seed: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
     normalize: Annotated[Literal[NORMALIZATIONS], _describe(f"one of {', '.join(NORMALIZATIONS)}")]
 

@@ -3,7 +3,9 @@ against the data it is given.
 
 nnlib saves a model's metadata mapping untouched; the pipeline puts there what train read
 from ``meta.json`` (``METADATA_KEYS``): the dataset's name, the class names, the image
-shape and the normalization of the inputs. Evaluate and predict read it back through
+shape and the normalization of the inputs, and the construction that turns a picture into
+an image (``CONSTRUCTION_KEY``; models made before it was recorded were built with their
+dataset's own, which has its name). Evaluate and predict read it back through
 ``describe_model``, which refuses a model whose metadata does not fit the model itself;
 evaluate then compares it with the processed data (``check_model_fits_data``).
 """
@@ -20,6 +22,7 @@ from stages.data.errors import DataError
 from stages.data.normalization import Normalization
 
 METADATA_KEYS = ("dataset", "class_names", "image_shape", "normalization")
+CONSTRUCTION_KEY = "construction"
 _RETRAIN = "retrain it (dvc repro)"
 
 
@@ -39,11 +42,15 @@ class ModelDescription:
     class_names: tuple[str, ...]
     image_shape: tuple[int, ...]
     normalization: Normalization
+    #: the construction of ``stages.images.constructions`` that builds its inputs
+    construction: str
 
 
 def model_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The metadata train saves with a model, from the processed data's ``meta.json``."""
-    return {key: meta[key] for key in METADATA_KEYS}
+    metadata = {key: meta[key] for key in METADATA_KEYS}
+    metadata[CONSTRUCTION_KEY] = meta.get(CONSTRUCTION_KEY, meta["dataset"])
+    return metadata
 
 
 def describe_model(model: DescribedModel, path: Path) -> ModelDescription:
@@ -59,6 +66,11 @@ def describe_model(model: DescribedModel, path: Path) -> ModelDescription:
     dataset, names, shape = (metadata[key] for key in ("dataset", "class_names", "image_shape"))
     if not isinstance(dataset, str):
         raise DataError(f"{path}: the model's dataset is {dataset!r}, not a name; {_RETRAIN}")
+    construction = metadata.get(CONSTRUCTION_KEY, dataset)
+    if not isinstance(construction, str):
+        raise DataError(
+            f"{path}: the model's construction is {construction!r}, not a name; {_RETRAIN}"
+        )
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise DataError(f"{path}: the model's class names are not a list of names; {_RETRAIN}")
     if len(names) != model.output_size:
@@ -81,7 +93,7 @@ def describe_model(model: DescribedModel, path: Path) -> ModelDescription:
         raise DataError(
             f"{path}: the model's input normalization is unusable ({exc}); {_RETRAIN}"
         ) from None
-    return ModelDescription(dataset, tuple(names), tuple(shape), normalization)
+    return ModelDescription(dataset, tuple(names), tuple(shape), normalization, construction)
 
 
 def check_model_fits_data(
