@@ -61,7 +61,8 @@ bench-predict: setup
 	python bench/predict_looks.py
 
 # Your own images, the worked example (docs/own-images.md): example-digits/ holds the 10,000
-# MNIST test digits redrawn as users' files, one sub-folder per digit. Then, e.g.:
+# MNIST test digits redrawn as users' files, one sub-folder per digit. Then:
+#   dvc add example-digits
 #   dvc exp run -S data.dataset=images -S data.images=example-digits -S data.val_size=0.1
 example-images: setup
 	python bench/own_images.py build example-digits

@@ -176,3 +176,28 @@ def test_a_folder_that_is_not_there_stops_dvc_before_the_stage(tmp_path: Path) -
     assert "nowhere" in result.stderr
     assert "preprocess" not in ran_stages(result.stdout)
     assert not (project.root / "data/processed").exists()
+
+
+def test_a_dvc_added_folder_travels_through_the_remote(tmp_path: Path) -> None:
+    """The folder, tracked with ``dvc add``, goes to a DVC remote with the outputs; a fresh
+    clone pulls the pictures and the results, and ``dvc repro`` runs nothing."""
+    project = Project.create(tmp_path / "first", tmp_path, SMALL)
+    project.set_param("data", "images", "shapes")
+    files = write_shapes_folder(project.root / "shapes", {"bar": 15, "cross": 15, "ring": 15})
+    project.dvc("add", "shapes")
+    project.dvc("remote", "add", "-d", "storage", str(tmp_path / "storage"))
+    project.commit("shapes, tracked by DVC; a remote")
+    project.dvc("repro")
+    project.commit("first run")
+    project.dvc("push")
+
+    project.run("git", "clone", "--quiet", str(project.root), str(tmp_path / "second"))
+    second = Project(tmp_path / "second", tmp_path)
+    assert not (second.root / "shapes").exists()
+    second.dvc("pull")
+    relative = [path.relative_to(project.root) for path in files]
+    assert digests(second.root, map(str, relative)) == digests(project.root, map(str, relative))
+    assert json.loads(second.dvc("status", "--json").stdout) == {}
+    assert ran_stages(second.dvc("repro").stdout) == set()
+    models = digests(second.root, ["models/model.npz"])
+    assert models == digests(project.root, ["models/model.npz"])
