@@ -5,7 +5,8 @@ in one of ``user_looks.LOOKS`` in turn (scaled up, off-centre on a larger canvas
 on white RGB, grey noisy paper, JPEG, JPEG stored sideways with an EXIF turn, transparent
 PNG), one sub-folder per digit (``0/00007.png``, ...). ``measure`` builds it in a scratch
 clone of this repository's HEAD, runs ``dvc repro`` there with ``data.dataset: images``,
-and reports the preprocess time and the test accuracy (``bench/own_images.json``).
+then preprocess again on one process, and reports the build times (every core, one), whether
+both wrote the same bytes, and the test accuracy (``bench/own_images.json``).
 
     python bench/own_images.py build DIR [--count 10000] [--mnist-dir DIR]
     python bench/own_images.py measure [--count 10000] [--json bench/own_images.json]
@@ -135,6 +136,18 @@ def measure(
             sys.exit(f"error: preprocess did not report building the pictures\n{log}")
         metrics = json.loads((scratch / "metrics.json").read_text(encoding="utf-8"))
         meta = json.loads((scratch / "data/processed/meta.json").read_text(encoding="utf-8"))
+        # The same stage on one process: its time, and the same bytes.
+        serial = run(scratch, sys.executable, "-m", "stages.preprocess", "--workers", "1",
+                     "--out-dir", "serial")  # fmt: skip
+        built_serial = BUILT.search(serial)
+        if built_serial is None:
+            sys.exit(f"error: preprocess did not report building the pictures\n{serial}")
+        outputs = sorted(path.name for path in (scratch / "data/processed").iterdir())
+        identical = all(
+            (scratch / "serial" / name).read_bytes()
+            == (scratch / "data/processed" / name).read_bytes()
+            for name in outputs
+        )
     report = {
         "command": command,
         "pictures": int(building[1]),
@@ -142,6 +155,8 @@ def measure(
         "splits": meta["splits"],
         "build_processes": int(building[3]),
         "build_seconds": float(built[1]),
+        "build_seconds_one_process": float(built_serial[1]),
+        "same_bytes_on_one_process": identical,
         "repro_seconds": round(seconds, 1),
         "test_accuracy": metrics["test"]["accuracy"],
         "test_f1_macro": metrics["test"]["f1_macro"],
