@@ -5,8 +5,9 @@ in one of ``user_looks.LOOKS`` in turn (scaled up, off-centre on a larger canvas
 on white RGB, grey noisy paper, JPEG, JPEG stored sideways with an EXIF turn, transparent
 PNG), one sub-folder per digit (``0/00007.png``, ...). ``measure`` builds it in a scratch
 clone of this repository's HEAD, runs ``dvc repro`` there with ``data.dataset: images``,
-then preprocess again on one process, and reports the build times (every core, one), whether
-both wrote the same bytes, and the test accuracy (``bench/own_images.json``).
+then preprocess alone on one process and on all of them in turn (three rounds), and reports
+the build times (medians), whether every run wrote the same bytes, and the test accuracy
+(``bench/own_images.json``).
 
     python bench/own_images.py build DIR [--count 10000] [--mnist-dir DIR]
     python bench/own_images.py measure [--count 10000] [--json bench/own_images.json]
@@ -20,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +44,7 @@ DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 EXAMPLE_DATA = {"dataset": "images", "val_size": 0.1, "test_size": 0.2}
 BUILDING = re.compile(r"building (\d+) pictures of (\d+) classes .* on (\d+) process")
 BUILT = re.compile(r"built \d+ pictures in ([\d.]+) s")
+ROUNDS = 3
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -136,27 +139,35 @@ def measure(
             sys.exit(f"error: preprocess did not report building the pictures\n{log}")
         metrics = json.loads((scratch / "metrics.json").read_text(encoding="utf-8"))
         meta = json.loads((scratch / "data/processed/meta.json").read_text(encoding="utf-8"))
-        # The same stage on one process: its time, and the same bytes.
-        serial = run(scratch, sys.executable, "-m", "stages.preprocess", "--workers", "1",
-                     "--out-dir", "serial")  # fmt: skip
-        built_serial = BUILT.search(serial)
-        if built_serial is None:
-            sys.exit(f"error: preprocess did not report building the pictures\n{serial}")
-        outputs = sorted(path.name for path in (scratch / "data/processed").iterdir())
-        identical = all(
-            (scratch / "serial" / name).read_bytes()
-            == (scratch / "data/processed" / name).read_bytes()
-            for name in outputs
-        )
+        # The build alone, on 1 and on all processes in turn (medians: other jobs on the
+        # machine slow some runs), and the same bytes each time.
+        seconds_by_workers: dict[int, list[float]] = {1: [], int(building[3]): []}
+        identical = True
+        for _ in range(ROUNDS):
+            for workers, times in seconds_by_workers.items():
+                log = run(scratch, sys.executable, "-m", "stages.preprocess", "--workers",
+                          str(workers), "--out-dir", "again")  # fmt: skip
+                again = BUILT.search(log)
+                if again is None:
+                    sys.exit(f"error: preprocess did not report building the pictures\n{log}")
+                times.append(float(again[1]))
+                identical &= all(
+                    (scratch / "again" / path.name).read_bytes() == path.read_bytes()
+                    for path in (scratch / "data/processed").iterdir()
+                )
     report = {
         "command": command,
         "pictures": int(building[1]),
         "classes": int(building[2]),
         "splits": meta["splits"],
         "build_processes": int(building[3]),
-        "build_seconds": float(built[1]),
-        "build_seconds_one_process": float(built_serial[1]),
-        "same_bytes_on_one_process": identical,
+        "build_seconds_in_repro": float(built[1]),
+        "build_seconds_median": {
+            f"{workers} processes": statistics.median(times)
+            for workers, times in seconds_by_workers.items()
+        },
+        "rounds": ROUNDS,
+        "same_bytes_every_run": identical,
         "repro_seconds": round(seconds, 1),
         "test_accuracy": metrics["test"]["accuracy"],
         "test_f1_macro": metrics["test"]["f1_macro"],
