@@ -39,6 +39,7 @@ from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES
 
 REPO = Path(__file__).resolve().parents[1]
+RAW_MNIST = Path("data/raw/mnist")
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 #: params of the example run (the rest are the project's)
 EXAMPLE_DATA = {"dataset": "images", "val_size": 0.1, "test_size": 0.2}
@@ -50,12 +51,17 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def mnist_folder(mnist_dir: Path | None) -> Path:
-    """``mnist_dir``, else ``$MNIST_MIRROR``: a folder holding the MNIST test .gz files."""
-    folder = mnist_dir or Path(os.environ.get("MNIST_MIRROR", ""))
+    """A folder holding the MNIST test .gz files: ``mnist_dir``, else ``$MNIST_MIRROR`` (a
+    folder), else ``data/raw/mnist`` (where ``dvc repro`` put them)."""
+    mirror = os.environ.get("MNIST_MIRROR", "")
+    folder = mnist_dir or (Path(mirror) if mirror and Path(mirror).is_dir() else RAW_MNIST)
     if not all(
         (folder / name).is_file() for name in (IDX_FILES.test_images, IDX_FILES.test_labels)
     ):
-        raise typer.BadParameter(f"{folder}: not a folder with the MNIST test .gz files")
+        raise typer.BadParameter(
+            f"{folder}: not a folder with the MNIST test .gz files (run dvc repro first, or "
+            "name one with --mnist-dir)"
+        )
     return folder
 
 
@@ -89,7 +95,10 @@ def build(
     count: Annotated[int, typer.Option(min=10, max=10_000, help="MNIST test digits.")] = 10_000,
     mnist_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder with the MNIST test .gz files. Default: $MNIST_MIRROR."),
+        typer.Option(
+            help="Folder with the MNIST test .gz files. Default: $MNIST_MIRROR, else "
+            "data/raw/mnist."
+        ),
     ] = None,
     seed: int = 0,
 ) -> None:
@@ -113,7 +122,10 @@ def measure(
     count: Annotated[int, typer.Option(min=10, max=10_000, help="MNIST test digits.")] = 10_000,
     mnist_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder with the MNIST test .gz files. Default: $MNIST_MIRROR."),
+        typer.Option(
+            help="Folder with the MNIST test .gz files. Default: $MNIST_MIRROR, else "
+            "data/raw/mnist."
+        ),
     ] = None,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the numbers.")] = Path(
         "bench/own_images.json"
