@@ -32,7 +32,7 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '(\w+)'", output))
 
 
-def test_accuracy(project: Project) -> float:
+def shown_test_accuracy(project: Project) -> float:
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     return shown[""]["data"]["metrics.json"]["data"]["test"]["accuracy"]
 
@@ -63,7 +63,7 @@ def test_mnist_digits_as_users_files_through_dvc(tmp_path: Path, mnist_dir: Path
     meta = json.loads((project.root / "data/processed/meta.json").read_text())
     assert meta["class_names"] == sorted(WORDS)
     assert meta["splits"] == {"train": 1400, "val": 200, "test": 400}
-    accuracy = test_accuracy(project)
+    accuracy = shown_test_accuracy(project)
     print(f"{DIGITS_COUNT} MNIST test digits as users' files: test accuracy {accuracy}")
     assert accuracy >= 0.85
     project.commit("first run")
@@ -104,7 +104,7 @@ def test_letters_from_fonts_through_dvc(tmp_path: Path) -> None:
     project.dvc("repro")
     project.commit("first run")
 
-    accuracy = test_accuracy(project)
+    accuracy = shown_test_accuracy(project)
     print(f"26 letters from fonts, 16 pictures each: test accuracy {accuracy}")
     assert accuracy >= 0.6  # chance is 1/26
     with (project.root / "reports/per_class_accuracy.csv").open() as handle:
