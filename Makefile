@@ -16,7 +16,8 @@ PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
 
-.PHONY: setup repro test test-fast report bench bench-predict bench-schedules sweep-timing s3-server clean
+.PHONY: setup repro test test-fast report bench bench-predict bench-schedules bench-own-images \
+	example-images sweep-timing s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -64,6 +65,17 @@ bench: setup
 # PNGs, and font digits in five stroke widths (about 2 minutes; run `make repro` first).
 bench-predict: setup
 	python bench/predict_looks.py
+
+# Your own images, the worked example (docs/own-images.md): example-digits/ holds the 10,000
+# MNIST test digits redrawn as users' files, one sub-folder per digit. Then:
+#   dvc add example-digits
+#   dvc exp run -S data.dataset=images -S data.images=example-digits -S data.val_size=0.1
+example-images: setup
+	python bench/own_images.py build example-digits
+
+# The worked example measured in a scratch clone of HEAD: preprocess time, test accuracy.
+bench-own-images: setup
+	python bench/own_images.py measure
 
 # Test accuracy of the learning-rate schedules over 5 seeds, as the train stage trains.
 bench-schedules: setup

@@ -2,6 +2,8 @@
 
 Run as ``python -m stages.download``. Mirrors: ``--mirror``, else the ``MNIST_MIRROR``
 environment variable (for Fashion-MNIST too), else the dataset's public mirrors in order.
+For ``data.dataset: images`` (a folder of your own pictures) there is nothing to fetch: the
+stage leaves ``data/raw`` empty, and preprocess reads the folder.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from stages.cli.params import load_params
 from stages.data.checksums import CHECKSUM_DIR, read_checksums
 from stages.data.fetch import MIN_RATE, RetryPolicy, download_files
 from stages.data.mirrors import MIRROR_ENV, MalformedMirror, Mirror, resolve_mirrors
-from stages.data.sources import DataSource, get_source
+from stages.data.sources import IMAGE_FOLDER, DataSource, get_source
 
 logger = logging.getLogger("stages.download")
 
@@ -95,9 +97,17 @@ def main(
 
     Each is verified by the SHA-256 of its decompressed bytes; a file already present and
     valid is not fetched again. Mirrors: --mirror, else $MNIST_MIRROR, else the public ones.
+    Nothing to fetch for data.dataset images (your own folder, read by preprocess).
     """
     with stage_errors(log_level) as stage:
-        name = load_params(params).data.dataset
+        data = load_params(params).data
+        name = data.dataset
+        if name == IMAGE_FOLDER:
+            raw_dir.mkdir(parents=True, exist_ok=True)
+            logger.info(
+                "%s: nothing to download; preprocess builds the pictures of %s", name, data.images
+            )
+            return
         source = get_source(name)
         table = read_checksums(source, checksums if checksums is not None else CHECKSUM_DIR)
         mirrors = mirrors_from(mirror, source)

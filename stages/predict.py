@@ -1,8 +1,9 @@
 """Predict what a trained model sees in your own images (a command, not a DVC stage).
 
 Run as ``python -m stages.predict PATH...``: image files, or folders of them. Each image
-goes through the construction of the dataset the model was trained on (the model file
-says which: MNIST's or Fashion-MNIST's, see ``stages/images/``), then through the
+goes through the construction the model's training images were built with (the model file
+says which: MNIST's, also for a folder of your own pictures, or Fashion-MNIST's, see
+``stages/images/``), then through the
 normalization the model was trained with. Prints a table, or with ``--json`` one JSON
 array; ``--save-inputs DIR`` writes the 28x28 image the model saw for each input (checked
 before any picture is read: it never writes over an input, nor over a file it did not write
@@ -52,9 +53,13 @@ def load_model(path: Path) -> tuple[Model, ImageMetadata]:
         raise StageError(f"{path}: no model file there; train one first (dvc repro)")
     model = Model.load(path)
     try:
-        return model, describe_model(model, path)
+        described = describe_model(model, path)
+        construction_for(described.construction_name)
     except DataError as exc:
         raise StageError(str(exc)) from None
+    except ImageError as exc:
+        raise StageError(f"{path}: {exc}; retrain it (dvc repro)") from None
+    return model, described
 
 
 def construct_all(
@@ -140,7 +145,7 @@ def main(
     sys.stdout.reconfigure(errors="backslashreplace")
     with stage_errors(log_level, NNLibError) as stage:
         model, described = load_model(model_path)
-        construct = construction_for(described.dataset)
+        construct = construction_for(described.construction_name)
         names = list(described.class_names)
         normalization = described.normalization_dict()
 

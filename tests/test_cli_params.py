@@ -74,7 +74,25 @@ def test_a_real_number_written_as_yaml_1_1_text_is_a_number(tmp_path: Path) -> N
             "data",
             "dataset",
             "cifar",
-            "data.dataset must be one of mnist, fashion-mnist, got 'cifar'",
+            "data.dataset must be one of mnist, fashion-mnist, images, got 'cifar'",
+        ),
+        ("data", "images", "", "data.images must be the path of a folder, got ''"),
+        *(
+            (
+                "data",
+                "val_size",
+                value,
+                "data.val_size must be a count (an integer >= 0) or a fraction (a number > 0 "
+                f"and < 1), got {value!r}",
+            )
+            for value in (1.5, 1.0, 0.0, -1, True, "10%")
+        ),
+        (
+            "data",
+            "test_size",
+            0,
+            "data.test_size must be a count (an integer >= 1) or a fraction (a number > 0 "
+            "and < 1), got 0",
         ),
     ],
 )
@@ -85,6 +103,21 @@ def test_bad_values_name_key_and_value(
     with pytest.raises(ParamsError) as caught:
         load_params(path)
     assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("val_size", "test_size", "loaded"),
+    [(5000, 1, (5000, 1)), (0, 0.25, (0, 0.25)), ("1e-1", "2.5e-1", (0.1, 0.25))],
+)
+def test_split_sizes_are_counts_or_fractions(
+    tmp_path: Path, val_size: object, test_size: object, loaded: tuple[object, object]
+) -> None:
+    """An integer is a count, a number between 0 and 1 a fraction (also as YAML 1.1 text,
+    as ``dvc exp run -S data.val_size=1e-1`` writes it); the types stay apart."""
+    data = load_params(write_params(tmp_path, data={"val_size": val_size, "test_size": test_size}))
+    got = (data.data.val_size, data.data.test_size)
+    assert got == loaded
+    assert [type(value) for value in got] == [type(value) for value in loaded]
 
 
 @pytest.mark.parametrize(
@@ -188,7 +221,9 @@ def test_a_long_value_is_quoted_as_a_short_preview(tmp_path: Path) -> None:
     with pytest.raises(ParamsError) as caught:
         load_params(path)
     (line,) = str(caught.value).splitlines()
-    assert line.startswith(f"{path}: data.dataset must be one of mnist, fashion-mnist, got 'xxx")
+    assert line.startswith(
+        f"{path}: data.dataset must be one of mnist, fashion-mnist, images, got 'xxx"
+    )
     assert "..." in line
     assert len(line) < len(str(path)) + 200
 

@@ -33,7 +33,7 @@ GOOD = {
         ({"normalization": {"method": "standardize", "mean": 0.1}}, "no 'normalization.std'"),
         ({"normalization": {"method": "scale", "std": 0}}, "normalization.std: input should be"),
         ({"image_shape": [10, 10]}, "image_shape must be [28, 28] for mnist, got [10, 10]"),
-        ({"dataset": "cifar"}, "dataset must be 'mnist' or 'fashion-mnist', got 'cifar'"),
+        ({"dataset": "cifar"}, "dataset must be 'mnist', 'fashion-mnist' or 'images', got 'cifar'"),
     ],
 )
 def test_a_broken_field_is_one_line(change: dict[str, Any], message: str) -> None:

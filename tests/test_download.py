@@ -306,3 +306,19 @@ def test_a_mirror_that_drips_is_given_up_within_its_deadline(
     assert deadline < elapsed < deadline + 5 < len(files[name]) * server.drip_seconds
     assert not (project / "data/raw/mnist" / name).exists()
     assert temporaries(project) == []
+
+
+def test_a_folder_of_pictures_has_nothing_to_download(
+    tmp_path: Path, files: Mapping[str, bytes]
+) -> None:
+    """data.dataset images: no mirror is asked; data/raw (the stage's DVC output) exists,
+    empty, and the log says where preprocess reads instead."""
+    write_params(tmp_path, data={"dataset": "images", "images": "my-pictures"})
+    with MirrorServer(files) as server:
+        result = run_stage("download", tmp_path, env={"MNIST_MIRROR": server.url})
+    assert result.returncode == 0, result.stderr
+    assert server.requests == {}
+    assert list((tmp_path / "data/raw").iterdir()) == []
+    assert "images: nothing to download; preprocess builds the pictures of my-pictures" in (
+        result.stderr
+    )

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -173,7 +174,7 @@ def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: P
         (None, "no model file there"),
         (b"not a zip file", "model.npz"),
         ("truncate", "model.npz"),
-        ("cifar", "dataset must be 'mnist' or 'fashion-mnist', got 'cifar'"),
+        ("cifar", "dataset must be 'mnist', 'fashion-mnist' or 'images', got 'cifar'"),
     ],
 )
 def test_a_missing_or_unusable_model_predicts_nothing(
@@ -208,6 +209,33 @@ def test_a_fashion_model_gets_fashion_mnists_construction(workdir: Path) -> None
     picture = read_image(workdir / "digits" / "zero.jpg")
     assert np.array_equal(seen, fashion_item(picture))
     assert not np.array_equal(seen, mnist_digit(picture))
+
+
+@pytest.mark.parametrize(
+    ("construction", "built", "other"),
+    [("mnist", mnist_digit, fashion_item), ("fashion-mnist", fashion_item, mnist_digit)],
+)
+def test_a_model_of_your_own_pictures_builds_inputs_as_its_metadata_says(
+    workdir: Path,
+    construction: str,
+    built: Callable[[Picture], np.ndarray],
+    other: Callable[[Picture], np.ndarray],
+) -> None:
+    """A model trained on a folder (dataset images) names its construction; predict builds
+    every input with it, not by the dataset's name, and answers with the folder's classes."""
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    model = random_model(dataset="images", class_names=names)
+    model.metadata["construction"] = construction
+    model.save(workdir / "model.npz")
+    result = predict(workdir, "digits/zero.jpg", "--json", "--save-inputs", "seen")
+    assert result.returncode == 0, result.stderr
+    (answer,) = json.loads(result.stdout)
+    assert answer["prediction"] in names
+    assert {entry["class"] for entry in answer["top_k"]} <= set(names)
+    seen = np.asarray(Image.open(workdir / "seen" / "zero.png"))
+    picture = read_image(workdir / "digits" / "zero.jpg")
+    assert np.array_equal(seen, built(picture))
+    assert not np.array_equal(seen, other(picture))
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     model_validator,
 )
@@ -31,7 +32,7 @@ from pydantic import (
 from stages.cli.errors import ParamsError, UsageError, preview
 from stages.cli.yaml_loader import read_yaml_mapping
 from stages.data.normalization import NORMALIZATIONS
-from stages.data.sources import DATA_SOURCES
+from stages.data.sources import DATASETS
 
 # PyYAML follows YAML 1.1, which reads ``1e-3`` (no dot) as a string; ``dvc exp run -S``
 # writes such numbers, so reals may arrive as text.
@@ -57,9 +58,33 @@ Fraction = Annotated[Real, Field(ge=0, lt=1, description="a number >= 0 and < 1"
 Switch = Annotated[bool, Field(description="true or false")]
 Sizes = Annotated[list[Count], Field(min_length=1, description="a non-empty list of integers >= 1")]
 
+
+def _split_size(minimum: int) -> PlainValidator:
+    """A split's size: a count (an integer >= ``minimum``) or a fraction (0 < x < 1)."""
+
+    def check(value: Any) -> int | float:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return value
+        number = _real(value) if not isinstance(value, (int, bool)) else None
+        if isinstance(number, float) and 0 < number < 1:
+            return number
+        raise ValueError("not a count or a fraction")
+
+    return PlainValidator(check)
+
+
+def _split_size_type(minimum: int) -> Any:
+    text = f"a count (an integer >= {minimum}) or a fraction (a number > 0 and < 1)"
+    return Annotated[int | float, _split_size(minimum), Field(description=text)]
+
+
+SplitSize = _split_size_type(0)
+TestSize = _split_size_type(1)
+FolderPath = Annotated[str, Field(min_length=1, description="the path of a folder")]
+
 # Names nnlib defines, written out so that validation needs no nnlib import;
 # tests/test_cli_params.py keeps each equal to nnlib's registry.
-Dataset = Literal[tuple(DATA_SOURCES)]
+Dataset = Literal[DATASETS]
 Normalize = Literal[NORMALIZATIONS]
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh"]  # nnlib HIDDEN_ACTIVATIONS
 Optimizer = Literal["sgd", "adam", "adamw"]  # nnlib OPTIMIZERS
@@ -73,7 +98,9 @@ class _Section(BaseModel):
 
 class DataParams(_Section):
     dataset: Dataset
-    val_size: Natural
+    images: FolderPath
+    val_size: SplitSize
+    test_size: TestSize
     split_seed: Natural
     normalize: Normalize
 

@@ -1,10 +1,13 @@
 """What processed data (``meta.json``) and a trained model say about their images: the schema
 both are checked against where they are read.
 
-The fields: ``dataset`` (a known data source), ``class_names`` (its names, in label order),
-``image_shape`` (rows, cols) and ``normalization`` (``scale`` or ``standardize``, with its
-divisor, mean and std). A hand-edited file that breaks the schema is refused with one line
-per problem, naming the file and the field, never trained on or predicted with.
+The fields: ``dataset`` (a known data source, or ``images``: a user's folder), ``class_names``
+(its names, in label order), ``image_shape`` (rows, cols), ``normalization`` (``scale`` or
+``standardize``, with its divisor, mean and std) and ``construction``, the name of the
+construction that turns a picture into one of these images (absent before it was recorded:
+then the dataset's own, which has the dataset's name). A hand-edited file that breaks the
+schema is refused with one line per problem, naming the file and the field, never trained on
+or predicted with.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stages.cli.errors import preview
 from stages.data.errors import DataError
 from stages.data.normalization import PIXEL_MAX
-from stages.data.sources import DATA_SOURCES
+from stages.data.sources import DATA_SOURCES, DATASETS
 
 #: the rows and columns of every image of an MNIST-format data source
 MNIST_FORMAT_SHAPE = (28, 28)
@@ -53,13 +56,28 @@ class ImageMetadata(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    dataset: Literal[tuple(DATA_SOURCES)]
+    dataset: Literal[DATASETS]
     class_names: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)]
     image_shape: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
     normalization: Annotated[Scale | Standardize, Field(discriminator="method")]
+    construction: Annotated[str | None, Field(min_length=1)] = None
+
+    @property
+    def construction_name(self) -> str:
+        """The construction that builds this data's images from a picture."""
+        return self.construction or self.dataset
 
     @model_validator(mode="after")
     def _fits_the_dataset(self) -> ImageMetadata:
+        if self.image_shape != MNIST_FORMAT_SHAPE:
+            raise ValueError(
+                f"image_shape must be {list(MNIST_FORMAT_SHAPE)} for {self.dataset}, "
+                f"got {list(self.image_shape)}"
+            )
+        if self.dataset not in DATA_SOURCES:  # a user's folder: its sub-folders' names
+            if len(set(self.class_names)) != len(self.class_names):
+                raise ValueError("class_names holds a name twice")
+            return self
         source = DATA_SOURCES[self.dataset]
         if len(self.class_names) != source.n_classes:
             raise ValueError(
@@ -73,11 +91,6 @@ class ImageMetadata(BaseModel):
                     f"class_names[{label}] is {preview(name)}, but {self.dataset}'s class "
                     f"{label} is {expected!r}"
                 )
-        if self.image_shape != MNIST_FORMAT_SHAPE:
-            raise ValueError(
-                f"image_shape must be {list(MNIST_FORMAT_SHAPE)} for {self.dataset}, "
-                f"got {list(self.image_shape)}"
-            )
         return self
 
     def normalization_dict(self) -> dict[str, Any]:

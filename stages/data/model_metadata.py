@@ -3,7 +3,9 @@ against the data it is given.
 
 nnlib saves a model's metadata mapping untouched; the pipeline puts there what train read
 from ``meta.json`` (``METADATA_KEYS``): the dataset's name, the class names, the image
-shape and the normalization of the inputs. Evaluate and predict read it back through
+shape, the normalization of the inputs and the construction that turns a picture into an
+image (``construction``; absent in models made before it was recorded, which were built
+with their dataset's own). Evaluate and predict read it back through
 ``describe_model``, which checks it against the schema of ``stages.data.metadata`` and
 against the model itself; evaluate then compares it with the processed data
 (``check_model_fits_data``).
@@ -19,7 +21,7 @@ from typing import Any, Protocol
 from stages.data.errors import DataError
 from stages.data.metadata import ImageMetadata, validate_metadata
 
-METADATA_KEYS = ("dataset", "class_names", "image_shape", "normalization")
+METADATA_KEYS = ("dataset", "class_names", "image_shape", "normalization", "construction")
 _RETRAIN = "retrain it (dvc repro)"
 
 
@@ -33,7 +35,9 @@ class DescribedModel(Protocol):
 
 def model_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The metadata train saves with a model, from the processed data's ``meta.json``."""
-    return {key: meta[key] for key in METADATA_KEYS}
+    metadata = {key: meta[key] for key in METADATA_KEYS if key in meta}
+    metadata.setdefault("construction", meta["dataset"])
+    return metadata
 
 
 def describe_model(model: DescribedModel, path: Path) -> ImageMetadata:
