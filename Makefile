@@ -16,7 +16,8 @@ PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
 
-.PHONY: setup repro test bench bench-augment bench-predict bench-schedules sweep-timing s3-server clean
+.PHONY: setup repro test test-fast report bench bench-augment bench-predict bench-schedules bench-own-images \
+	example-images sweep-timing s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -44,6 +45,18 @@ test: setup
 	ruff format --check .
 	python -m pytest
 
+# The inner loop: everything but the tests that start dvc, a browser, a server or read the
+# real MNIST (the markers in pyproject.toml); `make test` still runs everything.
+test-fast: setup
+	ruff check .
+	python -m pytest -m "not (pipeline or realdata or browser or s3 or queue)"
+
+# The workspace's metrics, params and plots against BASE, in report/report.md with the charts
+# as PNG beside it (docs/reviewing.md); run the pipeline first. CI publishes it on pull requests.
+BASE ?= main
+report: setup
+	python tools/report.py --base "$(BASE)" --output report $(REPORT_ARGS)
+
 # Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes).
 bench: setup
 	python bench/bench_speed.py
@@ -58,6 +71,17 @@ bench-augment: setup
 bench-predict: setup
 	python bench/predict_looks.py
 
+# Your own images, the worked example (docs/own-images.md): example-digits/ holds the 10,000
+# MNIST test digits redrawn as users' files, one sub-folder per digit. Then:
+#   dvc add example-digits
+#   dvc exp run -S data.dataset=images -S data.images=example-digits -S data.val_size=0.1
+example-images: setup
+	python bench/own_images.py build example-digits
+
+# The worked example measured in a scratch clone of HEAD: preprocess time, test accuracy.
+bench-own-images: setup
+	python bench/own_images.py measure
+
 # Test accuracy of the learning-rate schedules over 5 seeds, as the train stage trains.
 bench-schedules: setup
 	python bench/lr_schedules.py
@@ -70,4 +94,4 @@ s3-server: setup
 	python tools/local_s3.py --port $(S3_PORT)
 
 clean:
-	rm -rf $(VENV) $(PLOTS_PAGE) dvc_plots .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PLOTS_PAGE) dvc_plots report .pytest_cache .ruff_cache

@@ -87,7 +87,7 @@ def predict(model: Model, images: list[np.ndarray | None]) -> np.ndarray:
     out = np.full(len(images), UNREAD, dtype=np.intp)
     read = [i for i, image in enumerate(images) if image is not None]
     if read:
-        x = normalize(np.stack([images[i] for i in read]), model.normalization)
+        x = normalize(np.stack([images[i] for i in read]), model.metadata["normalization"])
         out[read] = model.predict(x).argmax(axis=1)
     return out
 
@@ -113,7 +113,7 @@ def mnist_table(
     model: Model, images: np.ndarray, labels: np.ndarray, seed: int, folder: Path
 ) -> dict[str, Any]:
     """Agreement with the original arrays' predictions and accuracy, per look."""
-    construct = construction_for(model.dataset)
+    construct = construction_for(model.metadata["dataset"])
     original = predict(model, list(images))
     looks = {}
     for index, (name, look) in enumerate(LOOKS.items()):
@@ -187,7 +187,7 @@ def on_page(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def font_table(model: Model, fonts: list[Path], seed: int, folder: Path) -> dict[str, Any]:
     """Accuracy per stroke width and look, with each of the three readings."""
-    construct = construction_for(model.dataset)
+    construct = construction_for(model.metadata["dataset"])
     readings: dict[str, Reading] = {
         "construction": construct,
         "without_strokes_step": lambda picture: mnist_digit(picture, strokes=False),
@@ -278,8 +278,10 @@ def main(
     if not model_path.is_file():
         raise typer.BadParameter(f"{model_path}: no model file there (dvc repro writes one)")
     model = Model.load(model_path)
-    if model.dataset != "mnist":
-        raise typer.BadParameter(f"{model_path}: a {model.dataset} model, not an MNIST one")
+    if model.metadata["dataset"] != "mnist":
+        raise typer.BadParameter(
+            f"{model_path}: a {model.metadata['dataset']} model, not an MNIST one"
+        )
     images, labels = load_test_digits(folder, digits)
     font_files = find_fonts() if fonts else []
     if fonts and not font_files:

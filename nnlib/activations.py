@@ -9,8 +9,12 @@ keeps one buffer per batch instead of both ``z`` and ``a``. Shapes are
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+
+from nnlib.buffers import BatchBuffers
 
 
 @functools.lru_cache(maxsize=32)
@@ -37,6 +41,10 @@ class Activation:
         """Chain rule through the activation: dL/dz from ``a = f(z)`` and ``grad = dL/da``."""
         raise NotImplementedError
 
+    def config(self) -> dict[str, Any]:
+        """What rebuilds this activation (``activation_from_config``): its name and settings."""
+        return {"name": self.name}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -48,10 +56,16 @@ class ReLU(Activation):
     def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.maximum(z, z.dtype.type(0), out=out)
 
+    def __init__(self) -> None:
+        self._signs = BatchBuffers()
+
     def backward(
         self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
-        return np.multiply(grad, a > 0, out=out)
+        # a >= 0, so sign(a) is the 0/1 derivative; as a float array the product is one
+        # float32 loop (a bool mask costs a cast: 0.5 us more at batch 32).
+        signs = np.sign(a, out=self._signs.get(a.shape[0], a.shape[1], a.dtype))
+        return np.multiply(grad, signs, out=out)
 
 
 class LeakyReLU(Activation):
@@ -73,6 +87,9 @@ class LeakyReLU(Activation):
         # a and z share their sign, so a > 0 selects the unit-slope side.
         slope = np.where(a > 0, a.dtype.type(1), a.dtype.type(self.negative_slope))
         return np.multiply(grad, slope, out=out)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "negative_slope": self.negative_slope}
 
     def __repr__(self) -> str:
         return f"LeakyReLU(negative_slope={self.negative_slope})"
@@ -178,3 +195,12 @@ def get_activation(name: str) -> Activation:
         return ACTIVATIONS[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}") from None
+
+
+def activation_from_config(config: Mapping[str, Any]) -> Activation:
+    """The activation ``config`` (from ``Activation.config``) describes."""
+    settings = dict(config)
+    name = settings.pop("name", None)
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name](**settings)

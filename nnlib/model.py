@@ -1,54 +1,62 @@
-"""The model: a stack of dense layers, a loss and an optimizer, as in the blog post."""
+"""The model: a stack of layers, a loss and an optimizer, as in the blog post."""
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
 
 import numpy as np
 
 from nnlib.activations import Softmax
-from nnlib.layers import DenseLayer
-from nnlib.losses import CrossEntropyLoss, Loss
-
-if TYPE_CHECKING:  # only for annotations: evaluating a model never loads the optimizers
-    from nnlib.optimizers import Optimizer
-
-_MAX_WORKSPACES = 4  # batch sizes with preallocated buffers (training uses one or two)
+from nnlib.layers import BatchBuffers, DenseLayer, Layer
+from nnlib.losses import CrossEntropyLoss, Loss, get_loss
+from nnlib.optimizers import Optimizer
+from nnlib.serialization import read_model, save_model
 
 
 class Model:
-    """A multi-layer perceptron trained by ``backward`` (gradients + optimizer step).
+    """A stack of layers trained by ``backward`` (gradients + optimizer step).
 
-    The model owns one flat parameter vector and one flat gradient vector; each
-    layer's ``weights``/``biases`` (and their gradients) are views into them, so
-    the optimizer updates every parameter in a handful of array operations.
+    ``forward`` runs the layers in order, ``backward`` walks them in reverse, each layer
+    turning the gradient of its output into the gradient of its input. The model owns one
+    flat parameter vector and one flat gradient vector; each layer's parameters (and their
+    gradients) are views into them, so the optimizer updates every parameter in a handful
+    of array operations.
 
     Parameters
     ----------
-    layers : sequence of DenseLayer
-        Consecutive sizes must match; all layers share one dtype.
+    layers : sequence of Layer
+        Consecutive sizes must match; the layers with parameters share one dtype.
     loss : Loss
-        With ``CrossEntropyLoss`` after a ``Softmax`` output, backpropagation starts
-        from the fused gradient ``(p - y) / n``.
+        With ``CrossEntropyLoss`` after a dense layer with ``Softmax`` output,
+        backpropagation starts from the fused gradient ``(p - y) / n``.
     optimizer : Optimizer, optional
         Needed only for ``backward``.
+    metadata : mapping, optional
+        Anything JSON can hold that describes the model to its users (how its inputs were
+        made, its class names, ...): saved and loaded with it, untouched.
     """
 
     def __init__(
-        self, layers: Sequence[DenseLayer], loss: Loss, optimizer: Optimizer | None = None
+        self,
+        layers: Sequence[Layer],
+        loss: Loss,
+        optimizer: Optimizer | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         if not layers:
             raise ValueError("a model needs at least one layer")
-        for i, (prev, nxt) in enumerate(itertools.pairwise(layers)):
-            if prev.output_size != nxt.input_size:
-                raise ValueError(
-                    f"layer {i} outputs {prev.output_size} units "
-                    f"but layer {i + 1} expects {nxt.input_size}"
-                )
-        dtypes = {layer.dtype for layer in layers}
+        width: int | None = None
+        for i, layer in enumerate(layers):
+            try:
+                width = layer.output_size_for(width)
+            except ValueError as exc:
+                raise ValueError(f"layer {i} ({layer.kind}) {exc} from the layer before") from None
+        sized = [layer for layer in layers if layer.input_size is not None]
+        if not sized or width is None:
+            raise ValueError("a model needs at least one layer with a size (a DenseLayer)")
+        dtypes = {layer.dtype for layer in layers if layer.dtype is not None}
         if len(dtypes) > 1:
             raise TypeError(
                 f"all layers must share one dtype, got {sorted(d.name for d in dtypes)}"
@@ -56,15 +64,10 @@ class Model:
         self.layers = list(layers)
         self.loss = loss
         self.optimizer = optimizer
-        self.dtype: np.dtype = layers[0].dtype
-        #: how inputs were normalized (saved with the model), e.g. {"method": "scale", ...}
-        self.normalization: dict[str, Any] | None = None
-        #: the name of each output class, saved with the model
-        self.class_names: list[str] | None = None
-        #: what the model was trained on, saved with it: the dataset's name (e.g. "mnist")
-        #: and the (rows, cols) of its images, whose pixels are the input row-major
-        self.dataset: str | None = None
-        self.image_shape: list[int] | None = None
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.dtype: np.dtype = dtypes.pop()
+        self.input_size: int = sized[0].input_size
+        self.output_size: int = width
 
         total = sum(layer.n_params for layer in self.layers)
         self._params = np.empty(total, dtype=self.dtype)
@@ -74,21 +77,18 @@ class Model:
             end = offset + layer.n_params
             layer.bind(self._params[offset:end], self._grads[offset:end])
             offset = end
-
-        self._fused_softmax = isinstance(loss, CrossEntropyLoss) and isinstance(
-            self.layers[-1].activation, Softmax
-        )
-        self._workspaces: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         self._param_list, self._grad_list = [self._params], [self._grads]
-        self._last_forward: tuple[np.ndarray, list[np.ndarray]] | None = None
 
-    @property
-    def input_size(self) -> int:
-        return self.layers[0].input_size
-
-    @property
-    def output_size(self) -> int:
-        return self.layers[-1].output_size
+        last = self.layers[-1]
+        self._fused_softmax = (
+            isinstance(loss, CrossEntropyLoss)
+            and isinstance(last, DenseLayer)
+            and isinstance(last.activation, Softmax)
+        )
+        # Below the first layer with parameters, no gradient is needed.
+        self._first_trained = next(i for i, layer in enumerate(self.layers) if layer.n_params)
+        self._head = BatchBuffers()
+        self._batch: int | None = None  # rows of the last training-mode forward
 
     @property
     def parameters(self) -> list[np.ndarray]:
@@ -106,43 +106,33 @@ class Model:
             raise ValueError(f"expected input of shape (n, {self.input_size}), got {x.shape}")
         return x
 
-    def _workspace(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Each layer's output and gradient buffer for a batch of ``n``."""
-        space = self._workspaces.get(n)
-        if space is None:
-            if len(self._workspaces) >= _MAX_WORKSPACES:
-                self._workspaces.pop(next(iter(self._workspaces)))
-            outputs = [np.empty((n, layer.output_size), self.dtype) for layer in self.layers]
-            deltas = [np.empty((n, layer.output_size), self.dtype) for layer in self.layers]
-            space = self._workspaces[n] = (outputs, deltas)
-        return space
-
-    def _forward_into(self, x: np.ndarray) -> np.ndarray:
-        """Run ``x`` through every layer into the workspace; keep it for the gradients."""
-        outputs, _ = self._workspace(len(x))
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         h = x
-        for layer, buffer in zip(self.layers, outputs, strict=True):
-            h = layer.forward(h, out=buffer)
-        self._last_forward = (x, outputs)
+        for layer in self.layers:
+            h = layer.forward(h, training)
+        if training:
+            self._batch = len(x)
         return h
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Output ``(n, output_size)`` for a batch ``x`` ``(n, input_size)``, kept for ``backward``.
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        """Output ``(n, output_size)`` for a batch ``x`` ``(n, input_size)``.
 
-        The returned array is new; the hidden activations live in buffers that the
-        next ``forward`` of the same batch size reuses.
+        In training mode (the default, as the blog post calls it before ``backward``)
+        dropout is active and the layers keep what ``backward`` needs; ``training=False``
+        is ``predict``'s mode. The returned array is new.
         """
-        return self._forward_into(self._as_input(x)).copy()
+        out = self._forward(self._as_input(x), training)
+        return out.copy() if training else out
 
     def fit_batch(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """One training step: ``forward``, gradients and an optimizer step on one batch.
 
         Returns the output ``(n, output_size)`` computed before the step, in a buffer
-        that the next call overwrites (the training loop scores it at once).
+        that the next call overwrites (the training loop keeps a copy at once).
         """
         if self.optimizer is None:
             raise RuntimeError("training needs an optimizer; pass optimizer= to Model")
-        y_pred = self._forward_into(self._as_input(x))
+        y_pred = self._forward(self._as_input(x), training=True)
         self.compute_gradients(y, y_pred)
         self.optimizer.step(self._param_list, self._grad_list)
         return y_pred
@@ -154,33 +144,31 @@ class Model:
     def compute_gradients(
         self, y: np.ndarray, y_pred: np.ndarray, *, input_gradient: bool = False
     ) -> np.ndarray | None:
-        """Fill ``gradients`` for the last ``forward`` batch.
+        """Fill ``gradients`` for the last training-mode ``forward`` batch, walking the layers
+        in reverse.
 
         With ``input_gradient`` also return dL/dx ``(n, input_size)`` (training skips it).
         """
-        if self._last_forward is None:
-            raise RuntimeError("backward needs a forward pass first")
-        x, outputs = self._last_forward
-        if len(y_pred) != len(x):
-            raise ValueError(f"y_pred has {len(y_pred)} rows, the last forward batch had {len(x)}")
-        _, deltas = self._workspace(len(x))
+        if self._batch is None:
+            raise RuntimeError("backward needs a forward pass (in training mode) first")
+        if len(y_pred) != self._batch:
+            raise ValueError(
+                f"y_pred has {len(y_pred)} rows, the last forward batch had {self._batch}"
+            )
         y = np.asarray(y)
-        last = self.layers[-1]
+        layers = self.layers
+        stop = 0 if input_gradient else self._first_trained
+        head = self._head.get(len(y_pred), self.output_size, self.dtype)
+        top = len(layers) - 1
         if self._fused_softmax:
-            grad = self.loss.softmax_gradient(y, y_pred, out=deltas[-1])
+            grad = self.loss.softmax_gradient(y, y_pred, out=head)
+            grad = layers[top].backward_linear(grad, input_gradient=top > stop or input_gradient)
         else:
-            grad = self.loss.gradient(y, y_pred, out=deltas[-1])
-            grad = last.activation.backward(y_pred, grad, out=grad)
-        input_grad = np.empty_like(x) if input_gradient else None
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if i == 0:
-                layer.param_gradients(x, grad, input_grad)
-            else:
-                layer.param_gradients(outputs[i - 1], grad, deltas[i - 1])
-                below = self.layers[i - 1].activation
-                grad = below.backward(outputs[i - 1], deltas[i - 1], out=deltas[i - 1])
-        return input_grad
+            grad = self.loss.gradient(y, y_pred, out=head)
+            grad = layers[top].backward(grad, input_gradient=top > stop or input_gradient)
+        for i in range(top - 1, stop - 1, -1):
+            grad = layers[i].backward(grad, input_gradient=i > stop or input_gradient)
+        return grad.copy() if input_gradient else None
 
     def backward(
         self, y: np.ndarray, y_pred: np.ndarray, learning_rate: float | None = None
@@ -197,14 +185,12 @@ class Model:
         self.optimizer.step(self.parameters, self.gradients)
 
     def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Output probabilities ``(n, output_size)``; leaves the training state alone."""
+        """Output probabilities ``(n, output_size)`` with dropout off; leaves the training
+        state alone."""
         x = self._as_input(x)
         out = np.empty((len(x), self.output_size), dtype=self.dtype)
         for start in range(0, len(x), batch_size):
-            h = x[start : start + batch_size]
-            for layer in self.layers:
-                h = layer.forward(h)
-            out[start : start + batch_size] = h
+            out[start : start + batch_size] = self._forward(x[start : start + batch_size], False)
         return out
 
     def get_weights(self) -> np.ndarray:
@@ -220,18 +206,13 @@ class Model:
     def save(self, file: str | os.PathLike[str] | IO[bytes]) -> None:
         """Write the model to a versioned ``.npz`` (see ``nnlib.serialization``): atomically to
         a path, or into an open binary file."""
-        from nnlib.serialization import save_model
-
         save_model(self, file)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> Model:
         """Read a model written by ``save``; refuses pickles and inconsistent files."""
-        from nnlib.serialization import load_model
-
-        model = load_model(path)
-        model.optimizer = optimizer
-        return model
+        saved = read_model(path)
+        return cls(saved.layers, get_loss(saved.loss), optimizer, saved.metadata)
 
     def __repr__(self) -> str:
         inner = ",\n    ".join(repr(layer) for layer in self.layers)

@@ -1,10 +1,12 @@
 """The saved-model format: a versioned ``.npz`` that ``numpy.load`` reads without pickles.
 
-Entries: ``meta`` (a JSON string: format name and version, dtype, loss, each
-layer's sizes and activation, the input normalization, the class names, the dataset and
-its image shape) and
-``layer{i}_weights`` / ``layer{i}_biases``. The zip is written with fixed
-timestamps, so the same model always gives the same bytes.
+Entries: ``meta`` (a JSON string: format name and version, dtype, loss, each layer's
+config, and the model's metadata mapping) and ``layer{i}_{name}`` for each parameter array
+of layer ``i`` (``layer0_weights``, ``layer0_biases``, ...; a layer without parameters has
+none). The zip is written with fixed timestamps, so the same model always gives the same
+bytes. Version 1 files (dense layers only, the metadata as top-level keys) still load.
+
+This module reads and writes layer configs and arrays; it knows no model class.
 """
 
 from __future__ import annotations
@@ -17,31 +19,45 @@ import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 
-from nnlib.activations import LeakyReLU, get_activation
 from nnlib.errors import ModelFormatError
-from nnlib.layers import DenseLayer
-from nnlib.losses import get_loss
-from nnlib.model import Model
+from nnlib.layers import Layer, layer_class, layer_from_config
+from nnlib.losses import LOSSES
 
 FORMAT_NAME = "nnlib.mlp"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Version 1 kept the pipeline's description as top-level keys; version 2 holds them in
+# "metadata", untouched.
+_V1_METADATA_KEYS = ("normalization", "class_names", "dataset", "image_shape")
 
 
-def _layer_meta(layer: DenseLayer) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "input_size": layer.input_size,
-        "output_size": layer.output_size,
-        "activation": layer.activation.name,
-    }
-    if isinstance(layer.activation, LeakyReLU):
-        meta["negative_slope"] = layer.activation.negative_slope
-    return meta
+class SavableModel(Protocol):
+    """What ``save_model`` reads from a model."""
+
+    layers: list[Layer]
+    dtype: np.dtype
+    metadata: dict[str, Any]
+
+    @property
+    def loss(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A model file's parts: its layers (parameters loaded), loss name, dtype and metadata."""
+
+    layers: list[Layer]
+    loss: str
+    dtype: np.dtype
+    metadata: dict[str, Any]
 
 
 def _plain(value: Any) -> Any:
@@ -57,23 +73,21 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def model_bytes(model: Model) -> bytes:
+def model_bytes(model: SavableModel) -> bytes:
     """The saved form of ``model``: the bytes of its ``.npz`` file."""
     meta = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "dtype": model.dtype.name,
         "loss": model.loss.name,
-        "layers": [_layer_meta(layer) for layer in model.layers],
-        "normalization": model.normalization,
-        "class_names": model.class_names,
-        "dataset": model.dataset,
-        "image_shape": model.image_shape,
+        "layers": [layer.config() for layer in model.layers],
+        "metadata": model.metadata,
     }
-    entries = {"meta": np.array(json.dumps(meta, sort_keys=True, default=_plain))}
+    text = json.dumps(meta, sort_keys=True, default=_plain, allow_nan=False)
+    entries = {"meta": np.array(text)}
     for i, layer in enumerate(model.layers):
-        entries[f"layer{i}_weights"] = layer.weights
-        entries[f"layer{i}_biases"] = layer.biases
+        for name, array in layer.named_parameters().items():
+            entries[f"layer{i}_{name}"] = array
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, array in entries.items():
@@ -83,7 +97,7 @@ def model_bytes(model: Model) -> bytes:
     return buffer.getvalue()
 
 
-def save_model(model: Model, file: str | os.PathLike[str] | IO[bytes]) -> None:
+def save_model(model: SavableModel, file: str | os.PathLike[str] | IO[bytes]) -> None:
     """Write ``model`` to a path, atomically (a crash leaves the previous file intact), or
     to an open binary file."""
     data = model_bytes(model)
@@ -177,6 +191,7 @@ def _read_member(
 
 
 def _parse_meta(path: str | os.PathLike[str], raw: np.ndarray) -> dict[str, Any]:
+    """The ``meta`` entry as a version-2 description (a version-1 one is converted)."""
     try:
         meta = json.loads(str(raw))
     except json.JSONDecodeError as exc:
@@ -186,45 +201,66 @@ def _parse_meta(path: str | os.PathLike[str], raw: np.ndarray) -> dict[str, Any]
     if meta.get("format") != FORMAT_NAME:
         raise ModelFormatError(f"{path}: not an nnlib model file (format {meta.get('format')!r})")
     version = meta.get("version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise ModelFormatError(
             f"{path}: model format version {version!r} is not supported "
-            f"(this nnlib reads version {FORMAT_VERSION})"
+            f"(this nnlib reads versions {', '.join(map(str, READABLE_VERSIONS))})"
+        )
+    if version == 1:
+        meta = _from_version_1(meta)
+    if not isinstance(meta.get("layers"), list) or not meta["layers"]:
+        raise ModelFormatError(f"{path}: inconsistent model description (no layers)")
+    if not isinstance(meta.get("metadata"), dict):
+        raise ModelFormatError(
+            f"{path}: inconsistent model description (metadata is not a mapping)"
         )
     return meta
 
 
-def _build(path: str | os.PathLike[str], meta: dict[str, Any]) -> Model:
-    """The model ``meta`` describes, with placeholder weights."""
-    try:
-        dtype = np.dtype(meta["dtype"])
-        loss = get_loss(meta["loss"])
-        layers = []
-        for spec in meta["layers"]:
-            activation = get_activation(spec["activation"])
-            if "negative_slope" in spec:
-                activation = LeakyReLU(spec["negative_slope"])
-            layers.append(
-                DenseLayer(
-                    spec["input_size"],
-                    spec["output_size"],
-                    activation,
-                    rng=np.random.default_rng(0),
-                    dtype=dtype,
-                )
-            )
-        return Model(layers, loss)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{path}: inconsistent model description ({exc})") from exc
-
-
-def _check_sizes(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
-    """Refuse, before allocating, layer sizes whose weights would not be in the file."""
-    total = 0
+def _from_version_1(meta: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 description (dense layers, metadata as top-level keys) as version 2."""
+    layers = []
     for spec in meta.get("layers") or ():
-        sizes = (spec.get("input_size"), spec.get("output_size")) if isinstance(spec, dict) else ()
-        if len(sizes) == 2 and all(type(n) is int and n > 0 for n in sizes):
-            total += (sizes[0] + 1) * sizes[1]
+        if not isinstance(spec, dict):
+            layers.append(spec)
+            continue
+        activation = {"name": spec.get("activation")}
+        if "negative_slope" in spec:
+            activation["negative_slope"] = spec["negative_slope"]
+        layers.append(
+            {
+                "kind": "dense",
+                "input_size": spec.get("input_size"),
+                "output_size": spec.get("output_size"),
+                "activation": activation,
+            }
+        )
+    metadata = {key: meta[key] for key in _V1_METADATA_KEYS if meta.get(key) is not None}
+    return {**meta, "version": 2, "layers": layers, "metadata": metadata}
+
+
+def _parameter_shapes(
+    path: str | os.PathLike[str], configs: list[Any]
+) -> list[dict[str, tuple[int, ...]]]:
+    """Each layer's parameter shapes, checked to be positive sizes, before anything is built."""
+    shapes = []
+    try:
+        for config in configs:
+            if not isinstance(config, dict):
+                raise TypeError(f"a layer is described by {type(config).__name__}, not a mapping")
+            layer_shapes = layer_class(config).parameter_shapes(config)
+            for name, shape in layer_shapes.items():
+                if not all(type(n) is int and n > 0 for n in shape):
+                    raise ValueError(f"{config['kind']} {name} of shape {list(shape)}")
+            shapes.append(layer_shapes)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: inconsistent model description ({exc})") from None
+    return shapes
+
+
+def _check_sizes(path: str | os.PathLike[str], shapes: list[dict[str, tuple[int, ...]]]) -> None:
+    """Refuse, before allocating, parameters that would not fit in the file."""
+    total = sum(math.prod(shape) for layer in shapes for shape in layer.values())
     file_size = os.path.getsize(path)
     if total * 4 > file_size:  # float32 or wider: every parameter takes 4 bytes or more
         raise ModelFormatError(
@@ -232,8 +268,35 @@ def _check_sizes(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
         )
 
 
-def load_model(path: str | os.PathLike[str]) -> Model:
-    """Read a model written by ``save_model``, validating every entry against ``meta``.
+def _dtype(path: str | os.PathLike[str], meta: dict[str, Any]) -> np.dtype:
+    try:
+        dtype = np.dtype(meta.get("dtype"))
+    except TypeError as exc:
+        raise ModelFormatError(f"{path}: inconsistent model description ({exc})") from None
+    if dtype not in (np.float32, np.float64):
+        raise ModelFormatError(f"{path}: parameters of dtype {dtype} (float32 or float64 expected)")
+    return dtype
+
+
+def _build(
+    path: str | os.PathLike[str],
+    meta: dict[str, Any],
+    dtype: np.dtype,
+    arrays: Mapping[str, np.ndarray],
+) -> list[Layer]:
+    """The layers ``meta`` describes, holding ``arrays`` (``layer{i}_{name}``)."""
+    try:
+        layers = [layer_from_config(config, dtype) for config in meta["layers"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: inconsistent model description ({exc})") from None
+    for i, layer in enumerate(layers):
+        for name, target in layer.named_parameters().items():
+            np.copyto(target, arrays[f"layer{i}_{name}"])
+    return layers
+
+
+def read_model(path: str | os.PathLike[str]) -> SavedModel:
+    """Read a model file written by ``save_model``, validating every entry against ``meta``.
 
     Each member's header (name, shape, dtype, size) is checked before its data is read,
     so a refused file costs about its own size in memory. Raises ModelFormatError (one
@@ -250,27 +313,25 @@ def load_model(path: str | os.PathLike[str]) -> Model:
             if "meta" not in members:
                 raise ModelFormatError(f"{path}: no 'meta' entry; not an nnlib model file")
             meta = _parse_meta(path, _read_member(path, archive, "meta", None))
-            _check_sizes(path, meta)
-            model = _build(path, meta)
-            expected = {"meta"}
-            for i, layer in enumerate(model.layers):
-                for part in ("weights", "biases"):
+            dtype = _dtype(path, meta)
+            if meta.get("loss") not in LOSSES:
+                raise ModelFormatError(f"{path}: unknown loss {meta.get('loss')!r}")
+            shapes = _parameter_shapes(path, meta["layers"])
+            _check_sizes(path, shapes)
+            arrays: dict[str, np.ndarray] = {}
+            for i, layer_shapes in enumerate(shapes):
+                for part, shape in layer_shapes.items():
                     name = f"layer{i}_{part}"
-                    expected.add(name)
                     if name not in members:
                         raise ModelFormatError(f"{path}: missing entry {name!r}")
-                    target = getattr(layer, part)
-                    array = _read_member(path, archive, name, (target.shape, target.dtype))
+                    array = _read_member(path, archive, name, (shape, dtype))
                     if not np.isfinite(array).all():
                         raise ModelFormatError(f"{path}: {name} holds NaN or infinite values")
-                    setattr(layer, part, array)
-            unexpected = sorted(members - expected)
+                    arrays[name] = array
+            unexpected = sorted(members - {"meta", *arrays})
             if unexpected:
                 raise ModelFormatError(f"{path}: unexpected entries {unexpected}")
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ModelFormatError(f"{path}: truncated or corrupt model file ({exc})") from exc
-    model.normalization = meta.get("normalization")
-    model.class_names = meta.get("class_names")
-    model.dataset = meta.get("dataset")
-    model.image_shape = meta.get("image_shape")
-    return model
+    layers = _build(path, meta, dtype, arrays)
+    return SavedModel(layers, str(meta.get("loss")), dtype, meta["metadata"])

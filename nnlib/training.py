@@ -13,6 +13,7 @@ import numpy as np
 
 from nnlib.data import Dataset
 from nnlib.errors import NonFiniteLossError, NotLearningError
+from nnlib.losses import Loss
 from nnlib.metrics import accuracy, as_labels
 from nnlib.model import Model
 
@@ -105,29 +106,26 @@ def _plan(
 
 
 class _EpochScores:
-    """Collects each sample's loss and predicted class during an epoch, reduced once at the end."""
+    """Keeps each batch's outputs (computed before its step) and targets; scores the epoch
+    once at its end, which costs less than scoring every batch."""
 
-    def __init__(self, n: int, dtype: np.dtype, classify: bool) -> None:
-        self.losses = np.empty(n, dtype=dtype)
-        self.classify = classify
-        self.predicted = np.empty(n, dtype=np.intp) if classify else None
-        self.truth = np.empty(n, dtype=np.intp) if classify else None
+    def __init__(self, n: int, n_outputs: int, y: np.ndarray, dtype: np.dtype) -> None:
+        self.outputs = np.empty((n, n_outputs), dtype=dtype)
+        self.targets = np.empty((n, *y.shape[1:]), dtype=y.dtype)
         self.seen = 0
 
-    def add(self, per_sample_loss: np.ndarray, y: np.ndarray, y_pred: np.ndarray) -> None:
+    def add(self, y: np.ndarray, y_pred: np.ndarray) -> None:
         start, stop = self.seen, self.seen + len(y_pred)
-        self.losses[start:stop] = per_sample_loss
-        if self.classify:
-            y_pred.argmax(axis=1, out=self.predicted[start:stop])
-            self.truth[start:stop] = as_labels(y)
+        self.outputs[start:stop] = y_pred
+        self.targets[start:stop] = y
         self.seen = stop
 
-    def result(self) -> tuple[float, float | None]:
-        loss = float(self.losses[: self.seen].mean(dtype=np.float64))
-        if not self.classify:
-            return loss, None
-        hits = self.predicted[: self.seen] == self.truth[: self.seen]
-        return loss, float(hits.mean())
+    def result(self, loss: Loss, classify: bool) -> tuple[float, float | None]:
+        """The epoch's mean loss and (for a classifier) accuracy; restarts the collection."""
+        outputs, targets = self.outputs[: self.seen], self.targets[: self.seen]
+        self.seen = 0
+        mean_loss = loss(targets, outputs)
+        return mean_loss, accuracy(targets, outputs) if classify else None
 
 
 class _BestEpoch:
@@ -151,24 +149,22 @@ class _BestEpoch:
 
 
 def _train_epoch(
-    model: Model, dataset: Dataset, plan: _Plan, first_loss: list[float]
+    model: Model, dataset: Dataset, plan: _Plan, scores: _EpochScores, first_loss: list[float]
 ) -> tuple[float, float | None]:
     """One pass over ``dataset``: the epoch's training loss and accuracy.
 
     ``first_loss`` receives the loss of the very first batch, scored before any step.
     """
-    scores = _EpochScores(len(dataset), model.dtype, plan.classify)
-    per_sample = model.loss.per_sample
     # Divergence is reported once per epoch by the caller, not as a warning per batch.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for x, y in dataset.get_batches(plan.batch_size):
             y_pred = model.fit_batch(x, y)
-            losses = per_sample(y, y_pred)
             if not first_loss:
-                first_loss.append(float(losses.mean(dtype=np.float64)))
-            scores.add(losses, y, y_pred)
+                first_loss.append(model.compute_loss(y, y_pred))
+            scores.add(y, y_pred)
+        result = scores.result(model.loss, plan.classify)
     model.optimizer.flush_subnormals()
-    return scores.result()
+    return result
 
 
 def _check_finite(model: Model, loss: float, epoch: int, epochs: int) -> None:
@@ -274,10 +270,11 @@ def training_loop(
     best = _BestEpoch(plan.monitor) if plan.patience or plan.restore_best else None
     history = History()
     first_loss: list[float] = []
+    scores = _EpochScores(len(dataset), model.output_size, dataset.y, model.dtype)
 
     for epoch in range(1, plan.epochs + 1):
         started = time.perf_counter()
-        loss, train_accuracy = _train_epoch(model, dataset, plan, first_loss)
+        loss, train_accuracy = _train_epoch(model, dataset, plan, scores, first_loss)
         seconds = time.perf_counter() - started
         _check_finite(model, loss, epoch, plan.epochs)
         if plan.check_learning:

@@ -24,7 +24,8 @@ from nnlib.metrics import accuracy, class_scores
 from nnlib.model import Model
 from stages.cli.app import LogLevelOption, new_app, run, stage_errors
 from stages.data.errors import DataError
-from stages.data.processed import META_FILE, images_path, load_meta, load_split
+from stages.data.model_metadata import check_model_fits_data, describe_model
+from stages.data.processed import images_path, load_meta, load_split
 from stages.images.contact_sheet import contact_sheet
 from stages.outputs.atomic import OutputSet
 
@@ -36,6 +37,7 @@ logger = logging.getLogger("stages.evaluate")
 app = new_app("Score models/model.npz on the test and training splits; write metrics and plots.")
 
 MISCLASSIFIED_SHOWN = 50
+REPORT_FILES = ("confusion.csv", "per_class_accuracy.csv", "misclassified.png")
 
 
 def split_metrics(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
@@ -55,26 +57,6 @@ def _rounded(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _rounded(v) for key, v in value.items()}
     return round(float(value), 6)
-
-
-def check_compatible(model: Model, model_path: Path, meta: dict[str, Any], data_dir: Path) -> None:
-    """Refuse data prepared differently from what the model was trained on."""
-    if model.class_names is not None and model.class_names != meta["class_names"]:
-        raise DataError(
-            f"{model_path} was trained on classes {model.class_names}, but {data_dir} holds "
-            f"{meta['class_names']}; retrain (dvc repro)"
-        )
-    if model.normalization is not None and model.normalization != meta["normalization"]:
-        raise DataError(
-            f"{model_path} expects inputs normalized as {model.normalization}, but {data_dir} "
-            f"holds {meta['normalization']}; retrain (dvc repro)"
-        )
-    shape = meta["image_shape"]
-    if int(np.prod(shape)) != model.input_size:
-        raise DataError(
-            f"{model_path} takes {model.input_size} inputs, but {data_dir / META_FILE} says the "
-            f"images are {list(shape)}; retrain (dvc repro)"
-        )
 
 
 def load_checked_split(
@@ -155,10 +137,11 @@ def main(
     ] = Path("reports"),
 ) -> None:
     """Score the model on the test and training splits."""
-    with stage_errors(log_level, NNLibError):
+    with stage_errors(log_level, NNLibError) as stage:
+        stage.claim(metrics_path, *(reports_dir / name for name in REPORT_FILES))
         model = Model.load(model_path)
         meta = load_meta(data_dir)
-        check_compatible(model, model_path, meta, data_dir)
+        check_model_fits_data(describe_model(model, model_path), model_path, meta, data_dir)
         names = list(meta["class_names"])
         X_test, y_test = load_checked_split(data_dir, "test", model, model_path)
         X_train, y_train = load_checked_split(data_dir, "train", model, model_path)

@@ -1,17 +1,21 @@
 """Predict what a trained model sees in your own images (a command, not a DVC stage).
 
 Run as ``python -m stages.predict PATH...``: image files, or folders of them. Each image
-goes through the construction of the dataset the model was trained on (the model file
-says which: MNIST's or Fashion-MNIST's, see ``stages/images/``), then through the
+goes through the construction the model's training images were built with (the model file
+says which: MNIST's, also for a folder of your own pictures, or Fashion-MNIST's, see
+``stages/images/``), then through the
 normalization the model was trained with. Prints a table, or with ``--json`` one JSON
-array; ``--save-inputs DIR`` writes the 28x28 image the model saw for each input. An
-image that cannot be used gets one ``error:`` line naming it, the others are still
-predicted, and the exit code is 1.
+array; ``--save-inputs DIR`` writes the 28x28 image the model saw for each input (checked
+before any picture is read: it never writes over an input, nor over a file it did not write
+in this run unless ``--overwrite``). An image that cannot be used gets one ``error:`` line
+naming it, the others are still predicted, and the exit code is 1. File names that are not
+UTF-8 are shown with ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,41 +28,38 @@ from PIL import Image
 from nnlib.errors import NNLibError
 from nnlib.model import Model
 from stages.cli.app import LogLevelOption, new_app, run, stage_errors
-from stages.cli.errors import StageError
-from stages.images.constructions import IMAGE_SHAPE, construction_for, normalize
+from stages.cli.errors import StageError, UsageError
+from stages.data.errors import DataError
+from stages.data.metadata import ImageMetadata
+from stages.data.model_metadata import describe_model
+from stages.images.constructions import construction_for, normalize
 from stages.images.errors import ImageError
 from stages.images.files import Entry, find_images
 from stages.images.reading import Picture, read_image
 from stages.outputs.atomic import OutputSet
-from stages.outputs.predictions import Result, to_json, to_table, top_k
+from stages.outputs.claims import OutputError, OutputsBusy
+from stages.outputs.predictions import Result, display_path, to_json, to_table, top_k
+from stages.outputs.saved_inputs import plan_targets
 
 logger = logging.getLogger("stages.predict")
 
 app = new_app("Predict the class of your own images (files or folders) with a trained model.")
 
 
-def load_model(path: Path) -> Model:
-    """The model at ``path``, checked to take 28x28 images of a dataset predict knows."""
+def load_model(path: Path) -> tuple[Model, ImageMetadata]:
+    """The model at ``path`` and its metadata, checked (``stages.data.model_metadata``): it
+    takes 28x28 images and names each of its outputs."""
     if not path.is_file():
         raise StageError(f"{path}: no model file there; train one first (dvc repro)")
     model = Model.load(path)
-    shape = tuple(model.image_shape or IMAGE_SHAPE)
-    problem = None
-    if shape != IMAGE_SHAPE or model.input_size != int(np.prod(IMAGE_SHAPE)):
-        problem = f"takes {model.input_size} inputs of {list(shape)} images, predict makes 28x28"
-    elif model.normalization is None:
-        problem = "does not say how its inputs were normalized"
-    elif model.class_names is not None and len(model.class_names) != model.output_size:
-        problem = f"has {len(model.class_names)} class names for {model.output_size} outputs"
-    if problem is None:
-        try:
-            construction_for(model.dataset)
-            normalize(np.zeros((1, *IMAGE_SHAPE), dtype=np.uint8), model.normalization)
-        except ImageError as exc:
-            problem = str(exc)
-    if problem is not None:
-        raise StageError(f"{path}: the model {problem}; retrain it (dvc repro)")
-    return model
+    try:
+        described = describe_model(model, path)
+        construction_for(described.construction_name)
+    except DataError as exc:
+        raise StageError(str(exc)) from None
+    except ImageError as exc:
+        raise StageError(f"{path}: {exc}; retrain it (dvc repro)") from None
+    return model, described
 
 
 def construct_all(
@@ -74,32 +75,31 @@ def construct_all(
             outcomes.append(construct(read_image(entry.path)))
         except ImageError as exc:
             outcomes.append(str(exc))
+        except OSError as exc:
+            outcomes.append(f"cannot read ({exc.strerror or exc})")
         except Exception as exc:  # a bug shown on this image should not cost the others
             logger.debug("%s failed", entry.path, exc_info=True)
             outcomes.append(f"unexpected {type(exc).__name__}: {exc} (--log-level DEBUG traces)")
     return outcomes
 
 
-def prepare_output_dir(directory: Path) -> None:
-    """Create ``directory`` now, so a bad path fails before any work."""
-    if directory.exists() and not directory.is_dir():
-        raise StageError(f"{directory}: --save-inputs needs a folder, this is a file")
-    directory.mkdir(parents=True, exist_ok=True)
-
-
-def save_inputs(directory: Path, files: list[Path], images: list[np.ndarray]) -> None:
-    """Write each 28x28 image as ``<file stem>.png`` in ``directory`` (``-2``, ``-3``... when
-    two inputs share a stem)."""
-    taken: set[str] = set()
+def save_inputs(targets: list[Path], images: list[np.ndarray]) -> None:
+    """Write each 28x28 image ``(28, 28)`` uint8 as the PNG ``targets`` says, as one set."""
     with OutputSet() as outputs:
-        for file, pixels in zip(files, images, strict=True):
-            name, n = f"{file.stem}.png", 1
-            while name in taken:
-                n += 1
-                name = f"{file.stem}-{n}.png"
-            taken.add(name)
-            with outputs.open(directory / name) as handle:
+        for target, pixels in zip(targets, images, strict=True):
+            with outputs.open(target) as handle:
                 Image.fromarray(pixels).save(handle, format="PNG")
+
+
+def allow_open_files(n: int) -> None:
+    """Raise the soft limit of open files to hold ``n`` more (each saved input holds its
+    claim and its temporary file open until the set is written), up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = n + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == -1 else min(wanted, hard), hard)
+        )
 
 
 @app.command()
@@ -110,6 +110,7 @@ def main(
             metavar="PATH",
             help="Image files, or folders of them (searched recursively).",
             show_default=False,
+            readable=False,  # an unreadable file is that file's error, not a usage error
         ),
     ],
     model_path: Annotated[
@@ -131,33 +132,55 @@ def main(
             show_default=False,
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Let --save-inputs replace files already there (never inputs)."
+        ),
+    ] = False,
     log_level: LogLevelOption = "WARNING",
 ) -> None:
     """Predict the class of each image and print it with the model's confidence."""
-    with stage_errors(log_level, NNLibError):
-        model = load_model(model_path)
-        construct = construction_for(model.dataset)
-        names = model.class_names or [str(i) for i in range(model.output_size)]
-        if inputs_dir is not None:
-            prepare_output_dir(inputs_dir)
+    # A file name the terminal cannot show must not cost the whole table.
+    sys.stdout.reconfigure(errors="backslashreplace")
+    with stage_errors(log_level, NNLibError) as stage:
+        model, described = load_model(model_path)
+        construct = construction_for(described.construction_name)
+        names = list(described.class_names)
+        normalization = described.normalization_dict()
 
         entries = find_images(paths)
+        readable = [entry for entry in entries if entry.error is None]
+        targets: dict[Path, Path] = {}
+        if inputs_dir is not None:
+            planned = plan_targets(inputs_dir, [e.path for e in readable], overwrite)
+            targets = dict(zip([e.path for e in readable], planned, strict=True))
+            allow_open_files(2 * len(planned))
+            try:  # the claims create a lock file beside each target: the folder's test
+                stage.claim(*planned)
+            except OutputsBusy:
+                raise
+            except OutputError as exc:
+                raise UsageError(f"--save-inputs {display_path(inputs_dir)}: {exc}") from None
+
         outcomes = construct_all(entries, construct)
         images = [o for o in outcomes if isinstance(o, np.ndarray)]
         probabilities = iter(
-            model.predict(normalize(np.stack(images), model.normalization)) if images else []
+            model.predict(normalize(np.stack(images), normalization)) if images else []
         )
         results = [
-            Result(str(entry.path), error=outcome)
+            Result(display_path(entry.path), error=outcome)
             if isinstance(outcome, str)
-            else Result(str(entry.path), top_k=top_k(next(probabilities), names, k))
+            else Result(display_path(entry.path), top_k=top_k(next(probabilities), names, k))
             for entry, outcome in zip(entries, outcomes, strict=True)
         ]
-        if inputs_dir is not None:
+        if targets:
             predicted = [
-                e.path for e, o in zip(entries, outcomes, strict=True) if isinstance(o, np.ndarray)
+                targets[e.path]
+                for e, o in zip(entries, outcomes, strict=True)
+                if isinstance(o, np.ndarray)
             ]
-            save_inputs(inputs_dir, predicted, images)
+            save_inputs(predicted, images)
 
         if as_json:
             print(to_json(results))

@@ -15,26 +15,28 @@ import os
 import resource
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-from nnlib.activations import HIDDEN_ACTIVATIONS, Softmax, get_activation
+from nnlib.activations import Softmax, get_activation
 from nnlib.data import Dataset
 from nnlib.errors import NNLibError
-from nnlib.layers import DenseLayer
+from nnlib.layers import DenseLayer, Dropout, Layer
 from nnlib.losses import CrossEntropyLoss
 from nnlib.model import Model
-from nnlib.optimizers import OPTIMIZERS, Optimizer, make_optimizer
-from nnlib.schedules import SCHEDULES, make_schedule
-from nnlib.training import MONITORS, EpochRecord, History, training_loop
+from nnlib.optimizers import Optimizer, make_optimizer
+from nnlib.schedules import make_schedule
+from nnlib.training import EpochRecord, History, training_loop
 from stages.augment.distortions import Strengths
 from stages.augment.epochs import training_distortions
 from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
-from stages.cli.params import ModelParams, TrainParams, check_names, load_params
+from stages.cli.hints import training_hint
+from stages.cli.params import ModelParams, TrainParams, load_params, with_available_monitor
 from stages.cli.progress import progress_bar
+from stages.data.model_metadata import model_metadata
 from stages.data.processed import load_meta, load_split
 from stages.outputs.atomic import OutputSet
 from stages.outputs.history import write_history
@@ -43,12 +45,6 @@ logger = logging.getLogger("stages.train")
 
 app = new_app("Train the MLP described in params.yaml (model.*, train.*) on the processed data.")
 
-NNLIB_NAMES = {
-    "model.activation": HIDDEN_ACTIVATIONS,
-    "train.optimizer": OPTIMIZERS,
-    "train.lr_schedule": SCHEDULES,
-    "train.monitor": MONITORS,
-}
 # Bytes per parameter while training: the parameters, their gradients, three optimizer
 # state arrays and the best epoch's copy, in float32.
 _TRAINING_BYTES_PER_PARAMETER = 6 * 4
@@ -66,15 +62,21 @@ def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Optimizer:
 
 
 def build_model(
-    layer_sizes: tuple[int, ...], model: ModelParams, optimizer: Optimizer, rng: np.random.Generator
+    layer_sizes: tuple[int, ...],
+    model: ModelParams,
+    optimizer: Optimizer,
+    rng: np.random.Generator,
+    metadata: dict[str, Any],
 ) -> Model:
-    """Dense layers of ``layer_sizes``: hidden activations, softmax output, cross-entropy."""
-    hidden = [
-        DenseLayer(n_in, n_out, get_activation(model.activation), rng=rng)
-        for n_in, n_out in itertools.pairwise(layer_sizes[:-1])
-    ]
-    output = DenseLayer(layer_sizes[-2], layer_sizes[-1], Softmax(), rng=rng)
-    return Model([*hidden, output], loss=CrossEntropyLoss(), optimizer=optimizer)
+    """Dense layers of ``layer_sizes``: hidden activations, each followed by dropout when
+    ``model.dropout`` > 0, a softmax output, cross-entropy."""
+    layers: list[Layer] = []
+    for n_in, n_out in itertools.pairwise(layer_sizes[:-1]):
+        layers.append(DenseLayer(n_in, n_out, get_activation(model.activation), rng=rng))
+        if model.dropout:
+            layers.append(Dropout(model.dropout, rng=rng))
+    layers.append(DenseLayer(layer_sizes[-2], layer_sizes[-1], Softmax(), rng=rng))
+    return Model(layers, loss=CrossEntropyLoss(), optimizer=optimizer, metadata=metadata)
 
 
 def available_memory() -> int | None:
@@ -165,7 +167,7 @@ def fit(
                 check_learning=True,
             )
         except NNLibError as exc:
-            raise StageError(f"{exc} (train.learning_rate is {train.learning_rate:g})") from exc
+            raise StageError(f"{exc}{training_hint(train)}") from exc
 
 
 @app.command()
@@ -194,26 +196,21 @@ def main(
     ] = Path("reports/train_history.csv"),
 ) -> None:
     """Train the model of params.yaml on the training split, watching the validation split."""
-    with stage_errors(log_level, NNLibError):
+    with stage_errors(log_level, NNLibError) as stage:
         overrides = {
             "train.epochs": (epochs, "--epochs"),
             "train.batch_size": (batch_size, "--batch-size"),
             "train.learning_rate": (learning_rate, "--learning-rate"),
         }
         settings = load_params(params, overrides)
-        check_names(settings, params, NNLIB_NAMES)
-        train = settings.train
+        stage.claim(model_path, history_path)
         meta = load_meta(data_dir)
         class_names = list(meta["class_names"])
         X_train, y_train = load_split(data_dir, "train", len(class_names))
         X_val, y_val = load_split(data_dir, "val", len(class_names))
-        check_splits(len(X_train), len(class_names), train, params)
         validation = (X_val, y_val) if len(X_val) else None
-        if validation is None and train.monitor.startswith("val_"):
-            raise StageError(
-                f"{params}: train.monitor is {train.monitor}, but {data_dir} has no "
-                "validation split (data.val_size is 0); monitor loss or accuracy instead"
-            )
+        train = with_available_monitor(settings, validation is not None, params, data_dir)
+        check_splits(len(X_train), len(class_names), train, params)
         check_writable(model_path, history_path)
         layer_sizes = (X_train.shape[1], *settings.model.hidden_sizes, len(class_names))
         check_fits_in_memory(layer_sizes, params)
@@ -232,11 +229,7 @@ def main(
         )
         rng = np.random.default_rng(train.seed)
         optimizer = build_optimizer(train, math.ceil(len(X_train) / train.batch_size))
-        model = build_model(layer_sizes, settings.model, optimizer, rng)
-        model.normalization = meta["normalization"]
-        model.class_names = class_names
-        model.dataset = meta["dataset"]
-        model.image_shape = list(meta["image_shape"])
+        model = build_model(layer_sizes, settings.model, optimizer, rng, model_metadata(meta))
 
         started = time.perf_counter()
         strengths = Strengths(**train.augment.model_dump())

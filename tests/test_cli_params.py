@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
+from support import REPO
 from support.params import project_params, write_params
 
-from stages.cli.errors import ParamsError
-from stages.cli.params import check_names, did_you_mean, known_keys, load_params
+from nnlib.activations import HIDDEN_ACTIVATIONS
+from nnlib.optimizers import OPTIMIZERS
+from nnlib.schedules import SCHEDULES
+from nnlib.training import MONITORS
+from stages.cli.errors import ParamsError, UsageError
+from stages.cli.params import (
+    Activation,
+    Monitor,
+    Optimizer,
+    Schedule,
+    did_you_mean,
+    known_keys,
+    load_params,
+    with_available_monitor,
+)
 
 
 def test_the_project_params_load(tmp_path: Path) -> None:
@@ -59,7 +74,25 @@ def test_a_real_number_written_as_yaml_1_1_text_is_a_number(tmp_path: Path) -> N
             "data",
             "dataset",
             "cifar",
-            "data.dataset must be one of mnist, fashion-mnist, got 'cifar'",
+            "data.dataset must be one of mnist, fashion-mnist, images, got 'cifar'",
+        ),
+        ("data", "images", "", "data.images must be the path of a folder, got ''"),
+        *(
+            (
+                "data",
+                "val_size",
+                value,
+                "data.val_size must be a count (an integer >= 0) or a fraction (a number > 0 "
+                f"and < 1), got {value!r}",
+            )
+            for value in (1.5, 1.0, 0.0, -1, True, "10%")
+        ),
+        (
+            "data",
+            "test_size",
+            0,
+            "data.test_size must be a count (an integer >= 1) or a fraction (a number > 0 "
+            "and < 1), got 0",
         ),
     ],
 )
@@ -73,12 +106,28 @@ def test_bad_values_name_key_and_value(
 
 
 @pytest.mark.parametrize(
+    ("val_size", "test_size", "loaded"),
+    [(5000, 1, (5000, 1)), (0, 0.25, (0, 0.25)), ("1e-1", "2.5e-1", (0.1, 0.25))],
+)
+def test_split_sizes_are_counts_or_fractions(
+    tmp_path: Path, val_size: object, test_size: object, loaded: tuple[object, object]
+) -> None:
+    """An integer is a count, a number between 0 and 1 a fraction (also as YAML 1.1 text,
+    as ``dvc exp run -S data.val_size=1e-1`` writes it); the types stay apart."""
+    data = load_params(write_params(tmp_path, data={"val_size": val_size, "test_size": test_size}))
+    got = (data.data.val_size, data.data.test_size)
+    assert got == loaded
+    assert [type(value) for value in got] == [type(value) for value in loaded]
+
+
+@pytest.mark.parametrize(
     ("key", "hint"),
     [
         ("batch_size", " (did you mean train.batch_size?)"),
         ("train.epoch", " (did you mean train.epochs?)"),
         ("model.epochs", " (did you mean train.epochs?)"),
-        ("train.dropout", ""),
+        ("train.dropout", " (did you mean model.dropout?)"),
+        ("train.warmup", ""),
         ("colour", ""),
     ],
 )
@@ -93,7 +142,10 @@ def test_unknown_keys_get_a_did_you_mean_where_one_fits(key: str, hint: str) -> 
             lambda p: p.update(batch_size=64),
             "unknown key batch_size (did you mean train.batch_size?)",
         ),
-        (lambda p: p["train"].update(dropout=0.5), "unknown key train.dropout"),
+        (
+            lambda p: p["train"].update(dropout=0.5),
+            "unknown key train.dropout (did you mean model.dropout?)",
+        ),
         (
             lambda p: p["data"].update(augment=True),
             "unknown key data.augment (did you mean train.augment?)",
@@ -113,18 +165,126 @@ def test_an_unknown_key_at_any_depth_is_refused(
     assert str(caught.value) == f"{path}: {message}"
 
 
-def test_an_override_is_named_by_its_option(tmp_path: Path) -> None:
-    path = write_params(tmp_path)
-    with pytest.raises(ParamsError, match=r"^--epochs must be an integer >= 1, got 0$"):
+def test_an_override_is_named_by_its_option_and_is_a_usage_error(tmp_path: Path) -> None:
+    path = write_params(tmp_path, model={"activation": "swish"})
+    # the bad option is reported (exit code 2) before the file's own problems
+    with pytest.raises(UsageError, match=r"^--epochs must be an integer >= 1, got 0$"):
         load_params(path, {"train.epochs": (0, "--epochs")})
+    path = write_params(tmp_path)
     assert load_params(path, {"train.epochs": (7, "--epochs")}).train.epochs == 7
     assert load_params(path, {"train.epochs": (None, "--epochs")}).train.epochs == 20
 
 
-def test_names_defined_elsewhere_are_checked_on_request(tmp_path: Path) -> None:
-    path = write_params(tmp_path, model={"activation": "swish"})
-    params = load_params(path)  # the data stages never ask about activations
-    with pytest.raises(
-        ParamsError, match=r"model\.activation must be one of relu, tanh, got 'swish'"
-    ):
-        check_names(params, path, {"model.activation": ("relu", "tanh")})
+@pytest.mark.parametrize(
+    ("names", "registry"),
+    [
+        (Activation, HIDDEN_ACTIVATIONS),
+        (Optimizer, OPTIMIZERS),
+        (Schedule, SCHEDULES),
+        (Monitor, MONITORS),
+    ],
+    ids=["activation", "optimizer", "schedule", "monitor"],
+)
+def test_the_names_the_schema_accepts_are_nnlibs(names: object, registry: object) -> None:
+    assert get_args(names) == tuple(registry)  # the same names, in the same order
+
+
+def test_a_name_nnlib_does_not_know_is_refused_with_a_hint(tmp_path: Path) -> None:
+    path = write_params(tmp_path, model={"activation": "Relu"})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: model.activation must be one of relu, leaky_relu, sigmoid, tanh, "
+        "got 'Relu' (did you mean relu?)"
+    )
+
+
+def test_every_problem_of_a_file_is_one_line(tmp_path: Path) -> None:
+    params = project_params()
+    params["model"].update(hidden_sizes=[64, 0, "x", -1], activation="swish")
+    params["train"].update(epochs=0)
+    del params["train"]["seed"]
+    params["batch_size"] = 64
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: model.hidden_sizes must be a non-empty list of integers >= 1, "
+        "got [64, 0, 'x', -1]",
+        f"{path}: model.activation must be one of relu, leaky_relu, sigmoid, tanh, got 'swish'",
+        f"{path}: train.epochs must be an integer >= 1, got 0",
+        f"{path}: train.seed is missing",
+        f"{path}: unknown key batch_size (did you mean train.batch_size?)",
+    ]
+
+
+def test_a_long_value_is_quoted_as_a_short_preview(tmp_path: Path) -> None:
+    path = write_params(tmp_path, data={"dataset": "x" * 100_000})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(
+        f"{path}: data.dataset must be one of mnist, fashion-mnist, images, got 'xxx"
+    )
+    assert "..." in line
+    assert len(line) < len(str(path)) + 200
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    """PyYAML alone keeps the last value silently; DVC refuses such a file."""
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    path.write_text(text.replace("  epochs: 20\n", "  epochs: 20\n  epochs: 1\n"))
+    line = text.splitlines().index("  epochs: 20") + 1
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: key train.epochs is given twice (lines {line} and {line + 1}); keep one"
+    )
+
+
+def test_a_section_given_twice_is_named_as_such(tmp_path: Path) -> None:
+    """Not "train.batch_size is missing", as the second section alone would say."""
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text() + "train:\n  epochs: 3\n")
+    with pytest.raises(ParamsError, match=r"key train is given twice \(lines \d+ and \d+\)"):
+        load_params(path)
+
+
+def test_aliases_within_bounds_are_taken(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    text = text.replace("seed: 42", "seed: &seed 42", 1).replace("  seed: 42", "  seed: *seed")
+    path.write_text(text)
+    params = load_params(path)
+    assert params.data.split_seed == params.train.seed == 42
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    path.write_text(text.replace("hidden_sizes: [64, 32]", "hidden_sizes: &h [64, *h]"))
+    with pytest.raises(ParamsError, match=r"an alias at line \d+ contains itself$"):
+        load_params(path)
+
+
+def test_a_monitor_that_needs_the_validation_split_it_lacks_is_refused(tmp_path: Path) -> None:
+    path = write_params(tmp_path, data={"val_size": 0}, train={"patience": 3})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: train.monitor is val_accuracy, which needs a validation split, but "
+        "data.val_size is 0 (no split); set train.monitor to accuracy, or data.val_size above 0"
+    )
+
+
+def test_without_a_split_an_unused_monitor_falls_back_to_the_training_split(
+    tmp_path: Path,
+) -> None:
+    """data.val_size 0 alone, as the README documents it, works with every other default."""
+    path = write_params(tmp_path, data={"val_size": 0})
+    params = load_params(path)
+    train = with_available_monitor(params, False, path, tmp_path)
+    assert (params.train.monitor, train.monitor) == ("val_accuracy", "accuracy")
+    assert with_available_monitor(params, True, path, tmp_path).monitor == "val_accuracy"

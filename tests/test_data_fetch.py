@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -181,6 +182,29 @@ def test_stalled_body_times_out_and_is_retried(
     assert got.size == len(files[IDX_FILES.train_images])
     assert server.requests[IDX_FILES.train_images] == 2
     assert sleeps == [0.0]
+
+
+def test_a_dripping_mirror_is_given_up_at_its_deadline_for_the_next(
+    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], sleeps: list[float]
+) -> None:
+    """Each byte arrives within the read timeout; the attempt's deadline (timeout plus the
+    announced length at min_rate) ends it, without retry, and the next mirror serves."""
+    name = IDX_FILES.train_labels
+    policy = RetryPolicy(retries=2, timeout=0.5, backoff=0.0, min_rate=100.0, sleep=sleeps.append)
+    deadline = policy.timeout + len(files[name]) / policy.min_rate
+    with MirrorServer(files, drip_seconds=0.2) as slow, MirrorServer(files) as fast:
+        slow.script(name, "drip")
+        started = time.monotonic()
+        got = fetch_file(
+            name, table[name], [Mirror(slow.url), Mirror(fast.url)], tmp_path / name, policy
+        )
+        elapsed = time.monotonic() - started
+    assert got.location == f"{fast.url}/{name}"
+    assert (tmp_path / name).read_bytes() == files[name]
+    assert slow.requests[name] == 1  # too slow is not transient: no retry
+    assert sleeps == []
+    assert deadline < elapsed < deadline + 1.0
+    assert slow.sent[name] < len(files[name])
 
 
 def test_truncated_gzip_moves_to_next_mirror_without_retry(

@@ -1,11 +1,16 @@
-"""stages.data.splits: the stratified validation split."""
+"""stages.data.splits: the stratified validation split, and the three-way split of a folder."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from stages.data.splits import stratified_counts, stratified_split
+from stages.data.splits import (
+    split_count,
+    stratified_counts,
+    stratified_split,
+    stratified_three_way,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +65,29 @@ def test_stratified_split_empty_val() -> None:
     train, val = stratified_split(np.array([0, 1, 1, 2]), 0, seed=0)
     assert train.tolist() == [0, 1, 2, 3]
     assert val.size == 0
+
+
+@pytest.mark.parametrize(
+    ("size", "total", "expected"),
+    [(7, 100, 7), (0, 100, 0), (0.2, 100, 20), (0.2, 41, 9), (0.01, 5, 1), (0.999, 3, 3)],
+)
+def test_split_count_takes_counts_as_they_are_and_rounds_fractions_up(
+    size: int | float, total: int, expected: int
+) -> None:
+    assert split_count(size, total) == expected
+
+
+def test_stratified_three_way_partitions_by_class() -> None:
+    labels = np.repeat(np.arange(4), [40, 20, 20, 20])
+    train, val, test = stratified_three_way(labels, 20, 10, seed=3)
+    assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(100))
+    assert all((np.diff(split) > 0).all() for split in (train, val, test))
+    assert np.bincount(labels[test]).tolist() == [8, 4, 4, 4]
+    # val: 10 of the 80 left (32, 16, 16, 16)
+    assert np.bincount(labels[val]).tolist() == [4, 2, 2, 2]
+    again = stratified_three_way(labels, 20, 10, seed=3)
+    other = stratified_three_way(labels, 20, 10, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again, strict=True))
+    assert not np.array_equal(test, other[2])
+    # the test split does not depend on the validation size
+    assert np.array_equal(stratified_three_way(labels, 20, 0, seed=3)[2], test)

@@ -4,6 +4,7 @@ folder) serving the small generated dataset."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_every_mirror_bad_exits_with_one_line_and_no_file(
         shown = f"{server.url}/{name}: {reason}" in result.stderr
         assert shown == (log_level == "DEBUG")
     assert ("Traceback" in result.stderr) == (log_level == "DEBUG")
-    assert list((project / "data/raw/mnist").iterdir()) == []
+    assert not (project / "data").exists()  # nor the folders made for the files
 
 
 def test_plain_directory_mirror(project: Path, files: Mapping[str, bytes]) -> None:
@@ -130,19 +131,24 @@ def test_mirror_option_beats_environment(project: Path, files: Mapping[str, byte
 
 
 @pytest.mark.parametrize(
-    ("args", "env", "expected"),
+    ("args", "env", "expected", "code"),
     [
-        (("--mirror", "nowhere"), {}, "error: --mirror: 'nowhere' is not a directory"),
-        ((), {"MNIST_MIRROR": "ftp://example.com/"}, "error: MNIST_MIRROR: unsupported mirror"),
-        (("--mirror", "file:///no/such/dir"), {}, "is not a directory"),
-        (("--checksums", "nowhere"), {}, "mnist.sha256: no checksum table for dataset 'mnist'"),
+        (("--mirror", "nowhere"), {}, "error: --mirror: 'nowhere' is not a directory", 1),
+        ((), {"MNIST_MIRROR": "ftp://example.com/"}, "error: MNIST_MIRROR: unsupported mirror", 1),
+        (("--mirror", "ftp://example.com/"), {}, "error: --mirror: unsupported mirror", 2),
+        (("--mirror", "http://[::1"), {}, "error: --mirror: 'http://[::1' is not a valid URL", 2),
+        ((), {"MNIST_MIRROR": "http://[::1"}, "error: MNIST_MIRROR: 'http://[::1' is not a val", 1),
+        (("--mirror", "file:///no/such/dir"), {}, "is not a directory", 1),
+        (("--checksums", "nowhere"), {}, "mnist.sha256: no checksum table for dataset 'mnist'", 1),
     ],
 )
 def test_bad_mirror_or_table_is_one_line(
-    project: Path, args: tuple[str, ...], env: dict[str, str], expected: str
+    project: Path, args: tuple[str, ...], env: dict[str, str], expected: str, code: int
 ) -> None:
+    """A malformed --mirror is the command line's fault (2); a mirror or table that is not
+    there, or a malformed MNIST_MIRROR, is not (1)."""
     result = run_stage("download", project, *args, env=env)
-    assert result.returncode == 1
+    assert result.returncode == code
     assert len(error_lines(result)) == 1, result.stderr
     assert expected in result.stderr
     assert not (project / "data").exists()
@@ -159,13 +165,14 @@ def test_bad_mirror_or_table_is_one_line(
         ("model: {}\n", "params.yaml: section 'data' is missing"),
     ],
 )
-def test_bad_params_is_one_line(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_params_is_one_line_per_problem(tmp_path: Path, text: str, expected: str) -> None:
     (tmp_path / "params.yaml").write_text(text)
     result = run_stage("download", tmp_path, "--mirror", str(tmp_path))
     assert result.returncode == 1
     lines = error_lines(result)
-    assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {expected}")
+    assert all(line.startswith("error: params.yaml: ") for line in lines)
+    assert len(result.stderr.splitlines()) == len(lines)  # nothing else
     assert not (tmp_path / "data").exists()
 
 
@@ -187,7 +194,7 @@ def test_bad_option_is_a_usage_error(project: Path, args: tuple[str, ...], expec
 def test_a_mirror_with_a_bad_port_is_refused_at_once(tmp_path: Path) -> None:
     write_params(tmp_path)
     result = run_stage("download", tmp_path, "--mirror", "http://127.0.0.1:abc/")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert error_lines(result) == ["error: --mirror: 'http://127.0.0.1:abc/' has an invalid port"]
 
 
@@ -261,3 +268,57 @@ def test_offline_the_failure_is_one_short_line_naming_the_way_out(project: Path)
         debug.stderr
     )
     assert "Traceback" in debug.stderr
+
+
+def test_a_mirror_that_drips_is_given_up_within_its_deadline(
+    project: Path, files: Mapping[str, bytes]
+) -> None:
+    """One byte a second: every read returns within --timeout, the whole never would. The
+    attempt's deadline is --timeout plus the file's size at --min-rate."""
+    name = IDX_FILES.train_labels
+    with MirrorServer(files, drip_seconds=0.5) as server:
+        server.script(name, "drip")
+        timeout, min_rate = 1.0, 0.05  # seconds, kB/s: about 2 s for this file
+        deadline = timeout + len(files[name]) / (min_rate * 1000)
+        started = time.monotonic()
+        result = run_stage(
+            "download",
+            project,
+            *FAST[:2],  # --backoff
+            "--retries",
+            "0",
+            "--timeout",
+            str(timeout),
+            "--min-rate",
+            str(min_rate),
+            "--checksums",
+            "sums",
+            "--mirror",
+            server.url,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert f"{server.url}: too slow: not done within {deadline:.3g} s" in line
+    # given up at its deadline (plus the start and the other three files), long before the
+    # drip would end
+    assert deadline < elapsed < deadline + 5 < len(files[name]) * server.drip_seconds
+    assert not (project / "data/raw/mnist" / name).exists()
+    assert temporaries(project) == []
+
+
+def test_a_folder_of_pictures_has_nothing_to_download(
+    tmp_path: Path, files: Mapping[str, bytes]
+) -> None:
+    """data.dataset images: no mirror is asked; data/raw (the stage's DVC output) exists,
+    empty, and the log says where preprocess reads instead."""
+    write_params(tmp_path, data={"dataset": "images", "images": "my-pictures"})
+    with MirrorServer(files) as server:
+        result = run_stage("download", tmp_path, env={"MNIST_MIRROR": server.url})
+    assert result.returncode == 0, result.stderr
+    assert server.requests == {}
+    assert list((tmp_path / "data/raw").iterdir()) == []
+    assert "images: nothing to download; preprocess builds the pictures of my-pictures" in (
+        result.stderr
+    )

@@ -195,9 +195,8 @@ def test_written_metrics_are_strict_json_with_plain_floats(evaluated: Path) -> N
         assert all(isinstance(v, float) and math.isfinite(v) for v in values)
 
 
-def test_a_failed_move_replaces_no_output_and_names_the_file(evaluated: Path) -> None:
-    """misclassified.png cannot be replaced (a folder now): confusion.csv, already moved
-    into place, gets its previous bytes back, and metrics.json is never replaced."""
+def test_a_folder_where_an_output_goes_is_refused_before_any_work(evaluated: Path) -> None:
+    """misclassified.png is a folder now: refused before scoring, every output kept."""
     drop_test_samples(evaluated, 5)
     sheet = evaluated / "reports" / "misclassified.png"
     previous = sheet.read_bytes()
@@ -208,8 +207,10 @@ def test_a_failed_move_replaces_no_output_and_names_the_file(evaluated: Path) ->
     before = digests(evaluated, kept)
     result = run_stage("evaluate", evaluated)
     assert result.returncode == 1
-    (line,) = error_lines(result)
-    assert line.startswith("error: reports/misclassified.png: cannot replace (")
+    assert error_lines(result) == [
+        "error: reports/misclassified.png: is a directory, expected a file path"
+    ]
+    assert "accuracy" not in result.stderr  # nothing was scored
     assert digests(evaluated, kept) == before
     assert [p.name for p in sheet.iterdir()] == ["previous.png"]
     assert temporaries(evaluated) == []
@@ -243,9 +244,9 @@ with OutputSet() as outputs:
 """
 
 
-def test_a_concurrent_writers_temporary_file_is_left_alone(evaluated: Path) -> None:
-    """Another process is writing metrics.json: evaluate's clean-up of temporary files
-    removes only abandoned ones, so both complete and the later one wins."""
+def test_a_second_writer_of_an_output_is_refused_at_once(evaluated: Path) -> None:
+    """Another process is writing metrics.json: evaluate is refused before any work, naming
+    that process; the other's file is left alone and completes."""
     writer = subprocess.Popen(
         [sys.executable, "-c", HOLD_AN_OUTPUT, "metrics.json"],
         cwd=evaluated,
@@ -258,12 +259,20 @@ def test_a_concurrent_writers_temporary_file_is_left_alone(evaluated: Path) -> N
         assert writer.stdout is not None
         assert writer.stdin is not None
         assert writer.stdout.readline() == "writing\n"
-        (live,) = temporaries(evaluated)
+        (live,) = (name for name in temporaries(evaluated) if name.endswith(".tmp"))
+        held = temporaries(evaluated)
+        assert held == sorted([live, ".metrics.json.lock"])
+        before = digests(evaluated, OUTPUTS)
         drop_test_samples(evaluated, 5)
         result = run_stage("evaluate", evaluated)
-        assert result.returncode == 0, result.stderr
-        assert temporaries(evaluated) == [live]
-        assert strict_json((evaluated / "metrics.json").read_text()) != {}
+        assert result.returncode == 1
+        assert error_lines(result) == [
+            f"error: metrics.json: another run (pid {writer.pid}) is writing it; wait for "
+            "that run to end or stop it, then run again"
+        ]
+        assert "accuracy" not in result.stderr
+        assert temporaries(evaluated) == held
+        assert digests(evaluated, OUTPUTS) == before
         writer.stdin.write("\n")
         writer.stdin.close()
         assert writer.wait(timeout=30) == 0

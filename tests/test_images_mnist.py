@@ -172,7 +172,7 @@ def test_inputs_are_normalized_as_the_model_file_says(tmp_path: Path) -> None:
     standardize = {"method": "standardize", "divisor": 255.0, "mean": 0.13, "std": 0.31}
     random_model(normalization=standardize).save(tmp_path / "model.npz")
     model = Model.load(tmp_path / "model.npz")
-    x = normalize(pixels, model.normalization)
+    x = normalize(pixels, model.metadata["normalization"])
     assert x.shape == (3, 784)
     assert x.dtype == np.float32
     expected = (pixels.reshape(3, 784) / 255.0 - 0.13) / 0.31

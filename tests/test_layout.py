@@ -1,10 +1,9 @@
-"""The project's layout: what nnlib may import, what stays at the top of stages/, which files
-the data stages depend on, and the names nnlib exports lazily."""
+"""The project's layout: what nnlib may import, what stays at the top of stages/, and which
+folders the data stages depend on."""
 
 from __future__ import annotations
 
 import ast
-import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,6 @@ import pytest
 import yaml
 from support import REPO
 from support.stage import stage_environment
-
-import nnlib
 
 COMMANDS = ("download", "preprocess", "train", "evaluate")
 OPTIONAL_COMMANDS = ("predict",)  # a command, not a DVC stage
@@ -65,23 +62,16 @@ def _leading_literal(arg: ast.expr) -> str:
     return ""
 
 
-def type_checking_imports(path: Path) -> list[tuple[str, str, str | None]]:
-    """``(module, name, alias)`` of each import under ``if TYPE_CHECKING:`` in ``path``."""
+def nnlib_modules_imported_by(path: Path) -> set[str]:
+    """The nnlib modules (``model``, ``layers``, ...) that the module at ``path`` imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    blocks = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.If)
-        and isinstance(node.test, ast.Name)
-        and node.test.id == "TYPE_CHECKING"
-    ]
-    assert len(blocks) == 1, "expected one `if TYPE_CHECKING:` block"
-    return [
-        (node.module or "", alias.name, alias.asname)
-        for node in blocks[0].body
-        if isinstance(node, ast.ImportFrom)
-        for alias in node.names
-    ]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nnlib."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("nnlib."))
+    return found
 
 
 def nnlib_in_a_fresh_interpreter(code: str, cwd: Path) -> str:
@@ -129,21 +119,6 @@ def test_data_stages_depend_on_no_nnlib_file(stage: str) -> None:
     assert [dep for dep in deps if dep.rstrip("/") == "nnlib" or dep.startswith("nnlib/")] == []
 
 
-def test_type_checking_names_are_the_lazy_exports() -> None:
-    """``if TYPE_CHECKING:`` in nnlib/__init__.py re-exports (``X as X``) exactly the names
-    of ``_EXPORTS``, each from the module ``_EXPORTS`` loads it from."""
-    imports = type_checking_imports(REPO / "nnlib" / "__init__.py")
-    assert [name for _, name, alias in imports if alias != name] == []
-    declared = {name: module for module, name, _ in imports}
-    assert len(declared) == len(imports)  # no name twice
-    exports = {
-        name: f"nnlib.{module}" for module, names in nnlib._EXPORTS.items() for name in names
-    }
-    assert declared == exports
-    for name, module in exports.items():
-        assert getattr(nnlib, name) is getattr(importlib.import_module(module), name)
-
-
 def test_the_blog_posts_names_import_from_nnlib(tmp_path: Path) -> None:
     """``from nnlib import Model, DenseLayer, ...``, as in the blog post this project follows,
     works in a fresh interpreter."""
@@ -156,17 +131,33 @@ def test_the_blog_posts_names_import_from_nnlib(tmp_path: Path) -> None:
     assert all(name.startswith("nnlib.") for name in printed)
 
 
-def test_a_program_that_only_scores_a_model_loads_no_training_code(tmp_path: Path) -> None:
-    """nnlib's names load on first use: scoring a model (all evaluate does) imports neither
-    the optimizers, the batching nor the training loop, which its DVC stage does not list."""
-    code = (
-        "import sys\n"
-        "from nnlib import Model, accuracy, class_scores, confusion_matrix, log_loss\n"
-        "print(*sorted(name for name in sys.modules if name.startswith('nnlib')))"
-    )
-    loaded = set(nnlib_in_a_fresh_interpreter(code, tmp_path).split())
-    assert {"nnlib", "nnlib.model", "nnlib.metrics"} <= loaded
-    assert loaded.isdisjoint({"nnlib.optimizers", "nnlib.data", "nnlib.training"})
+def test_nnlib_modules_import_each_other_without_a_cycle() -> None:
+    """The imports between nnlib's modules form no cycle (serialization knows no model)."""
+    modules = {path.stem: path for path in (REPO / "nnlib").glob("*.py")}
+    graph = {name: nnlib_modules_imported_by(path) & set(modules) for name, path in modules.items()}
+    assert "model" not in graph["serialization"]
+    done: set[str] = set()
+
+    def visit(name: str, stack: tuple[str, ...]) -> None:
+        assert name not in stack, f"import cycle: {' -> '.join((*stack, name))}"
+        if name in done:
+            return
+        for other in graph[name] - {"__init__"}:
+            visit(other, (*stack, name))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
+
+
+def test_nnlib_knows_nothing_of_mnist_or_the_pipeline() -> None:
+    """No nnlib source names MNIST, images or the stages."""
+    words = ("mnist", "stages", "pixel", "params.yaml")
+    found = {
+        str(path.relative_to(REPO)): [w for w in words if w in path.read_text("utf-8").lower()]
+        for path in (REPO / "nnlib").rglob("*.py")
+    }
+    assert {name: hits for name, hits in found.items() if hits} == {}
 
 
 def test_no_test_module_imports_another() -> None:

@@ -1,9 +1,9 @@
 """Backpropagation checked against central finite differences on tiny float64 nets.
 
 Every hidden activation x every (output activation, loss, target kind), for every
-weight and bias and for dL/dx through a 3-layer model. Parameters (biases too)
-are set to random values so no gradient is trivially zero, and inputs are
-checked to keep every ReLU pre-activation well away from its kink.
+weight and bias and for dL/dx through a 3-layer model, and through a dropout layer.
+Parameters (biases too) are set to random values so no gradient is trivially zero, and
+inputs are checked to keep every ReLU pre-activation well away from its kink.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from nnlib import (
     SGD,
     CrossEntropyLoss,
     DenseLayer,
+    Dropout,
     Identity,
     LeakyReLU,
     MeanSquaredError,
@@ -196,3 +197,40 @@ def test_backward_is_gradient_then_step(head_name: str) -> None:
     model.backward(y, model.forward(x), learning_rate=0.05)
     np.testing.assert_allclose(model.parameters[0], before - 0.05 * numeric, rtol=1e-9, atol=1e-10)
     assert model.optimizer.learning_rate == 0.05
+
+
+class ReplayedUniforms:
+    """Stands in for a Generator in ``Dropout``: every draw returns the same uniforms, so
+    each forward pass uses the same mask and finite differences are well defined."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def random(self, *, out: np.ndarray, dtype: type) -> np.ndarray:
+        out[...] = self.values
+        return out
+
+
+@pytest.mark.parametrize("hidden_name", ["relu", "tanh"])
+def test_gradients_through_dropout_match_finite_differences(hidden_name: str) -> None:
+    """With its mask held fixed, a Dropout layer between dense layers passes exact
+    gradients: every parameter's and the input's, against central differences."""
+    model, x, y = build_case(hidden_name, "softmax-ce-labels", [4, 6, 5, 3], seed=29)
+    uniforms = np.random.default_rng(3).random((len(x), 6))
+    dropout = Dropout(0.4, rng=ReplayedUniforms(uniforms))
+    layers = [model.layers[0], dropout, model.layers[1], model.layers[2]]
+    model = Model(layers, model.loss)
+    grad_x = model.compute_gradients(y, model.forward(x), input_gradient=True)
+    assert dropout.mask is not None
+    assert 0 < (dropout.mask == 0).sum() < dropout.mask.size  # some dropped, some kept
+    analytic = [
+        (layer.grad_weights.copy(), layer.grad_biases.copy())
+        for layer in model.layers
+        if isinstance(layer, DenseLayer)
+    ]
+    f = loss_at(model, x, y)
+    dense = [layer for layer in model.layers if isinstance(layer, DenseLayer)]
+    for layer, (grad_w, grad_b) in zip(dense, analytic, strict=True):
+        assert_gradients_close(grad_w, ref.numerical_gradient(f, layer.weights, EPS))
+        assert_gradients_close(grad_b, ref.numerical_gradient(f, layer.biases, EPS))
+    assert_gradients_close(grad_x, ref.numerical_gradient(f, x, EPS))

@@ -19,6 +19,7 @@ from nnlib import (
     Adam,
     CrossEntropyLoss,
     DenseLayer,
+    Dropout,
     Identity,
     LeakyReLU,
     MeanSquaredError,
@@ -39,15 +40,23 @@ def make_model(dtype: type = np.float32, loss: Loss | None = None, seed: int = 0
     layers = [
         DenseLayer(5, 7, LeakyReLU(0.2), rng=rng, dtype=dtype),
         DenseLayer(7, 6, Tanh(), rng=rng, dtype=dtype),
+        Dropout(0.25, rng=rng),
         DenseLayer(6, 4, Sigmoid(), rng=rng, dtype=dtype),
         DenseLayer(4, 4, ReLU(), rng=rng, dtype=dtype),
         DenseLayer(4, 3, Softmax(), rng=rng, dtype=dtype),
     ]
-    model = Model(layers, loss or CrossEntropyLoss(), Adam(1e-3))
+    metadata = {
+        "normalization": {"method": "standardize", "mean": 33.3, "std": 78.5},
+        "class_names": ["zero", "un", "два"],
+        "anything": [1, {"nested": None}],
+    }
+    model = Model(layers, loss or CrossEntropyLoss(), Adam(1e-3), metadata=metadata)
     model.set_weights(rng.normal(size=model.parameters[0].shape).astype(dtype))
-    model.normalization = {"method": "standardize", "mean": 33.3, "std": 78.5}
-    model.class_names = ["zero", "un", "два"]
     return model
+
+
+def dense_layers(model: Model) -> list[tuple[int, DenseLayer]]:
+    return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, DenseLayer)]
 
 
 def assert_one_line_naming(error: pytest.ExceptionInfo, path: Path) -> None:
@@ -69,7 +78,43 @@ def write_npz(path: Path, meta: object, arrays: dict[str, np.ndarray]) -> None:
 
 
 def valid_entries(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
-    """The meta and arrays of a consistent file describing ``model``, written independently."""
+    """The meta and arrays of a consistent version-2 file describing ``model``, written
+    independently of nnlib's writer."""
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, Dropout):
+            layers.append({"kind": "dropout", "rate": layer.rate})
+            continue
+        activation = {"name": layer.activation.name}
+        if isinstance(layer.activation, LeakyReLU):
+            activation["negative_slope"] = layer.activation.negative_slope
+        layers.append(
+            {
+                "kind": "dense",
+                "input_size": layer.input_size,
+                "output_size": layer.output_size,
+                "activation": activation,
+            }
+        )
+    meta = {
+        "format": "nnlib.mlp",
+        "version": 2,
+        "dtype": model.dtype.name,
+        "loss": model.loss.name,
+        "layers": layers,
+        "metadata": {"class_names": ["a", "b", "c"]},
+    }
+    arrays = {}
+    for i, layer in dense_layers(model):
+        arrays[f"layer{i}_weights"] = layer.weights.copy()
+        arrays[f"layer{i}_biases"] = layer.biases.copy()
+    return meta, arrays
+
+
+def version_1_entries(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
+    """A file as nnlib's format version 1 wrote it: dense layers only, numbered without gaps,
+    the pipeline's description in top-level keys."""
+    dense = [layer for _, layer in dense_layers(model)]
     meta = {
         "format": "nnlib.mlp",
         "version": 1,
@@ -86,13 +131,15 @@ def valid_entries(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
                     else {}
                 ),
             }
-            for layer in model.layers
+            for layer in dense
         ],
-        "normalization": None,
-        "class_names": None,
+        "normalization": {"method": "scale", "divisor": 255.0, "mean": 0.0, "std": 1.0},
+        "class_names": ["zero", "un", "два"],
+        "dataset": "mnist",
+        "image_shape": None,
     }
     arrays = {}
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(dense):
         arrays[f"layer{i}_weights"] = layer.weights.copy()
         arrays[f"layer{i}_biases"] = layer.biases.copy()
     return meta, arrays
@@ -111,10 +158,11 @@ def test_save_load_round_trip_is_exact(tmp_path: Path, dtype: type, loss: Loss) 
     loaded = Model.load(path)
     assert loaded.dtype == dtype
     assert type(loaded.loss) is type(loss)
-    assert loaded.normalization == model.normalization
-    assert loaded.class_names == model.class_names
-    assert len(loaded.layers) == len(model.layers)
-    for ours, theirs in zip(model.layers, loaded.layers, strict=True):
+    assert loaded.metadata == model.metadata
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    assert loaded.layers[2].rate == 0.25
+    for i, ours in dense_layers(model):
+        theirs = loaded.layers[i]
         assert (theirs.input_size, theirs.output_size) == (ours.input_size, ours.output_size)
         assert type(theirs.activation) is type(ours.activation)
         assert theirs.dtype == dtype
@@ -149,7 +197,9 @@ def test_saved_file_is_plain_npz_without_pickles(tmp_path: Path) -> None:
     meta = json.loads(str(entries.pop("meta")))
     assert meta["format"] == "nnlib.mlp"
     assert isinstance(meta["version"], int)
-    assert len(entries) == 2 * len(model.layers)
+    assert sorted(entries) == sorted(
+        f"layer{i}_{part}" for i, _ in dense_layers(model) for part in ("weights", "biases")
+    )
     assert all(array.dtype == np.float32 for array in entries.values())
 
 
@@ -236,34 +286,62 @@ def test_hand_written_valid_file_loads(tmp_path: Path) -> None:
     write_npz(tmp_path / "ok.npz", meta, arrays)
     loaded = Model.load(tmp_path / "ok.npz")
     np.testing.assert_array_equal(loaded.get_weights(), model.get_weights())
+    assert loaded.metadata == {"class_names": ["a", "b", "c"]}
+
+
+def test_a_version_1_file_loads_with_its_description_as_metadata(tmp_path: Path) -> None:
+    """Files of format version 1 (dense layers numbered without gaps, the pipeline's keys at
+    the top level) load as the same network, their non-null keys becoming the metadata."""
+    model = make_model()
+    meta, arrays = version_1_entries(model)
+    write_npz(tmp_path / "v1.npz", meta, arrays)
+    loaded = Model.load(tmp_path / "v1.npz")
+    assert [type(layer) for layer in loaded.layers] == [DenseLayer] * 5
+    assert loaded.layers[0].activation.negative_slope == 0.2
+    np.testing.assert_array_equal(loaded.get_weights(), model.get_weights())
+    x = np.random.default_rng(1).normal(size=(6, 5))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))  # dropout is off there
+    assert loaded.metadata == {
+        "normalization": meta["normalization"],
+        "class_names": meta["class_names"],
+        "dataset": "mnist",
+    }
+    loaded.save(tmp_path / "v2.npz")
+    assert json.loads(str(np.load(tmp_path / "v2.npz")["meta"]))["version"] == 2
 
 
 MUTATIONS: dict[str, Callable[[dict, dict], None]] = {
     "weights-shape": lambda meta, arrays: arrays.update(
         layer1_weights=np.zeros((6, 7), dtype=np.float32)  # transposed
     ),
-    "biases-shape": lambda meta, arrays: arrays.update(layer2_biases=np.zeros(5, np.float32)),
+    "biases-shape": lambda meta, arrays: arrays.update(layer3_biases=np.zeros(5, np.float32)),
     "meta-size-disagrees": lambda meta, arrays: meta["layers"][1].update(output_size=5),
     "weights-dtype": lambda meta, arrays: arrays.update(
         layer0_weights=arrays["layer0_weights"].astype(np.float64)
     ),
-    "nan-weight": lambda meta, arrays: arrays["layer3_weights"].__setitem__((0, 0), np.nan),
-    "inf-bias": lambda meta, arrays: arrays["layer4_biases"].__setitem__(1, -np.inf),
-    "missing-array": lambda meta, arrays: arrays.pop("layer2_weights"),
+    "nan-weight": lambda meta, arrays: arrays["layer4_weights"].__setitem__((0, 0), np.nan),
+    "inf-bias": lambda meta, arrays: arrays["layer5_biases"].__setitem__(1, -np.inf),
+    "missing-array": lambda meta, arrays: arrays.pop("layer3_weights"),
     "extra-array": lambda meta, arrays: arrays.update(layer9_weights=np.zeros(2, np.float32)),
-    "version-2": lambda meta, arrays: meta.update(version=2),
+    "dropout-with-weights": lambda meta, arrays: arrays.update(
+        layer2_weights=np.zeros((6, 6), np.float32)
+    ),
+    "version-3": lambda meta, arrays: meta.update(version=3),
     "version-0": lambda meta, arrays: meta.update(version=0),
-    "version-string": lambda meta, arrays: meta.update(version="1"),
+    "version-string": lambda meta, arrays: meta.update(version="2"),
     "no-version": lambda meta, arrays: meta.pop("version"),
     "other-format": lambda meta, arrays: meta.update(format="keras"),
-    "unknown-activation": lambda meta, arrays: meta["layers"][0].update(activation="swish"),
+    "unknown-activation": lambda meta, arrays: meta["layers"][0]["activation"].update(name="swish"),
+    "unknown-layer-kind": lambda meta, arrays: meta["layers"][2].update(kind="batchnorm"),
+    "bad-dropout-rate": lambda meta, arrays: meta["layers"][2].update(rate=1.5),
     "unknown-loss": lambda meta, arrays: meta.update(loss="hinge"),
     "float16": lambda meta, arrays: meta.update(dtype="float16"),
     "bad-dtype-name": lambda meta, arrays: meta.update(dtype="floaty"),
     "no-layers": lambda meta, arrays: meta.update(layers=[]),
     "layer-not-a-dict": lambda meta, arrays: meta["layers"].__setitem__(0, [5, 7, "relu"]),
     "negative-size": lambda meta, arrays: meta["layers"][0].update(input_size=-5),
-    "bad-slope": lambda meta, arrays: meta["layers"][0].update(negative_slope=3.0),
+    "bad-slope": lambda meta, arrays: meta["layers"][0]["activation"].update(negative_slope=3.0),
+    "metadata-not-a-mapping": lambda meta, arrays: meta.update(metadata=["a", "b", "c"]),
 }
 
 
@@ -367,12 +445,11 @@ def test_identity_output_round_trip(tmp_path: Path) -> None:
     loaded = Model.load(tmp_path / "r.npz")
     x = rng.normal(size=(5, 3))
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
-    assert loaded.normalization is None
-    assert loaded.class_names is None
+    assert loaded.metadata == {}
 
 
-@pytest.mark.parametrize("version", [True, 1.0, "1"])
-def test_model_version_must_be_the_integer_1(tmp_path: Path, version: object) -> None:
+@pytest.mark.parametrize("version", [True, 2.0, "2"])
+def test_model_version_must_be_an_integer(tmp_path: Path, version: object) -> None:
     meta, arrays = valid_entries(make_model())
     meta["version"] = version
     path = tmp_path / "model.npz"
@@ -380,20 +457,20 @@ def test_model_version_must_be_the_integer_1(tmp_path: Path, version: object) ->
     assert "version" in str(load_error(path).value)
 
 
-def test_numpy_scalars_in_the_normalization_are_saved_as_numbers(tmp_path: Path) -> None:
+def test_numpy_scalars_in_the_metadata_are_saved_as_numbers(tmp_path: Path) -> None:
     model = make_model()
-    model.normalization = {"method": "standardize", "mean": np.float32(0.25), "std": np.float64(2)}
+    model.metadata = {"normalization": {"mean": np.float32(0.25), "std": np.float64(2)}}
     model.save(tmp_path / "model.npz")
     loaded = Model.load(tmp_path / "model.npz")
-    assert loaded.normalization == {"method": "standardize", "mean": 0.25, "std": 2.0}
+    assert loaded.metadata == {"normalization": {"mean": 0.25, "std": 2.0}}
 
 
 LOAD = """
 import sys
 from nnlib.errors import ModelFormatError
-from nnlib.serialization import load_model
+from nnlib.serialization import read_model
 try:
-    load_model(sys.argv[1])
+    read_model(sys.argv[1])
 except ModelFormatError as exc:
     print(exc)
 """

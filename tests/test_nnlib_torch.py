@@ -31,6 +31,7 @@ from nnlib import (  # noqa: E402
     AdamW,
     CrossEntropyLoss,
     DenseLayer,
+    Dropout,
     MeanSquaredError,
     Model,
     ReLU,
@@ -101,7 +102,8 @@ def linears(net: torch.nn.Sequential) -> list[torch.nn.Linear]:
 
 
 def assert_same_parameters(model: Model, net: torch.nn.Sequential, tol: dict) -> None:
-    for i, (layer, linear) in enumerate(zip(model.layers, linears(net), strict=True)):
+    dense = [layer for layer in model.layers if isinstance(layer, DenseLayer)]
+    for i, (layer, linear) in enumerate(zip(dense, linears(net), strict=True)):
         np.testing.assert_allclose(
             layer.weights, linear.weight.detach().numpy().T, err_msg=f"layer {i} weights", **tol
         )
@@ -253,3 +255,49 @@ def test_cosine_schedule_matches_torch_cosine_annealing(name: str) -> None:
     assert_same_parameters(model, net, TOL[np.float64])
     # the schedule really moved the rate: from the base down towards the floor
     assert model.optimizer.current_learning_rate == pytest.approx(floor * 1e-2, rel=1e-12)
+
+
+class SharedMask(torch.nn.Module):
+    """Torch's inverted dropout with the mask nnlib drew: ``x * mask`` (the mask holds 0 or
+    ``1 / (1 - rate)``, as ``torch.nn.Dropout`` scales what it keeps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
+@DTYPES
+def test_training_with_dropout_matches_torch_with_the_same_masks(dtype: type) -> None:
+    """Adam steps through two dropout layers: each step torch multiplies by the masks nnlib's
+    Dropout drew; losses and weights agree step by step, and prediction drops nothing."""
+    model, net, rng = build_pair(dtype, Adam(1e-2))
+    dense = model.layers
+    dropouts = [Dropout(0.3, rng=rng), Dropout(0.3, rng=rng)]
+    model = Model([dense[0], dropouts[0], dense[1], dropouts[1], dense[2]], model.loss, Adam(1e-2))
+    masks = [SharedMask(), SharedMask()]
+    modules = list(net)
+    net = torch.nn.Sequential(*modules[:2], masks[0], *modules[2:4], masks[1], modules[4])
+    optimizer_t = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = data(rng, dtype)
+    for _ in range(20):
+        rows = rng.choice(len(x), size=32, replace=False)
+        probs = model.forward(x[rows])
+        loss = model.compute_loss(y[rows], probs)
+        model.backward(y[rows], probs)
+        for shared, dropout in zip(masks, dropouts, strict=True):
+            shared.mask = torch.from_numpy(dropout.mask.copy())
+        optimizer_t.zero_grad()
+        loss_t = loss_fn(net(torch.from_numpy(x[rows])), torch.from_numpy(y[rows]))
+        loss_t.backward()
+        optimizer_t.step()
+        assert loss == pytest.approx(loss_t.item(), rel=TOL[dtype]["rtol"])
+    assert_same_parameters(model, net, TOL[dtype])
+    for shared in masks:
+        shared.mask = torch.ones(1, dtype=torch_dtype(dtype))
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(model.predict(x), expected, **TOL[dtype])

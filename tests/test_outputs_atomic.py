@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -49,25 +50,44 @@ def test_a_failure_in_the_block_replaces_nothing(tmp_path: Path) -> None:
     assert contents(tmp_path) == {"a.txt": "old a"}
 
 
-def test_a_failing_move_puts_the_replaced_files_back(tmp_path: Path) -> None:
-    """The third target cannot be replaced (a directory): the first two get their old bytes."""
+def fail_moves_onto(monkeypatch: pytest.MonkeyPatch, bad: Path) -> None:
+    """From now on, moving a file onto ``bad`` fails as a failing disk fails it."""
+    replace = os.replace
+
+    def failing(source: object, destination: object) -> None:
+        if Path(destination) == bad:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(destination))
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", failing)
+
+
+def test_a_failing_move_puts_the_replaced_files_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The third target cannot be replaced: the first two get their old bytes."""
     (tmp_path / "a.txt").write_text("old a")
     (tmp_path / "b.txt").write_text("old b")
-    (tmp_path / "c.txt").mkdir()
-    (tmp_path / "c.txt" / "keep").write_text("")
+    fail_moves_onto(monkeypatch, tmp_path / "c.txt")
     new = {tmp_path / name: f"new {name}" for name in ("a.txt", "b.txt", "c.txt")}
-    with pytest.raises(OutputError, match=r"c\.txt: cannot replace \(Is a directory\)"):
+    with pytest.raises(OutputError, match=r"c\.txt: cannot replace \(Input/output error\)"):
         write_set(new)
-    assert (tmp_path / "a.txt").read_text() == "old a"
-    assert (tmp_path / "b.txt").read_text() == "old b"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt"]
+    assert contents(tmp_path) == {"a.txt": "old a", "b.txt": "old b"}
 
 
-def test_a_new_file_is_removed_again_when_the_set_fails_to_move(tmp_path: Path) -> None:
-    (tmp_path / "c.txt").mkdir()
-    (tmp_path / "c.txt" / "keep").write_text("")
+def test_a_new_file_is_removed_again_when_the_set_fails_to_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_moves_onto(monkeypatch, tmp_path / "c.txt")
     with pytest.raises(OutputError):
         write_set({tmp_path / "new.txt": "x", tmp_path / "c.txt": "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_where_an_output_goes_is_refused_before_writing(tmp_path: Path) -> None:
+    (tmp_path / "c.txt").mkdir()
+    with pytest.raises(OutputError, match=r"c\.txt: is a directory, expected a file path"):
+        write_set({tmp_path / "a.txt": "x", tmp_path / "c.txt": "x"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
 
 

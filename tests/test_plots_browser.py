@@ -22,7 +22,7 @@ from support.dvc_project import Project
 from support.headless_chromium import Chromium, find_chromium, network_namespace
 from support.tiny_pipeline import N_CLASSES, N_TEST, tiny_project
 
-pytestmark = pytest.mark.pipeline
+pytestmark = [pytest.mark.pipeline, pytest.mark.browser]
 
 # Plot ids in dvc.yaml -> the div ids DVC gives them.
 CHARTS = {

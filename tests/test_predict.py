@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from support.stage import error_lines, run_stage
+from support.stage import error_lines, run_stage, stage_command, stage_environment, temporaries
 from support.user_images import png_header_only, random_model, ring_digit, seven_digit
 
 from nnlib.model import Model
@@ -171,7 +174,7 @@ def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: P
         (None, "no model file there"),
         (b"not a zip file", "model.npz"),
         ("truncate", "model.npz"),
-        ("cifar", "no image construction for dataset 'cifar'"),
+        ("cifar", "dataset must be 'mnist', 'fashion-mnist' or 'images', got 'cifar'"),
     ],
 )
 def test_a_missing_or_unusable_model_predicts_nothing(
@@ -209,6 +212,33 @@ def test_a_fashion_model_gets_fashion_mnists_construction(workdir: Path) -> None
 
 
 @pytest.mark.parametrize(
+    ("construction", "built", "other"),
+    [("mnist", mnist_digit, fashion_item), ("fashion-mnist", fashion_item, mnist_digit)],
+)
+def test_a_model_of_your_own_pictures_builds_inputs_as_its_metadata_says(
+    workdir: Path,
+    construction: str,
+    built: Callable[[Picture], np.ndarray],
+    other: Callable[[Picture], np.ndarray],
+) -> None:
+    """A model trained on a folder (dataset images) names its construction; predict builds
+    every input with it, not by the dataset's name, and answers with the folder's classes."""
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    model = random_model(dataset="images", class_names=names)
+    model.metadata["construction"] = construction
+    model.save(workdir / "model.npz")
+    result = predict(workdir, "digits/zero.jpg", "--json", "--save-inputs", "seen")
+    assert result.returncode == 0, result.stderr
+    (answer,) = json.loads(result.stdout)
+    assert answer["prediction"] in names
+    assert {entry["class"] for entry in answer["top_k"]} <= set(names)
+    seen = np.asarray(Image.open(workdir / "seen" / "zero.png"))
+    picture = read_image(workdir / "digits" / "zero.jpg")
+    assert np.array_equal(seen, built(picture))
+    assert not np.array_equal(seen, other(picture))
+
+
+@pytest.mark.parametrize(
     "args",
     [[], ["digits", "--top-k", "0"], ["digits", "--top-k", "three"], ["digits", "--color"]],
 )
@@ -219,7 +249,7 @@ def test_usage_errors_exit_2(workdir: Path, args: list[str]) -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize(("target", "code"), [("seen", 2), ("seen/inside", 1)])
+@pytest.mark.parametrize(("target", "code"), [("seen", 2), ("seen/inside", 2)])
 def test_save_inputs_into_a_file_fails_before_any_work(
     workdir: Path, target: str, code: int
 ) -> None:
@@ -247,3 +277,94 @@ def test_a_failure_on_one_image_is_that_images_error(workdir: Path) -> None:
     )
     assert outcomes[2] == "no such file or directory"
     assert isinstance(outcomes[3], np.ndarray)
+
+
+def without_root_overrides() -> list[str]:
+    """A command prefix that makes file permissions apply to root too (it drops the
+    capabilities that let root read or write anything); nothing for other users."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to make permissions apply to root")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def predict_as_user(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [*without_root_overrides(), *stage_command("predict", *args, "--model", "model.npz")]
+    return subprocess.run(
+        command, cwd=workdir, env=stage_environment(), capture_output=True, text=True, check=False
+    )
+
+
+def test_save_inputs_never_writes_over_an_input(workdir: Path) -> None:
+    """``--save-inputs .`` beside ``my-digit.png`` would replace the user's own picture."""
+    mine = write_digit(workdir / "my-digit.png", seven_digit())
+    before = mine.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        result = predict(workdir, "my-digit.png", "--save-inputs", ".", *extra)
+        assert result.returncode == 2
+        assert error_lines(result) == [
+            "error: --save-inputs .: would write my-digit.png over the input my-digit.png; "
+            "save the inputs into another folder"
+        ]
+        assert result.stdout == ""
+        assert mine.read_bytes() == before
+    assert temporaries(workdir) == []
+
+
+def test_save_inputs_replaces_no_file_it_did_not_write_unless_asked(workdir: Path) -> None:
+    seen = workdir / "seen"
+    seen.mkdir()
+    (seen / "zero.png").write_bytes(b"the user's own file")
+    refused = predict(workdir, "digits", "--save-inputs", "seen")
+    assert refused.returncode == 2
+    assert error_lines(refused) == [
+        "error: --save-inputs seen: seen/zero.png already there, and predict replaces no file "
+        "it did not write in this run; choose an empty folder, or add --overwrite"
+    ]
+    assert refused.stdout == ""  # refused before any picture was read
+    assert sorted(p.name for p in seen.iterdir()) == ["zero.png"]
+    assert (seen / "zero.png").read_bytes() == b"the user's own file"
+
+    replaced = predict(workdir, "digits", "--save-inputs", "seen", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(p.name for p in seen.iterdir()) == ["seven.png", "zero.png"]
+    assert Image.open(seen / "zero.png").size == (28, 28)
+
+
+def test_a_file_name_the_terminal_cannot_show_is_escaped_not_lost(workdir: Path) -> None:
+    """A name that is not UTF-8, with stdout strictly UTF-8 (or plain ASCII)."""
+    odd = os.fsdecode(b"digits/caf\xe9.png")
+    (workdir / "digits" / "seven.png").rename(workdir / odd)
+    for encoding in ("utf-8", "ascii"):
+        result = run_stage(
+            "predict", workdir, "digits", "--model", "model.npz", env={"PYTHONIOENCODING": encoding}
+        )
+        assert result.returncode == 0, result.stderr
+        rows = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+        assert rows == ["digits/caf\\xe9.png", "digits/zero.jpg"]
+    answer = json.loads(predict(workdir, odd, "--json").stdout)
+    assert answer[0]["file"] == "digits/caf\\xe9.png"
+
+
+def test_an_unreadable_file_named_is_that_files_error(workdir: Path) -> None:
+    """As for a file found in a folder: its own error line, the others predicted, exit 1."""
+    locked = workdir / "digits" / "seven.png"
+    locked.chmod(0)
+    result = predict_as_user(workdir, "digits/zero.jpg", "digits/seven.png")
+    assert result.returncode == 1
+    assert error_lines(result) == ["error: digits/seven.png: Permission denied"]
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["digits/zero.jpg"]
+
+
+def test_a_folder_it_cannot_write_is_refused_before_any_picture_is_read(workdir: Path) -> None:
+    (workdir / "seen").mkdir()
+    (workdir / "seen").chmod(0o555)
+    result = predict_as_user(workdir, "digits", "--save-inputs", "seen")
+    assert result.returncode == 2
+    (line,) = error_lines(result)
+    assert line.startswith("error: --save-inputs seen: seen/")
+    assert line.endswith("cannot write there (Permission denied)")
+    assert result.stdout == ""
+    assert list((workdir / "seen").iterdir()) == []

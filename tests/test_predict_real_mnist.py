@@ -50,17 +50,19 @@ def trained(mnist: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFacto
     )
     X = normalize(mnist["train_images"], SCALE_NORMALIZATION)
     training_loop(model, Dataset(X, mnist["train_labels"].astype(np.int64), rng), 3, 32)
-    model.normalization = dict(SCALE_NORMALIZATION)
-    model.class_names = [str(k) for k in range(10)]
-    model.dataset = "mnist"
-    model.image_shape = [28, 28]
+    model.metadata = {
+        "normalization": dict(SCALE_NORMALIZATION),
+        "class_names": [str(k) for k in range(10)],
+        "dataset": "mnist",
+        "image_shape": [28, 28],
+    }
     path = tmp_path_factory.mktemp("model") / "model.npz"
     model.save(path)
     return path
 
 
 def predicted(model: Model, images: np.ndarray) -> np.ndarray:
-    return model.predict(normalize(images, model.normalization)).argmax(axis=1)
+    return model.predict(normalize(images, model.metadata["normalization"])).argmax(axis=1)
 
 
 @pytest.mark.parametrize("look", list(LOOKS))

@@ -332,7 +332,8 @@ def test_sigterm_while_writing_cleans_up_and_exits_143(
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not temporaries(out_dir):  # the new files are being written
+    # the new files are being written (not just claimed)
+    while not any(name.endswith(".tmp") for name in temporaries(out_dir)):
         assert process.poll() is None, "preprocess ended before it wrote anything"
         assert time.monotonic() < deadline
         time.sleep(0.002)
@@ -345,3 +346,17 @@ def test_sigterm_while_writing_cleans_up_and_exits_143(
     assert "Traceback" not in stderr
     assert digests(out_dir, OUTPUTS) == before
     assert temporaries(project) == []
+
+
+def test_a_fraction_of_the_training_images_goes_to_validation(
+    tmp_path: Path, arrays: Mapping[str, np.ndarray]
+) -> None:
+    """data.val_size 0.1 of the 40 training images: 4, stratified; the test set is the
+    dataset's own, whatever data.test_size says."""
+    project = make_project(tmp_path, arrays, val_size=0.1, test_size=0.5)
+    result = run_stage("preprocess", project)
+    assert result.returncode == 0, result.stderr
+    _, meta = load_outputs(project / "data/processed")
+    assert meta["splits"] == {"train": 36, "val": 4, "test": 10}
+    assert meta["val_size"] == 4
+    assert meta["construction"] == "mnist"

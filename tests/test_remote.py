@@ -22,7 +22,7 @@ import yaml
 from support.dvc_project import Project
 from support.tiny_pipeline import tiny_project
 
-pytestmark = pytest.mark.pipeline
+pytestmark = [pytest.mark.pipeline, pytest.mark.s3]
 
 boto3 = pytest.importorskip("boto3", reason="moto[server] and boto3 come with the dev extra")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] comes with the dev extra")

@@ -19,7 +19,7 @@ import yaml
 from support.dvc_project import Project
 from support.tiny_pipeline import tiny_project
 
-pytestmark = pytest.mark.pipeline
+pytestmark = [pytest.mark.pipeline, pytest.mark.queue]
 pytest.importorskip("threadpoolctl", reason="threadpoolctl comes with the dev extra")
 
 GRID = ("-S", "train.learning_rate=1e-3,3e-3", "-S", "model.hidden_sizes=[64,32],[128,64]")

@@ -13,12 +13,16 @@ from typing import Annotated, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from stages.cli.errors import ParamsError, StageError
+from stages.cli.errors import PREVIEW_CHARS, ParamsError, StageError
+from stages.cli.lifeline import Lifeline, ParentGone
 from stages.data.errors import DataError
-from stages.outputs.atomic import OutputError
+from stages.outputs.atomic import COMMIT_GUARDS, OutputError
+from stages.outputs.claims import claimed
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: The exit codes of every command (docs/errors.md): 1 the run failed on what it read or
+#: wrote, 2 the command line cannot be used as typed, 130 Ctrl-C, 143 SIGTERM.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -29,7 +33,9 @@ logger = logging.getLogger(__name__)
 
 # Failures the user can act on: their message is the one line shown.
 # Commands that use nnlib add its NNLibError (this module stays independent of nnlib).
-EXPECTED_ERRORS = (StageError, ParamsError, DataError, OutputError)
+EXPECTED_ERRORS = (StageError, ParamsError, DataError, OutputError, ParentGone)
+#: the longest error line printed: values in messages are previews, this is the last guard
+MAX_LINE = 20 * PREVIEW_CHARS
 
 
 class Terminated(BaseException):
@@ -77,26 +83,54 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, force=True)
 
 
+def error_lines(message: str) -> list[str]:
+    """``message`` as ``error:`` lines: one per line of it, each cut to ``MAX_LINE``."""
+    lines = [line for line in message.splitlines() if line.strip()] or ["failed"]
+    return [
+        f"error: {line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + '...'}"
+        for line in lines
+    ]
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    for line in error_lines(message):
+        print(line, file=sys.stderr)
     raise typer.Exit(code)
 
 
+class Stage:
+    """What a command holds while it runs: its claims on its outputs."""
+
+    def __init__(self, claims: contextlib.ExitStack) -> None:
+        self._claims = claims
+
+    def claim(self, *outputs: Path) -> None:
+        """Hold ``outputs`` until the command ends: a second run that wants any of them is
+        refused at once, naming this one's pid; what killed runs left there is cleared."""
+        self._claims.enter_context(claimed(*outputs))
+
+
 @contextlib.contextmanager
-def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
-    """Set up logging, then turn any failure in the block into one line and an exit code.
+def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
+    """Set up logging, then turn any failure in the block into error lines and an exit code.
 
     Expected failures (``EXPECTED_ERRORS``, the ``expected`` types and OS errors) print
-    their message; anything else is a bug and says so. With ``--log-level DEBUG`` the
-    traceback is logged as well. Ctrl-C exits with 130 and SIGTERM with 143, after the
-    block has cleaned up.
+    their message, one ``error:`` line per line of it, and exit with the error's
+    ``exit_code`` (1 unless it says 2); anything else is a bug and says so. With
+    ``--log-level DEBUG`` the traceback is logged as well. Ctrl-C exits with 130 and SIGTERM
+    with 143, after the block has cleaned up. Yields the ``Stage``, to claim outputs; its
+    claims end with the block. Under dvc, the stage stops when dvc dies (``lifeline``).
     """
     setup_logging(log_level)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     # Ctrl-C interrupts even when started with SIGINT ignored (a background job, nohup).
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    lifeline = Lifeline()
+    lifeline.watch()
+    COMMIT_GUARDS.append(lifeline.check)
     try:
-        yield
+        with contextlib.ExitStack() as claims:
+            yield Stage(claims)
     except typer.Exit:
         raise
     except KeyboardInterrupt:
@@ -104,10 +138,10 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
         _fail("interrupted", EXIT_INTERRUPTED)
     except Terminated:
         logger.debug("terminated", exc_info=True)
-        _fail("terminated", EXIT_TERMINATED)
+        _fail(lifeline.message() if lifeline.lost else "terminated", EXIT_TERMINATED)
     except (*EXPECTED_ERRORS, *expected) as exc:
         logger.debug("stage failed", exc_info=True)
-        _fail(str(exc), EXIT_FAILURE)
+        _fail(str(exc), getattr(exc, "exit_code", EXIT_FAILURE))
     except OSError as exc:
         logger.debug("stage failed", exc_info=True)
         where = f"{exc.filename}: " if exc.filename else ""
@@ -117,6 +151,8 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[None]:
         hint = "" if log_level == "DEBUG" else " (run with --log-level DEBUG for the traceback)"
         _fail(f"unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILURE)
     finally:
+        lifeline.stop()
+        COMMIT_GUARDS.remove(lifeline.check)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
 

@@ -1,33 +1,38 @@
 """params.yaml: its schema, read and validated as a whole before any work starts.
 
 The schema is pydantic models that refuse unknown keys at every level, so a key that would
-do nothing (a typo, a key from another project) stops the stage instead. Every error is one
-line naming the file (or command-line option) and the key, with a "did you mean" where one
-fits. Choices that nnlib defines (activations, optimizers, schedules, monitors) are checked
-by the commands that use nnlib (``check_names``), so the data stages never load it.
+do nothing (a typo, a key from another project) stops the stage instead. Each field's type
+says what it accepts and, in its description, how an error states it (``must be <text>``);
+names that nnlib defines are ``Literal`` types, kept equal to nnlib's registries by a test,
+so the data stages never import nnlib. Rules between fields live in one model validator.
+
+Every problem of a file is reported, one line each naming the file (or command-line option)
+and the key, with a "did you mean" where one fits; values are quoted as short previews. The
+file is read by ``stages.cli.yaml_loader``, which refuses duplicate keys and bounds aliases.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     model_validator,
 )
 
-from stages.cli.errors import ParamsError
+from stages.cli.errors import ParamsError, UsageError, preview
+from stages.cli.yaml_loader import read_yaml_mapping
 from stages.data.normalization import NORMALIZATIONS
-from stages.data.sources import DATA_SOURCES
+from stages.data.sources import DATASETS
 
 # PyYAML follows YAML 1.1, which reads ``1e-3`` (no dot) as a string; ``dvc exp run -S``
 # writes such numbers, so reals may arrive as text.
@@ -43,12 +48,48 @@ def _real(value: Any) -> Any:
     return value
 
 
+# The constrained types of the schema; each says, in its description, what it expects.
 Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=1, description="an integer >= 1")]
+Natural = Annotated[int, Field(ge=0, description="an integer >= 0")]
+PositiveReal = Annotated[Real, Field(gt=0, description="a number > 0")]
+NonNegativeReal = Annotated[Real, Field(ge=0, description="a number >= 0")]
+Fraction = Annotated[Real, Field(ge=0, lt=1, description="a number >= 0 and < 1")]
+Switch = Annotated[bool, Field(description="true or false")]
+Sizes = Annotated[list[Count], Field(min_length=1, description="a non-empty list of integers >= 1")]
 
 
-def _describe(text: str) -> Any:
-    """The expectation an error message states for a field (``must be <text>``)."""
-    return Field(description=text)
+def _split_size(minimum: int) -> PlainValidator:
+    """A split's size: a count (an integer >= ``minimum``) or a fraction (0 < x < 1)."""
+
+    def check(value: Any) -> int | float:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return value
+        number = _real(value) if not isinstance(value, (int, bool)) else None
+        if isinstance(number, float) and 0 < number < 1:
+            return number
+        raise ValueError("not a count or a fraction")
+
+    return PlainValidator(check)
+
+
+def _split_size_type(minimum: int) -> Any:
+    text = f"a count (an integer >= {minimum}) or a fraction (a number > 0 and < 1)"
+    return Annotated[int | float, _split_size(minimum), Field(description=text)]
+
+
+SplitSize = _split_size_type(0)
+TestSize = _split_size_type(1)
+FolderPath = Annotated[str, Field(min_length=1, description="the path of a folder")]
+
+# Names nnlib defines, written out so that validation needs no nnlib import;
+# tests/test_cli_params.py keeps each equal to nnlib's registry.
+Dataset = Literal[DATASETS]
+Normalize = Literal[NORMALIZATIONS]
+Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh"]  # nnlib HIDDEN_ACTIVATIONS
+Optimizer = Literal["sgd", "adam", "adamw"]  # nnlib OPTIMIZERS
+Schedule = Literal["constant", "cosine"]  # nnlib SCHEDULES
+Monitor = Literal["val_loss", "val_accuracy", "loss", "accuracy"]  # nnlib MONITORS
 
 
 class _Section(BaseModel):
@@ -56,32 +97,35 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    dataset: Annotated[Literal[tuple(DATA_SOURCES)], _describe(f"one of {', '.join(DATA_SOURCES)}")]
-    val_size: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
-    split_seed: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
-    normalize: Annotated[Literal[NORMALIZATIONS], _describe(f"one of {', '.join(NORMALIZATIONS)}")]
+    dataset: Dataset
+    images: FolderPath
+    val_size: SplitSize
+    test_size: TestSize
+    split_seed: Natural
+    normalize: Normalize
 
 
 class ModelParams(_Section):
-    hidden_sizes: Annotated[
-        list[Annotated[int, Field(ge=1)]],
-        Field(min_length=1),
-        _describe("a non-empty list of integers >= 1"),
-    ]
-    activation: Annotated[str, _describe("the name of an activation")]
+    hidden_sizes: Sizes
+    activation: Activation
+    dropout: Fraction
+
+
+Degrees = Annotated[Real, Field(ge=0, le=180, description="a number of degrees in [0, 180]")]
+Pixels = Annotated[Real, Field(ge=0, description="a number of pixels >= 0")]
 
 
 class AugmentParams(_Section):
     """``train.augment``: how strongly the training images are distorted each epoch
     (``stages.augment.distortions.Strengths``); ``none`` is every strength 0, no augmentation."""
 
-    rotation: Annotated[Real, Field(ge=0, le=180), _describe("a number of degrees in [0, 180]")]
-    scale: Annotated[Real, Field(ge=0, lt=1), _describe("a number >= 0 and < 1")]
-    shear: Annotated[Real, Field(ge=0), _describe("a number >= 0")]
-    shift: Annotated[Real, Field(ge=0), _describe("a number of pixels >= 0")]
-    elastic_alpha: Annotated[Real, Field(ge=0), _describe("a number >= 0")]
-    elastic_sigma: Annotated[Real, Field(ge=0), _describe("a number of pixels >= 0")]
-    mirror: Annotated[bool, _describe("true or false")]
+    rotation: Degrees
+    scale: Fraction
+    shear: NonNegativeReal
+    shift: Pixels
+    elastic_alpha: NonNegativeReal
+    elastic_sigma: Pixels
+    mirror: Switch
 
     @model_validator(mode="before")
     @classmethod
@@ -93,28 +137,55 @@ class AugmentParams(_Section):
         return value
 
 
+Augment = Annotated[
+    AugmentParams,
+    Field(description=f"none or a mapping of {', '.join(AugmentParams.model_fields)}"),
+]
+
+
 class TrainParams(_Section):
-    epochs: Annotated[int, Field(ge=1), _describe("an integer >= 1")]
-    batch_size: Annotated[int, Field(ge=1), _describe("an integer >= 1")]
-    learning_rate: Annotated[Real, Field(gt=0), _describe("a number > 0")]
-    lr_schedule: Annotated[str, _describe("the name of a learning-rate schedule")]
-    optimizer: Annotated[str, _describe("the name of an optimizer")]
-    seed: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
-    weight_decay: Annotated[Real, Field(ge=0), _describe("a number >= 0")]
-    momentum: Annotated[Real, Field(ge=0, lt=1), _describe("a number >= 0 and < 1")]
-    patience: Annotated[int, Field(ge=0), _describe("an integer >= 0")]
-    monitor: Annotated[str, _describe("the name of an epoch figure")]
-    restore_best: Annotated[bool, _describe("true or false")]
-    augment: Annotated[
-        AugmentParams,
-        _describe(f"none or a mapping of {', '.join(AugmentParams.model_fields)}"),
-    ]
+    epochs: Count
+    batch_size: Count
+    learning_rate: PositiveReal
+    lr_schedule: Schedule
+    optimizer: Optimizer
+    seed: Natural
+    weight_decay: NonNegativeReal
+    momentum: Fraction
+    patience: Natural
+    monitor: Monitor
+    restore_best: Switch
+    augment: Augment
+
+    @property
+    def watches_monitor(self) -> bool:
+        """Whether ``monitor`` decides anything: early stopping or the best epoch's weights."""
+        return self.patience > 0 or self.restore_best
 
 
 class Params(_Section):
     data: DataParams
     model: ModelParams
     train: TrainParams
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
+        """Rules between sections, checked once every key is valid on its own; each broken
+        rule is one line naming the keys and the fix."""
+        broken = []
+        if (
+            self.data.val_size == 0
+            and self.train.monitor.startswith("val_")
+            and self.train.watches_monitor
+        ):
+            broken.append(
+                f"train.monitor is {self.train.monitor}, which needs a validation split, but "
+                "data.val_size is 0 (no split); set train.monitor to "
+                f"{self.train.monitor.removeprefix('val_')}, or data.val_size above 0"
+            )
+        if broken:
+            raise ValueError("\n".join(broken))
+        return self
 
 
 def known_keys() -> list[str]:
@@ -142,16 +213,37 @@ def did_you_mean(key: str) -> str:
     return ""
 
 
-def _field_description(loc: tuple[Any, ...]) -> str | None:
+def _closest_name(value: Any, names: tuple[str, ...]) -> str:
+    """`` (did you mean relu?)`` for a mistyped name, or ``""``."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value.lower(), names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _field_description(loc: tuple[str, ...]) -> str | None:
     model: Any = Params
     description = None
     for part in loc:
         fields = getattr(model, "model_fields", None)
         if not fields or part not in fields:
-            break
-        description = fields[part].description
-        model = fields[part].annotation
+            return None
+        field = fields[part]
+        model = field.annotation
+        description = field.description
+        if description is None and get_origin(model) is Literal:
+            description = f"one of {', '.join(get_args(model))}"
     return description
+
+
+def _value_at(raw: Mapping[str, Any], loc: tuple[str, ...], fallback: Any) -> Any:
+    """The value the user wrote at ``loc`` (a whole list rather than one of its items)."""
+    value: Any = raw
+    for part in loc:
+        if not isinstance(value, Mapping) or part not in value:
+            return fallback
+        value = value[part]
+    return value
 
 
 def _message(
@@ -167,43 +259,42 @@ def _message(
     if kind == "missing":
         return f"{source}: section '{key}' is missing" if len(loc) == 1 else f"{where} is missing"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{where}: expected a mapping of keys, got {error['input']!r}"
+        return f"{where}: expected a mapping of keys, got {preview(error['input'])}"
+    if not loc and kind == "value_error":  # the cross-field rules
+        return "\n".join(f"{source}: {line}" for line in str(error["ctx"]["error"]).splitlines())
+    value = _value_at(raw, loc, error["input"])
     expected = _field_description(loc)
     if expected is None:
-        return f"{where}: {error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
-    value = error["input"]
-    if len(error["loc"]) > len(loc):  # an item of a list: show the whole list
-        value = raw[loc[0]][loc[1]]
-    return f"{where} must be {expected}, got {value!r}"
+        text = error["msg"][0].lower() + error["msg"][1:]
+        return f"{where}: {text}, got {preview(value)}"
+    hint = ""
+    if kind == "literal_error":
+        hint = _closest_name(value, tuple(expected.removeprefix("one of ").split(", ")))
+    return f"{where} must be {expected}, got {preview(value)}{hint}"
+
+
+def _per_key(errors: list[Any]) -> Iterator[Any]:
+    """The first error of each key: a list with many bad items is one line, not one each."""
+    seen = set()
+    for error in errors:
+        key = tuple(part for part in error["loc"] if isinstance(part, str))
+        if key not in seen:
+            seen.add(key)
+            yield error
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
-    """The YAML mapping in ``path``; one-line ParamsError if it is missing or not YAML."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: no such params file") from None
-    except OSError as exc:
-        raise ParamsError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ParamsError(f"{path}: not UTF-8 text") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ParamsError(f"{path}: not valid YAML{at}: {problem}") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    return raw
+    """The YAML mapping in ``path``; ParamsError (one line) if it is missing, not YAML, has
+    a key twice or aliases that expand too far."""
+    return read_yaml_mapping(path, ParamsError)
 
 
 def load_params(path: Path, overrides: Mapping[str, tuple[Any, str]] | None = None) -> Params:
-    """Read and validate the whole of ``path``.
+    """Read and validate the whole of ``path``; ParamsError lists every problem, one per line.
 
     ``overrides`` maps a dotted key to ``(value, option name)``: a command-line value that
-    replaces the file's (unless it is None) and is named by its option in errors.
+    replaces the file's (unless it is None) and is named by its option in errors. A bad
+    option value is a UsageError (exit code 2), reported before anything else.
     """
     raw = read_params_file(path)
     labels: dict[str, str] = {}
@@ -217,15 +308,27 @@ def load_params(path: Path, overrides: Mapping[str, tuple[Any, str]] | None = No
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        raise ParamsError(_message(error, path, labels, raw)) from None
+        errors = list(_per_key(exc.errors(include_url=False)))
+        lines = [_message(error, path, labels, raw) for error in errors]
+        typed = [line for line in lines if line.startswith("--")]
+        if typed:
+            raise UsageError("\n".join(typed)) from None
+        raise ParamsError("\n".join(lines)) from None
 
 
-def check_names(params: Params, source: Path, names: Mapping[str, Iterable[str]]) -> None:
-    """Refuse a value of the dotted keys in ``names`` that is not one of its allowed names."""
-    for key, allowed in names.items():
-        section, _, leaf = key.partition(".")
-        value = getattr(getattr(params, section), leaf)
-        allowed = tuple(allowed)
-        if value not in allowed:
-            raise ParamsError(f"{source}: {key} must be one of {', '.join(allowed)}, got {value!r}")
+def with_available_monitor(
+    params: Params, has_validation: bool, source: Path, data_dir: Path
+) -> TrainParams:
+    """``params.train``, its monitor replaced by the training split's figure when there is no
+    validation split and ``data.val_size`` is 0 (the monitor then decides nothing, as the
+    schema's rule ensures). Data without a validation split that params expect is refused."""
+    train = params.train
+    if has_validation or not train.monitor.startswith("val_"):
+        return train
+    if params.data.val_size > 0 or train.watches_monitor:
+        raise ParamsError(
+            f"{source}: train.monitor is {train.monitor}, but {data_dir} has no validation "
+            f"split although data.val_size is {params.data.val_size}; rerun "
+            "`python -m stages.preprocess`, or monitor loss or accuracy instead"
+        )
+    return train.model_copy(update={"monitor": train.monitor.removeprefix("val_")})

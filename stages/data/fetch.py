@@ -11,8 +11,10 @@ recorded one replaces the target. Failures are sorted into three kinds:
 - a mirror that never answered (no HTTP response after all retries) is marked unreachable
   and not tried again for the remaining files.
 
-Input is bounded: redirects are followed only to http(s) URLs, and a download stops as soon
-as it exceeds the file's known size (compressed, or decompressed).
+Input is bounded: redirects are followed only to http(s) URLs, a download stops as soon
+as it exceeds the file's known size (compressed, or decompressed), and each attempt has an
+overall deadline from that size and a minimum rate (``stages.data.deadlines``): a mirror too
+slow for it is given up, and the next one tried.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import IO
 
 from stages.cli.progress import progress_bar
 from stages.data.checksums import CHUNK_SIZE, BadPayload, GzipDigest, verify_file
+from stages.data.deadlines import Deadline, DeadlinePassed
 from stages.data.errors import DataError
 from stages.data.mirrors import MIRROR_ENV, Mirror
 from stages.outputs.atomic import atomic_write, remove_abandoned
@@ -41,6 +44,8 @@ from stages.outputs.atomic import atomic_write, remove_abandoned
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "mnist-numpy-dvc (python urllib)"
+#: bytes per second below which a download is given up (beyond its timeout)
+MIN_RATE = 20_000.0
 
 
 def compressed_limit(size: int) -> int:
@@ -87,11 +92,13 @@ class FetchError(DataError):
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try one URL: ``retries`` after the first attempt, waiting
-    ``backoff * 2**k`` seconds before retry ``k + 1``; ``timeout`` per connect or read."""
+    ``backoff * 2**k`` seconds before retry ``k + 1``; ``timeout`` per connect or read, and
+    ``timeout + size / min_rate`` seconds for a whole attempt (``min_rate`` in bytes/s)."""
 
     retries: int = 3
     timeout: float = 30.0
     backoff: float = 1.0
+    min_rate: float = MIN_RATE
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
     def delay(self, retry: int) -> float:
@@ -153,8 +160,10 @@ def _open_url(url: str, timeout: float) -> http.client.HTTPResponse:
 
 
 def _read_chunk(stream: IO[bytes], timeout: float) -> bytes:
+    # read1: what has arrived, at most one read of the socket; read() would wait for a
+    # whole chunk, which a slow sender could spread over hours, each byte in time.
     try:
-        return stream.read(CHUNK_SIZE)
+        return stream.read1(CHUNK_SIZE)
     except TimeoutError:
         raise AttemptFailed(f"read timed out after {timeout:g} s", transient=True) from None
     except http.client.IncompleteRead as exc:
@@ -186,18 +195,45 @@ def download_once(
     expected: str,
     timeout: float,
     size: int | None = None,
+    min_rate: float = MIN_RATE,
 ) -> int:
     """Stream ``name`` from ``mirror`` into ``target`` if it verifies; return its size in bytes.
 
-    ``size``, the file's known decompressed size, bounds what is read. Raises
-    AttemptFailed; ``target`` is then untouched and no temporary file remains.
+    ``size``, the file's known decompressed size, bounds what is read, and with ``min_rate``
+    (bytes/s) how long the attempt may take. Raises AttemptFailed; ``target`` is then
+    untouched and no temporary file remains.
     """
+    limit = compressed_limit(size) if size is not None else None
+    deadline = Deadline(timeout, min_rate, limit)
+    try:
+        with deadline.enforced():
+            return _stream_into(mirror, name, target, expected, timeout, size, deadline)
+    except DeadlinePassed:
+        pass
+    raise AttemptFailed(
+        f"too slow: not done within {deadline.seconds:.3g} s, the time at "
+        f"{min_rate / 1000:g} kB/s (--min-rate) plus --timeout"
+    )
+
+
+def _stream_into(
+    mirror: Mirror,
+    name: str,
+    target: Path,
+    expected: str,
+    timeout: float,
+    size: int | None,
+    deadline: Deadline,
+) -> int:
+    """``download_once`` within ``deadline``, stretched to the announced length."""
     limit = compressed_limit(size) if size is not None else None
     with ExitStack() as stack:
         stream, length = _open_source(mirror, name, timeout)
         stack.enter_context(stream)
         if limit is not None and length is not None and length > limit:
             raise AttemptFailed(f"announces {length} bytes, more than this file can take")
+        if length is not None:
+            deadline.resize(length)
         out = stack.enter_context(atomic_write(target, "wb"))
         advance = stack.enter_context(progress_bar(name, length, in_bytes=True))
         digest = GzipDigest(limit=size)
@@ -207,6 +243,8 @@ def download_once(
                 received += len(chunk)
                 if limit is not None and received > limit:
                     raise AttemptFailed(f"sent more than the {limit} bytes this file can take")
+                if deadline.passed():
+                    raise DeadlinePassed
                 out.write(chunk)
                 digest.update(chunk)
                 advance(len(chunk))
@@ -256,7 +294,9 @@ def fetch_file(
         for attempt in range(policy.retries + 1):
             start = time.perf_counter()
             try:
-                got = download_once(mirror, name, target, expected, policy.timeout, size)
+                got = download_once(
+                    mirror, name, target, expected, policy.timeout, size, policy.min_rate
+                )
             except AttemptFailed as exc:
                 if exc.transient and attempt < policy.retries:
                     delay = policy.delay(attempt)

@@ -13,11 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.cli.errors import preview
 from stages.data.errors import DataError
 from stages.data.sources import DataSource
 
 MIRROR_ENV = "MNIST_MIRROR"
 URL_SCHEMES = ("http", "https", "file")
+
+
+class MalformedMirror(DataError):
+    """A mirror that is not a usable URL or path as written (before anything is looked up)."""
 
 
 @dataclass(frozen=True)
@@ -50,31 +55,37 @@ def parse_mirror(text: str, origin: str) -> Mirror:
     """Check a user-given mirror (``origin`` names where it came from, for the error).
 
     Accepts ``http(s)://host/...``, ``file:///dir`` and plain directory paths; a local
-    directory must exist. Raises DataError with one line otherwise.
+    directory must exist. Raises MalformedMirror (one line) for text that is no usable URL
+    or path, DataError for a directory that is not there.
     """
     text = text.strip()
-    split = urllib.parse.urlsplit(text)
+    try:
+        split = urllib.parse.urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise MalformedMirror(f"{origin}: {preview(text)} is not a valid URL ({exc})") from None
     if split.scheme in ("http", "https"):
         if not split.hostname:
-            raise DataError(f"{origin}: {text!r} has no host")
+            raise MalformedMirror(f"{origin}: {preview(text)} has no host")
         try:
             split.port  # noqa: B018 (raises ValueError for a port that is not a number)
         except ValueError:
-            raise DataError(f"{origin}: {text!r} has an invalid port") from None
+            raise MalformedMirror(f"{origin}: {preview(text)} has an invalid port") from None
         return Mirror(text)
     if split.scheme == "file":
         if split.netloc not in ("", "localhost"):
-            raise DataError(f"{origin}: {text!r}: only local file:// URLs are supported")
+            raise MalformedMirror(
+                f"{origin}: {preview(text)}: only local file:// URLs are supported"
+            )
         directory = Path(urllib.request.url2pathname(split.path))
     elif "://" in text:
-        raise DataError(
-            f"{origin}: unsupported mirror {text!r}; use an http://, https:// or file:// URL "
-            "or a local directory"
+        raise MalformedMirror(
+            f"{origin}: unsupported mirror {preview(text)}; use an http://, https:// or file:// "
+            "URL or a local directory"
         )
     else:
         directory = Path(text)
     if not directory.is_dir():
-        raise DataError(f"{origin}: {text!r} is not a directory")
+        raise DataError(f"{origin}: {preview(text)} is not a directory")
     return Mirror(text)
 
 
@@ -84,7 +95,7 @@ def resolve_mirrors(
     """``--mirror`` beats ``MNIST_MIRROR`` (empty counts as unset) beats the public list."""
     if option is not None:
         if not option.strip():
-            raise DataError("--mirror: empty; give a URL prefix or a directory")
+            raise MalformedMirror("--mirror: empty; give a URL prefix or a directory")
         return [parse_mirror(option, "--mirror")]
     from_env = environ.get(MIRROR_ENV, "").strip()
     if from_env:

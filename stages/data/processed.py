@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from stages.data.errors import DataError
+from stages.data.metadata import validate_metadata
 
 META_FILE = "meta.json"
 _RERUN = "run `python -m stages.preprocess` first"
@@ -108,7 +109,8 @@ def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, 
 
 
 def load_meta(data_dir: Path) -> dict[str, Any]:
-    """The ``meta.json`` preprocess wrote (dataset, class names, normalization, split sizes)."""
+    """The ``meta.json`` preprocess wrote (dataset, class names, normalization, split sizes),
+    checked against ``stages.data.metadata``; its normalization has all its fields."""
     path = data_dir / META_FILE
     if not path.is_file():
         raise DataError(f"{path}: no such file ({_RERUN})")
@@ -116,7 +118,8 @@ def load_meta(data_dir: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc}); {_RERUN}") from None
-    for key in ("dataset", "class_names", "normalization", "image_shape"):
-        if not isinstance(meta, dict) or key not in meta:
-            raise DataError(f"{path}: has no {key!r} entry; {_RERUN}")
-    return meta
+    try:
+        checked = validate_metadata(meta, str(path))
+    except DataError as exc:
+        raise DataError("\n".join(f"{line}; {_RERUN}" for line in str(exc).splitlines())) from None
+    return {**meta, "normalization": checked.normalization_dict()}

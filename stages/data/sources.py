@@ -1,7 +1,9 @@
 """The data sources the pipeline knows: their four IDX files, public mirrors and class names.
 
-``DATA_SOURCES`` is the one list of dataset names (``data.dataset`` in params.yaml);
-``IDX_FILES`` the one list of the files every source publishes.
+``DATA_SOURCES`` is the one list of the downloaded (IDX) datasets and ``DATASETS`` of every
+name ``data.dataset`` in params.yaml takes: those, and ``IMAGE_FOLDER`` (a user's folder of
+labelled pictures, ``data.images``); ``IDX_FILES`` the one list of the files every IDX
+source publishes.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ DATA_SOURCES: dict[str, DataSource] = {
         ),
     ),
 }
+
+
+#: ``data.dataset`` of a user's folder of labelled pictures: nothing to download
+IMAGE_FOLDER = "images"
+DATASETS: tuple[str, ...] = (*DATA_SOURCES, IMAGE_FOLDER)
 
 
 def get_source(name: str) -> DataSource:

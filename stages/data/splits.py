@@ -1,8 +1,19 @@
-"""The stratified validation split: pure functions of the labels and a seed."""
+"""The stratified splits: pure functions of the labels and a seed."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
+
+
+def split_count(size: int | float, total: int) -> int:
+    """The number of samples a split of ``size`` takes of ``total``: a count as it is, a
+    fraction ``0 < size < 1`` rounded up (so any fraction of a non-empty set takes one)."""
+    if isinstance(size, float):
+        return math.ceil(size * total)
+    return size
 
 
 def stratified_counts(class_counts: np.ndarray, val_size: int) -> np.ndarray:
@@ -28,7 +39,9 @@ def stratified_counts(class_counts: np.ndarray, val_size: int) -> np.ndarray:
     return floors
 
 
-def stratified_split(labels: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, val_size: int, seed: int | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, val)`` into ``labels`` ``(n,)``; each sorted ascending.
 
     ``val`` holds ``val_size`` samples, per class as ``stratified_counts`` says, drawn
@@ -47,3 +60,18 @@ def stratified_split(labels: np.ndarray, val_size: int, seed: int) -> tuple[np.n
     is_train = np.ones(len(labels), dtype=bool)
     is_train[val] = False
     return np.flatnonzero(is_train), val
+
+
+def stratified_three_way(
+    labels: np.ndarray, test_size: int, val_size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices ``(train, val, test)`` into ``labels`` ``(n,)``, each sorted ascending.
+
+    ``test`` takes ``test_size`` samples off all of them (``stratified_split`` seeded by
+    ``[seed, 0]``), then ``val`` takes ``val_size`` of the rest (seeded by ``[seed, 1]``);
+    the remainder is ``train``.
+    """
+    labels = np.asarray(labels)
+    rest, test = stratified_split(labels, test_size, [seed, 0])
+    train, val = stratified_split(labels[rest], val_size, [seed, 1])
+    return rest[train], rest[val], test

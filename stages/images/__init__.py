@@ -1,5 +1,6 @@
 """Pictures of digits and garments: reading a user's image safely (``reading``), finding
 images in folders (``files``), separating ink from paper (``ink``), the constructions that
 turn a picture into a model input as MNIST and Fashion-MNIST were built (``mnist``,
-``fashion``, chosen by ``constructions``), and the contact sheet of misclassified test
-images (``contact_sheet``)."""
+``fashion``, chosen by ``constructions``), a folder of labelled pictures as a dataset
+(``labelled_folder``, built on every core by ``batch``, checked by ``folder_dataset``), and
+the contact sheet of misclassified test images (``contact_sheet``)."""

@@ -1,12 +1,16 @@
 """Replacing a stage's outputs as a set: every file new and complete, or every file as it was.
 
-Each output is written to a temporary file beside it (``.<name>.<random>.tmp``) that its
+Each output is claimed for the writer (``stages.outputs.claims``: a second writer is refused
+at once) and written to a temporary file beside it (``.<name>.<random>.tmp``) that its
 writer holds an exclusive ``flock`` on. When every file of the set is written, each one is
-fsynced and moved over its target with ``os.replace``; if a move fails, the targets already
-replaced get their previous content back. A failure or interruption before that point
-leaves every target untouched. A temporary file whose lock nobody holds was left by a
-killed writer (the kernel drops the lock of a dead process), so it is provably abandoned
-and removed; a live writer's file is never touched.
+fsynced, the commit guards are asked (e.g. whether the dvc process that started the stage is
+still alive), a journal is written (``stages.outputs.journal``), and each file is moved over
+its target with ``os.replace``; if a move fails, the targets already replaced get their
+previous content back. A failure or interruption before that point leaves every target
+untouched; a writer killed during the moves is rolled back by the next run from its journal.
+A temporary file whose lock nobody holds was left by a killed writer (the kernel drops the
+lock of a dead process), so it is provably abandoned and removed; a live writer's file is
+never touched.
 """
 
 from __future__ import annotations
@@ -16,13 +20,19 @@ import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
+from stages.outputs.claims import OutputError, claimed
+from stages.outputs.journal import Move, fsync_directory, remove_journals, write_journals
 
-class OutputError(Exception):
-    """An output file cannot be written; the message names it."""
+__all__ = ["COMMIT_GUARDS", "OutputError", "OutputSet", "atomic_write", "remove_abandoned"]
+
+#: Called before a set is moved into place; one that raises stops the commit, leaving every
+#: target as it was. The stage commands add the check that their dvc process is alive.
+COMMIT_GUARDS: list[Callable[[], None]] = []
 
 
 def _temporaries(target: Path) -> list[Path]:
@@ -55,8 +65,6 @@ class _Temporary:
 
     def __init__(self, target: Path) -> None:
         self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_abandoned(target)
         while True:
             path = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
             try:
@@ -83,6 +91,7 @@ class OutputSet:
 
     def __init__(self) -> None:
         self._files: dict[Path, _Temporary] = {}
+        self._claims = ExitStack()
 
     def __enter__(self) -> OutputSet:
         return self
@@ -95,6 +104,9 @@ class OutputSet:
         target = Path(target)
         if target in self._files:
             raise ValueError(f"{target} is already part of this output set")
+        # A target the command claimed at its start is held already; this one claim more
+        # (or the first, for a set written without one) lasts until the set is done.
+        self._claims.enter_context(claimed(target))
         try:
             temporary = _Temporary(target)
             self._files[target] = temporary
@@ -111,6 +123,7 @@ class OutputSet:
         finally:
             for temporary in self._files.values():
                 temporary.release()
+            self._claims.close()
 
     def _commit(self) -> None:
         for target, temporary in self._files.items():
@@ -118,17 +131,27 @@ class OutputSet:
                 os.fsync(temporary.fd)
             except OSError as exc:
                 raise OutputError(f"{target}: cannot write ({exc.strerror})") from exc
+        for guard in COMMIT_GUARDS:
+            guard()
         backups: dict[Path, Path | None] = {}
+        journaled = False
         try:
-            for target, temporary in self._files.items():
+            for target in self._files:
                 backups[target] = _backup(target)
+            write_journals([Move(t, self._files[t].path, b) for t, b in backups.items()])
+            journaled = True
+            for target, temporary in self._files.items():
                 os.replace(temporary.path, target)
+            for directory in {target.parent for target in self._files}:
+                fsync_directory(directory)
         except BaseException as exc:
-            _restore(backups)
+            _restore({t: b for t, b in backups.items() if not self._files[t].path.exists()})
             if isinstance(exc, OSError):
                 raise OutputError(f"{target}: cannot replace ({exc.strerror})") from exc
             raise
         finally:
+            if journaled:  # the commit is over (done or undone): the journal goes first
+                remove_journals(self._files)
             for backup in backups.values():
                 if backup is not None:
                     backup.unlink(missing_ok=True)

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as text any terminal can show: bytes that are not UTF-8 (kept as surrogates
+    in Python's file names) become ``\\xNN``, and so do control characters."""
+    raw = os.fsencode(path)
+    text = raw.decode("utf-8", errors="backslashreplace")
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ Each path answers with the next scripted action, then with the default action
 - ``404``, ``500``, ``503``, ...: that status with a short body;
 - ``drop``: 200 with the full Content-Length, half the body, then the connection closes;
 - ``stall``: 200 with the full Content-Length, half the body, then silence until ``stall_seconds``;
+- ``drip``: 200 with the full Content-Length, then the body one byte every ``drip_seconds``
+  (each read of the client returns in time, the whole never does);
 - ``truncated``: 200 serving the first half of the file (a consistent, but cut gzip stream);
 - ``corrupt``: 200 serving a valid gzip file with different content (checksum mismatch);
 - ``garbage``: 200 serving bytes that are not gzip;
@@ -96,10 +98,12 @@ class MirrorServer:
         default: str = "serve",
         stall_seconds: float = 5,
         endless_ceiling: int = ENDLESS_CEILING,
+        drip_seconds: float = 1.0,
     ):
         self.files = dict(files)
         self.default = default
         self.stall_seconds = stall_seconds
+        self.drip_seconds = drip_seconds
         self.endless_ceiling = endless_ceiling
         self.requests: collections.Counter[str] = collections.Counter()
         self.sent: collections.Counter[str] = collections.Counter()
@@ -187,6 +191,8 @@ class MirrorServer:
                     self._stream(name, zero_padded_forever(data))
                 elif action == "inflating":
                     self._stream(name, random_gzip_forever())
+                elif action == "drip":
+                    self._drip(name, data)
                 elif action in ("drop", "stall"):
                     self._headers(200, len(data))
                     self.wfile.write(data[: len(data) // 2])
@@ -207,6 +213,19 @@ class MirrorServer:
                 self._headers(status, len(body))
                 self.wfile.write(body)
                 mirror._count_sent(self.path.rsplit("/", 1)[-1], len(body))
+
+            def _drip(self, name: str, data: bytes) -> None:
+                self._headers(200, len(data))
+                self.close_connection = True
+                try:
+                    for offset in range(len(data)):
+                        if mirror._stopping.wait(mirror.drip_seconds):
+                            break
+                        self.wfile.write(data[offset : offset + 1])
+                        self.wfile.flush()
+                        mirror._count_sent(name, 1)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up
 
             def _stream(self, name: str, chunks: Iterator[bytes]) -> None:
                 """A 200 whose body is ``chunks`` until the client hangs up (no length:

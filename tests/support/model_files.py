@@ -26,18 +26,20 @@ _ZEROS = bytes(1 << 20)
 def small_model() -> Model:
     """784-16-10, fit for the processed data of ``support.processed``."""
     rng = np.random.default_rng(0)
-    model = Model(
+    metadata = {
+        "normalization": NORMALIZATION,
+        "class_names": CLASS_NAMES,
+        "dataset": "mnist",
+        "image_shape": [28, 28],
+    }
+    return Model(
         [
             DenseLayer(N_FEATURES, 16, ReLU(), rng=rng),
             DenseLayer(16, len(CLASS_NAMES), Softmax(), rng=rng),
         ],
         loss=CrossEntropyLoss(),
+        metadata=metadata,
     )
-    model.normalization = NORMALIZATION
-    model.class_names = CLASS_NAMES
-    model.dataset = "mnist"
-    model.image_shape = [28, 28]
-    return model
 
 
 def write_huge_member_model(path: Path, *, meta_agrees: bool = False) -> Path:

@@ -32,3 +32,15 @@ def write_params(directory: Path, **sections: Mapping[str, Any]) -> Path:
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path
+
+
+def alias_bomb(levels: int) -> str:
+    """The project's params.yaml with ``model.hidden_sizes`` an alias that stands for
+    ``10**levels`` integers in nested lists ("billion laughs"), in about 2 kB."""
+    lines = ["bomb:", "  - &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for level in range(1, levels + 1):
+        refs = ", ".join([f"*l{level - 1}"] * 10)
+        lines.append(f"  - &l{level} [{refs}]")
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    body = text.replace("hidden_sizes: [64, 32]", f"hidden_sizes: *l{levels}")
+    return "\n".join(lines) + "\n" + body

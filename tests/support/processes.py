@@ -1,10 +1,39 @@
-"""Whether a process has ended, for the tests that stop background workers."""
+"""Finding and waiting for the stage processes running in a folder (Linux ``/proc``), for the
+tests that kill dvc or run two stages at once, and whether a process has ended."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+
+_PROC = Path("/proc")
+
+
+def stage_pids(root: Path, stage: str) -> list[int]:
+    """Pids of live ``python -m stages.<stage>`` processes whose working folder is ``root``."""
+    found = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(entry / "cwd"))
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and f"stages.{stage}".encode() in argv and cwd == root.resolve():
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def wait_for(condition: object, timeout: float, what: str) -> None:
+    """Poll ``condition()`` every 50 ms until it is true; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def exited(pid: int, timeout: float = 10.0) -> bool:
@@ -13,17 +42,13 @@ def exited(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            state = (_PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
         except FileNotFoundError:
             return True
         except OSError:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-        else:
-            if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
-                return True
+            state = "?"
+        if state in ("Z", "X"):
+            return True
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

@@ -65,15 +65,18 @@ def run_stage(
 
 @dataclass(frozen=True)
 class Measured:
-    """A finished command: its exit code, its output and its own peak memory in bytes."""
+    """A finished command: its exit code, its output, its own peak memory in bytes and the
+    CPU seconds it used (user and system)."""
 
     returncode: int
     stdout: str
     stderr: str
     peak_bytes: int
+    cpu_seconds: float = 0.0
 
 
 _PEAK = "peak-kB: "
+_CPU = "cpu-seconds: "
 # Runs argv[1:] and prints its peak resident memory (wait4's ru_maxrss, in kB) as the last
 # line of stderr. On Linux a process's ru_maxrss starts from the memory of the process it
 # was forked from (kept across exec), so a command forked from pytest (hundreds of MB by
@@ -83,6 +86,7 @@ _MEASURE = f"""
 import os, subprocess, sys
 child = subprocess.Popen(sys.argv[1:])
 _, status, usage = os.wait4(child.pid, 0)
+print("{_CPU}" + str(usage.ru_utime + usage.ru_stime), file=sys.stderr)
 print("{_PEAK}" + str(usage.ru_maxrss), file=sys.stderr)
 sys.exit(os.waitstatus_to_exitcode(status) % 256)
 """
@@ -101,7 +105,8 @@ def measure_peak(command: Sequence[str], cwd: Path | None = None, timeout: float
     )
     stderr, _, peak = result.stderr.rpartition(_PEAK)
     assert peak.strip().isdigit(), result.stderr
-    return Measured(result.returncode, result.stdout, stderr, int(peak) * 1024)
+    stderr, _, cpu = stderr.rpartition(_CPU)
+    return Measured(result.returncode, result.stdout, stderr, int(peak) * 1024, float(cpu))
 
 
 def run_measured(stage: str, cwd: Path, *args: str, timeout: float = 120) -> Measured:
@@ -124,12 +129,17 @@ def digests(root: Path, names: Iterable[str]) -> dict[str, str | None]:
     }
 
 
+#: what writing an output set leaves beside its files while it runs: temporary files,
+#: backups, claims (locks) and commit journals
+LEFTOVER_SUFFIXES = (".tmp", ".bak", ".lock", ".journal", ".new")
+
+
 def temporaries(root: Path) -> list[str]:
-    """Temporary files and folders (``.<name>.<random>.tmp``/``.bak``) under ``root``,
-    outside git's and DVC's own folders."""
+    """Temporary files and folders (``.<name>.<random>.tmp``/``.bak``, ``.<name>.lock``,
+    ``.<name>.journal``) under ``root``, outside git's and DVC's own folders."""
     return sorted(
         str(path.relative_to(root))
         for path in root.rglob(".*")
-        if path.suffix in (".tmp", ".bak")
+        if path.suffix in LEFTOVER_SUFFIXES
         and not {".git", ".dvc"} & set(path.relative_to(root).parts)
     )

@@ -56,15 +56,17 @@ def random_model(
 ) -> Model:
     """A 784-16-10 model with random weights and the metadata predict reads."""
     rng = np.random.default_rng(seed)
-    model = Model(
+    metadata = {
+        "normalization": dict(normalization or SCALE_NORMALIZATION),
+        "class_names": class_names or [str(k) for k in range(10)],
+        "dataset": dataset,
+        "image_shape": [28, 28],
+    }
+    return Model(
         [DenseLayer(784, 16, ReLU(), rng=rng), DenseLayer(16, 10, Softmax(), rng=rng)],
         loss=CrossEntropyLoss(),
+        metadata=metadata,
     )
-    model.normalization = dict(normalization or SCALE_NORMALIZATION)
-    model.class_names = class_names or [str(k) for k in range(10)]
-    model.dataset = dataset
-    model.image_shape = [28, 28]
-    return model
 
 
 def png_header_only(width: int, height: int) -> bytes:

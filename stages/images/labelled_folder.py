@@ -1,0 +1,87 @@
+"""A folder of labelled pictures: one sub-folder per class, named for it.
+
+``scan_labelled_folder`` lists the pictures (files whose name ends in an extension Pillow
+opens, as ``files.image_extensions``) of each class sub-folder, searched recursively, in a
+fixed order: classes sorted by name, pictures by path. Hidden files and folders (names
+starting with ``.``), files of other kinds and files outside the class sub-folders are
+skipped and counted, never silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.data.errors import DataError
+from stages.images.files import image_extensions
+
+
+@dataclass(frozen=True)
+class LabelledFolder:
+    """The pictures of ``root``: ``pictures[i]`` is of class ``labels[i]``, which names
+    ``class_names[labels[i]]``; ``skipped`` are the files (and hidden folders at the top)
+    that are not pictures of a class."""
+
+    root: Path
+    class_names: tuple[str, ...]
+    pictures: tuple[Path, ...]
+    labels: tuple[int, ...]
+    skipped: tuple[Path, ...]
+
+    def class_folder(self, label: int) -> Path:
+        return self.root / self.class_names[label]
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def scan_labelled_folder(root: Path) -> LabelledFolder:
+    """List the pictures of each class sub-folder of ``root``.
+
+    DataError (one line naming the folder) when ``root`` is missing or not a folder, holds
+    no class sub-folder, fewer than two, or a class sub-folder holds no picture.
+    """
+    if not root.exists():
+        raise DataError(f"{root}: no such folder (data.images names the folder of pictures)")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder (data.images names the folder of pictures)")
+    entries = sorted(root.iterdir())
+    folders = [path for path in entries if path.is_dir() and not path.name.startswith(".")]
+    skipped = [path for path in entries if path not in folders]
+    if not folders:
+        raise DataError(
+            f"{root}: holds no class sub-folders; expected one sub-folder of pictures per "
+            f"class, named for it (e.g. {root / 'cat'}/*.jpg)"
+        )
+    extensions = image_extensions()
+    pictures: list[Path] = []
+    labels: list[int] = []
+    for label, folder in enumerate(folders):
+        found = []
+        for path in sorted(folder.rglob("*")):
+            if path.is_dir():
+                continue
+            if path.suffix.lower() in extensions and not _hidden(path, folder):
+                found.append(path)
+            else:
+                skipped.append(path)
+        if not found:
+            raise DataError(
+                f"{folder}: holds no pictures; every class sub-folder needs at least one "
+                "(files Pillow reads: .png, .jpg, .bmp, .gif, .tif, .webp, ...)"
+            )
+        pictures.extend(found)
+        labels.extend([label] * len(found))
+    if len(folders) < 2:
+        raise DataError(
+            f"{root}: holds one class sub-folder ({folders[0].name}); at least 2 classes are "
+            "needed, one sub-folder each"
+        )
+    return LabelledFolder(
+        root=root,
+        class_names=tuple(folder.name for folder in folders),
+        pictures=tuple(pictures),
+        labels=tuple(labels),
+        skipped=tuple(skipped),
+    )

@@ -1,0 +1,162 @@
+"""Hostile params and a killed dvc, through the real ``dvc repro`` in a temporary git repository
+(the tiny generated dataset, seconds per run)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from support.dvc_project import Project
+from support.params import alias_bomb
+from support.processes import stage_pids, wait_for
+from support.stage import digests, error_lines, temporaries
+from support.tiny_pipeline import tiny_project
+
+from stages.cli.yaml_loader import MAX_VALUES
+
+pytestmark = pytest.mark.pipeline
+
+RECORDED = (
+    "models/model.npz",
+    "reports/train_history.csv",
+    "metrics.json",
+    "reports/confusion.csv",
+    "dvc.lock",
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = tiny_project(tmp_path_factory.mktemp("hostile"))
+    project.dvc("repro")
+    project.commit("first run")
+    return project
+
+
+@pytest.fixture
+def project(built: Project, tmp_path: Path) -> Project:
+    """A private copy of the built project (repository, DVC cache and workspace)."""
+    root = tmp_path / "project"
+    shutil.copytree(built.root, root, symlinks=True)
+    return Project(root, Path(built.env["MNIST_MIRROR"]))
+
+
+def file_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def recorded_model_md5(project: Project) -> str:
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+    (out,) = (o for o in lock["stages"]["train"]["outs"] if o["path"] == "models/model.npz")
+    return out["md5"]
+
+
+def test_no_validation_split_alone_runs_with_every_other_default(project: Project) -> None:
+    """``data.val_size: 0``, as the README documents it: the monitor, which decides nothing
+    with patience 0 and restore_best false, falls back to the training split."""
+    project.set_param("data", "val_size", 0)
+    result = project.dvc("repro", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in project.dvc("status").stdout
+    history = (project.root / "reports/train_history.csv").read_text().splitlines()
+    assert history[1].split(",")[3:5] == ["", ""]  # no validation figures
+    assert file_md5(project.root / "models/model.npz") == recorded_model_md5(project)
+
+
+def test_a_monitor_that_needs_the_missing_split_is_refused_before_any_stage_works(
+    project: Project,
+) -> None:
+    before = digests(project.root, RECORDED)
+    project.set_param("data", "val_size", 0)
+    project.set_param("train", "patience", 2)
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: params.yaml: train.monitor is val_accuracy, which needs a validation split, "
+        "but data.val_size is 0 (no split); set train.monitor to accuracy, or data.val_size "
+        "above 0"
+    ]
+    assert "Running stage 'train'" not in result.stdout
+    assert digests(project.root, RECORDED) == before
+
+
+def test_an_alias_bomb_is_refused_by_the_first_stage_that_reads_it(project: Project) -> None:
+    """dvc itself expands aliases when it compares params (seconds per thousand values);
+    the stage refuses at once, in one line."""
+    before = digests(project.root, RECORDED)
+    text = alias_bomb(2)  # 1,111 values in its largest list
+    params = project.root / "params.yaml"
+    params.write_text(
+        text.replace("val_size: 5000", "val_size: 10").replace("epochs: 20", "epochs: 2")
+    )
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        f"error: params.yaml: the values at line 4 expand to more than {MAX_VALUES:,} "
+        "(aliases repeat what they point to); write the values out"
+    ]
+    assert digests(project.root, RECORDED) == before
+
+
+def test_a_key_given_twice_is_refused_by_dvc_and_by_the_stages(project: Project) -> None:
+    before = digests(project.root, RECORDED)
+    params = project.root / "params.yaml"
+    text = params.read_text()
+    params.write_text(text.replace("  epochs: 2\n", "  epochs: 2\n  epochs: 1\n"))
+    assert params.read_text() != text
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert "Running stage" not in result.stdout
+    assert "duplicate" in (result.stdout + result.stderr).lower()
+    by_hand = project.run(sys.executable, "-m", "stages.train", check=False)
+    assert by_hand.returncode == 1
+    (line,) = error_lines(by_hand)
+    assert line.startswith("error: params.yaml: key train.epochs is given twice (lines ")
+    assert digests(project.root, RECORDED) == before
+
+
+def test_a_train_left_running_by_a_killed_dvc_never_replaces_the_recorded_model(
+    project: Project, tmp_path: Path
+) -> None:
+    """``kill -9`` of dvc alone: its train runs on as an orphan, which nothing will record. It
+    stops at once, and a new ``dvc repro`` with other params ends with its own model on disk,
+    the one ``dvc.lock`` records."""
+    project.set_param("model", "hidden_sizes", [512, 512])  # about 20 s of training
+    project.set_param("train", "epochs", 1000)
+    log = tmp_path / "killed-dvc.log"
+    with log.open("w") as output:
+        dvc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro"],
+            cwd=project.root,
+            env=project.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "Epoch 2/1000" in log.read_text(), 120, "train to start under dvc")
+        (orphan,) = stage_pids(project.root, "train")
+        dvc.send_signal(signal.SIGKILL)
+        dvc.wait()
+        project.set_param("model", "hidden_sizes", [64, 32])
+        project.set_param("train", "epochs", 3)
+        again = project.dvc("repro", check=False)
+        wait_for(lambda: not stage_pids(project.root, "train"), 300, "the orphan to end")
+    finally:
+        dvc.kill()
+        dvc.wait()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert orphan not in stage_pids(project.root, "train")
+    assert file_md5(project.root / "models/model.npz") == recorded_model_md5(project)
+    assert len((project.root / "reports/train_history.csv").read_text().splitlines()) == 1 + 3
+    assert (
+        f"error: the dvc process that started this stage (pid {dvc.pid}) has ended; stopped "
+        "without replacing the outputs, which dvc would not record"
+    ) in log.read_text()
+    assert "up to date" in project.dvc("status").stdout
+    assert temporaries(project.root) == []

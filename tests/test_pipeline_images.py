@@ -1,0 +1,203 @@
+"""Your own folder of labelled pictures through the real ``dvc`` in a temporary git repository:
+MNIST test digits redrawn as users' files (tracked with ``dvc add``, as a large folder is),
+and capital letters rendered from fonts (26 classes, a small folder kept in git)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import string
+from pathlib import Path
+
+import pytest
+from own_images import build_example_folder
+from support.dvc_project import Project
+from support.picture_folders import write_letters_folder, write_shapes_folder
+from support.stage import digests, error_lines, temporaries
+
+from stages.data.idx import read_idx
+from stages.data.sources import IDX_FILES
+
+pytestmark = pytest.mark.pipeline
+
+#: the digits' sub-folders: sorted, "eight" is class 0 and "zero" class 9
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGITS_COUNT, NEW_COUNT = 2000, 100
+FOLDER_PARAMS = {"dataset": "images", "val_size": 0.1, "test_size": 0.2}
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def shown_test_accuracy(project: Project) -> float:
+    shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
+    return shown[""]["data"]["metrics.json"]["data"]["test"]["accuracy"]
+
+
+def predict_json(project: Project, folder: str) -> dict[str, str]:
+    """``python -m stages.predict <folder> --json`` in the project: file (its path in the
+    folder) -> predicted class."""
+    result = project.run("python", "-m", "stages.predict", folder, "--json")
+    return {
+        Path(entry["file"]).relative_to(folder).as_posix(): entry["prediction"]
+        for entry in json.loads(result.stdout)
+    }
+
+
+@pytest.mark.realdata
+def test_mnist_digits_as_users_files_through_dvc(tmp_path: Path, mnist_dir: Path) -> None:
+    """2,000 MNIST test digits as scans, photos and PNGs, one word-named sub-folder per digit,
+    ``dvc add``-ed: ``dvc repro`` trains on them, predict names new pictures by the folder's
+    classes, and one more picture makes DVC rerun preprocess and train."""
+    project = Project.create(tmp_path / "project", mnist_dir, {"data": FOLDER_PARAMS})
+    project.set_param("data", "images", "digits")
+    build_example_folder(mnist_dir, project.root / "digits", DIGITS_COUNT, names=WORDS)
+    project.dvc("add", "digits")
+    project.commit("my pictures, tracked by DVC")
+
+    repro = project.dvc("repro")
+    assert ran_stages(repro.stdout) == {"download", "preprocess", "train", "evaluate"}
+    meta = json.loads((project.root / "data/processed/meta.json").read_text())
+    assert meta["class_names"] == sorted(WORDS)
+    assert meta["splits"] == {"train": 1400, "val": 200, "test": 400}
+    accuracy = shown_test_accuracy(project)
+    print(f"{DIGITS_COUNT} MNIST test digits as users' files: test accuracy {accuracy}")
+    assert accuracy >= 0.85
+    project.commit("first run")
+    assert json.loads(project.dvc("status", "--json").stdout) == {}
+
+    # New pictures (digits the folder does not hold) get the folder's class names.
+    build_example_folder(mnist_dir, project.root / "new", NEW_COUNT, start=5000)
+    truth = read_idx(mnist_dir / IDX_FILES.test_labels)[5000 : 5000 + NEW_COUNT]
+    predicted = predict_json(project, "new")
+    assert set(predicted.values()) <= set(WORDS)
+    assert len(predicted) == NEW_COUNT
+    index = {name: int(Path(name).stem) - 5000 for name in predicted}
+    hits = sum(predicted[name] == WORDS[truth[index[name]]] for name in predicted)
+    print(f"predict on {NEW_COUNT} new pictures: {hits} right")
+    assert hits / NEW_COUNT >= 0.8
+
+    # One more picture: the folder changed, so preprocess and then train rerun.
+    picture = sorted((project.root / "new" / "7").iterdir())[0]
+    picture.rename(project.root / "digits" / "seven" / f"added{picture.suffix}")
+    status = json.loads(project.dvc("status", "--json").stdout)
+    assert set(status) == {"digits.dvc", "preprocess"}
+    assert "digits" in json.dumps(status["preprocess"])
+    again = project.dvc("repro")  # updates digits.dvc too: no `dvc add` needed first
+    assert {"preprocess", "train", "evaluate"} <= ran_stages(again.stdout)
+    meta = json.loads((project.root / "data/processed/meta.json").read_text())
+    assert sum(meta["splits"].values()) == DIGITS_COUNT + 1
+    assert json.loads(project.dvc("status", "--json").stdout) == {}
+
+
+def test_letters_from_fonts_through_dvc(tmp_path: Path) -> None:
+    """26 classes A-Z rendered from the installed fonts, the folder committed to git:
+    ``dvc repro`` trains and evaluates with the letters as class names, predict answers in
+    letters, and adding a picture makes ``dvc status`` name preprocess."""
+    project = Project.create(tmp_path / "project", tmp_path, {"data": FOLDER_PARAMS})
+    project.set_param("data", "images", "letters")
+    names = write_letters_folder(project.root / "letters", per_letter=16)
+    project.commit("letters")
+    project.dvc("repro")
+    project.commit("first run")
+
+    accuracy = shown_test_accuracy(project)
+    print(f"26 letters from fonts, 16 pictures each: test accuracy {accuracy}")
+    assert accuracy >= 0.6  # chance is 1/26
+    with (project.root / "reports/per_class_accuracy.csv").open() as handle:
+        assert [row["class"] for row in csv.DictReader(handle)] == list(string.ascii_uppercase)
+    with (project.root / "reports/confusion.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 26 * 16 // 5 + 1  # ceil(0.2 * 416) = 84
+    assert {row["actual"] for row in rows} == set(names)
+
+    write_letters_folder(project.root / "more", per_letter=1, seed=1)
+    predicted = predict_json(project, "more")
+    assert sorted(predicted) == [f"{letter}/000.png" for letter in names]
+    assert set(predicted.values()) <= set(names)
+    hits = sum(name[0] == letter for name, letter in predicted.items())
+    print(f"predict on 26 new letters: {hits} right")
+    assert hits >= 13
+
+    (project.root / "more" / "Q" / "000.png").rename(project.root / "letters" / "Q" / "new.png")
+    status = json.loads(project.dvc("status", "--json").stdout)
+    assert set(status) == {"preprocess"}
+    assert "letters" in json.dumps(status["preprocess"])
+
+
+# enough validation pictures for train's check that the model beats chance to conclude
+SMALL = {"data": {**FOLDER_PARAMS, "val_size": 0.25}, "train": {"epochs": 5, "batch_size": 8}}
+PROCESSED = [
+    f"data/processed/{split}_{kind}.npy"
+    for split in ("train", "val", "test")
+    for kind in ("images", "labels")
+]
+
+
+def test_a_bad_folder_under_repro_is_one_line_and_keeps_every_output(tmp_path: Path) -> None:
+    """After a good run, the folder loses all classes but one: preprocess refuses it in one
+    line, DVC records nothing, the model and metrics stay as they were, and the processed
+    data (which DVC removes before it reruns the stage) comes back from the cache."""
+    project = Project.create(tmp_path / "project", tmp_path, SMALL)
+    project.set_param("data", "images", "shapes")
+    write_shapes_folder(project.root / "shapes", {"bar": 15, "cross": 15, "ring": 15})
+    project.commit("shapes")
+    project.dvc("repro")
+    project.commit("first run")
+    recorded = ["models/model.npz", "metrics.json", "dvc.lock"]
+    before = digests(project.root, recorded)
+    processed = digests(project.root, PROCESSED)
+
+    for name in ("bar", "cross"):
+        shutil.rmtree(project.root / "shapes" / name)
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: shapes: holds one class sub-folder (ring); at least 2 classes are needed, one "
+        "sub-folder each"
+    ]
+    assert ran_stages(result.stdout) == {"preprocess"}
+    assert digests(project.root, recorded) == before
+    assert temporaries(project.root) == []
+    project.dvc("checkout", "preprocess")
+    assert digests(project.root, PROCESSED) == processed
+
+
+def test_a_folder_that_is_not_there_stops_dvc_before_the_stage(tmp_path: Path) -> None:
+    """data.images names no folder: DVC itself refuses to run preprocess without its
+    dependency, naming it."""
+    project = Project.create(tmp_path / "project", tmp_path, {"data": FOLDER_PARAMS})
+    project.set_param("data", "images", "nowhere")
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert "nowhere" in result.stderr
+    assert "preprocess" not in ran_stages(result.stdout)
+    assert not (project.root / "data/processed").exists()
+
+
+def test_a_dvc_added_folder_travels_through_the_remote(tmp_path: Path) -> None:
+    """The folder, tracked with ``dvc add``, goes to a DVC remote with the outputs; a fresh
+    clone pulls the pictures and the results, and ``dvc repro`` runs nothing."""
+    project = Project.create(tmp_path / "first", tmp_path, SMALL)
+    project.set_param("data", "images", "shapes")
+    files = write_shapes_folder(project.root / "shapes", {"bar": 15, "cross": 15, "ring": 15})
+    project.dvc("add", "shapes")
+    project.dvc("remote", "add", "-d", "storage", str(tmp_path / "storage"))
+    project.commit("shapes, tracked by DVC; a remote")
+    project.dvc("repro")
+    project.commit("first run")
+    project.dvc("push")
+
+    project.run("git", "clone", "--quiet", str(project.root), str(tmp_path / "second"))
+    second = Project(tmp_path / "second", tmp_path)
+    assert not (second.root / "shapes").exists()
+    second.dvc("pull")
+    relative = [path.relative_to(project.root) for path in files]
+    assert digests(second.root, map(str, relative)) == digests(project.root, map(str, relative))
+    assert json.loads(second.dvc("status", "--json").stdout) == {}
+    assert ran_stages(second.dvc("repro").stdout) == set()
+    models = digests(second.root, ["models/model.npz"])
+    assert models == digests(project.root, ["models/model.npz"])
