@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -25,12 +25,13 @@ from nnlib.errors import NNLibError
 from nnlib.model import Model
 from stages.cli.app import LogLevelOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
+from stages.images.batches import Outcome, classified
 from stages.images.constructions import IMAGE_SHAPE, construction_for, normalize
 from stages.images.errors import ImageError
 from stages.images.files import Entry, find_images
 from stages.images.reading import Picture, read_image
 from stages.outputs.atomic import OutputSet
-from stages.outputs.predictions import Result, to_json, to_table, top_k
+from stages.outputs.predictions import Result, top_k, write_json, write_table
 
 logger = logging.getLogger("stages.predict")
 
@@ -142,28 +143,30 @@ def main(
             prepare_output_dir(inputs_dir)
 
         entries = find_images(paths)
-        outcomes = construct_all(entries, construct)
-        images = [o for o in outcomes if isinstance(o, np.ndarray)]
-        probabilities = iter(
-            model.predict(normalize(np.stack(images), model.normalization)) if images else []
+        outcomes: Iterable[Outcome] = classified(
+            entries,
+            lambda batch: construct_all(batch, construct),
+            lambda images: model.predict(normalize(images, model.normalization)),
         )
-        results = [
-            Result(str(entry.path), error=outcome)
-            if isinstance(outcome, str)
-            else Result(str(entry.path), top_k=top_k(next(probabilities), names, k))
-            for entry, outcome in zip(entries, outcomes, strict=True)
-        ]
-        if inputs_dir is not None:
-            predicted = [
-                e.path for e, o in zip(entries, outcomes, strict=True) if isinstance(o, np.ndarray)
-            ]
-            save_inputs(inputs_dir, predicted, images)
+        if inputs_dir is not None:  # saved as one set, before anything is printed
+            outcomes = list(outcomes)
+            seen = [(entry.path, o) for entry, o, _ in outcomes if isinstance(o, np.ndarray)]
+            save_inputs(inputs_dir, [file for file, _ in seen], [image for _, image in seen])
+        failed: list[Result] = []
+
+        def results() -> Iterator[Result]:
+            for entry, outcome, probabilities in outcomes:
+                if isinstance(outcome, str):
+                    failed.append(Result(str(entry.path), error=outcome))
+                    yield failed[-1]
+                else:
+                    yield Result(str(entry.path), top_k=top_k(probabilities, names, k))
 
         if as_json:
-            print(to_json(results))
-        elif images:
-            print(to_table(results, min(k, len(names))))
-        failed = [r for r in results if r.error is not None]
+            write_json(results(), sys.stdout)
+        else:
+            files = [str(entry.path) for entry in entries]
+            write_table(results(), min(k, len(names)), files, names, sys.stdout)
         for result in failed:
             print(f"error: {result.file}: {result.error}", file=sys.stderr)
         if failed:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from stages.images.errors import BlankImageError
-from stages.images.levels import spread_below
+from stages.images.levels import sample, spread_below
 from stages.images.paper import background_surface, flat_paper_level
 from stages.images.polarity import ink_is_dark, is_enclosed_blob
 
@@ -50,13 +50,17 @@ def stretch(contrast: np.ndarray) -> np.ndarray:
     The noise floor becomes 0: ``NOISE_SIGMAS`` standard deviations of the paper's noise
     (``levels.spread_below``: measured below the paper, so however much of the picture
     is ink), and at least ``MIN_CONTRAST``. Solid ink, the ``SOLID_INK_QUANTILE`` of the
-    pixels above the floor, becomes 1.
-    Raises BlankImageError when too few pixels stand above the floor.
+    pixels above the floor, becomes 1 (both measured on a ``levels.sample`` of a large
+    picture). Raises BlankImageError when too few pixels stand above the floor.
     """
-    floor = max(NOISE_SIGMAS * spread_below(contrast), MIN_CONTRAST)
-    ink = contrast[contrast > floor]
-    if ink.size < max(MIN_INK_PIXELS, MIN_INK_FRACTION * contrast.size):
+    some = sample(contrast)
+    floor = max(NOISE_SIGMAS * spread_below(some), MIN_CONTRAST)
+    above = contrast > floor
+    if np.count_nonzero(above) < max(MIN_INK_PIXELS, MIN_INK_FRACTION * contrast.size):
         raise BlankImageError(BLANK)
+    ink = some[some > floor]
+    if ink.size == 0:  # a speck the sample passed over
+        ink = contrast[above]
     solid = float(np.quantile(ink, SOLID_INK_QUANTILE))
     if solid <= floor:
         solid = float(ink.max())

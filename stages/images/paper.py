@@ -8,7 +8,6 @@ is the darker of the two grey-level classes, and ink only ever adds brightness t
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from stages.images.levels import lowest_common_level, two_class_threshold
 
@@ -98,13 +97,15 @@ def _fit_quadratic(
 
 
 def _subsampled(bright_ink: np.ndarray) -> np.ndarray:
-    """``bright_ink`` ``(rows, cols)`` subsampled to at most ``FIT_SIZE`` pixels a side
-    (nearest pixel: averaging would blend paper and ink into new levels)."""
+    """``bright_ink`` ``(rows, cols)`` subsampled to at most ``FIT_SIZE`` pixels a side: the
+    pixel nearest each new pixel's centre (averaging would blend paper and ink into new
+    levels), as float32."""
     rows, cols = bright_ink.shape
     scale = min(1.0, FIT_SIZE / max(rows, cols))
-    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-    image = Image.fromarray(bright_ink.astype(np.float32))
-    return np.asarray(image.resize(size, Image.Resampling.NEAREST))
+    height, width = max(1, round(rows * scale)), max(1, round(cols * scale))
+    row_at = ((np.arange(height) + 0.5) * rows / height).astype(np.intp)
+    col_at = ((np.arange(width) + 0.5) * cols / width).astype(np.intp)
+    return bright_ink[np.ix_(row_at, col_at)].astype(np.float32)
 
 
 def background_surface(bright_ink: np.ndarray) -> np.ndarray:
@@ -124,7 +125,9 @@ def background_surface(bright_ink: np.ndarray) -> np.ndarray:
     y = np.linspace(-1.0, 1.0, rows, dtype=np.float32)[:, None] if rows > 1 else np.zeros((1, 1))
     x = np.linspace(-1.0, 1.0, cols, dtype=np.float32)[None, :] if cols > 1 else np.zeros((1, 1))
     c = coef.astype(np.float32)
-    surface = c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
+    # c0 + c1 x + c2 y + c3 x^2 + c4 xy + c5 y^2, as a column plus a column times a row
+    column = c[0] + c[2] * y + c[5] * y * y
+    surface = column + (c[1] + c[4] * y) * x + c[3] * x * x
     return np.broadcast_to(surface, (rows, cols)).astype(np.float32)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.images.levels import two_class_threshold
+from stages.images.levels import sample, two_class_threshold
 
 #: the border ring that shows the paper: this fraction of each side (at least one pixel)
 BORDER_FRACTION = 1 / 16
@@ -24,19 +24,20 @@ BLOB_FILL = 0.85
 BLOB_ASPECT = 2.5
 
 
-def border_mask(shape: tuple[int, int]) -> np.ndarray:
-    """The border ring of a picture of ``shape`` ``(rows, cols)``, ``BORDER_FRACTION`` of its
-    shorter side wide (at least one pixel), as a boolean mask."""
-    rows, cols = shape
-    ring = max(1, round(min(shape) * BORDER_FRACTION))
-    mask = np.ones(shape, dtype=bool)
-    mask[ring : rows - ring, ring : cols - ring] = False
-    return mask
+def border_ring(grey: np.ndarray) -> np.ndarray:
+    """The pixels of the border ring of ``grey`` ``(rows, cols)``, ``BORDER_FRACTION`` of its
+    shorter side wide (at least one pixel), in one 1-D array."""
+    rows, cols = grey.shape
+    ring = max(1, round(min(rows, cols) * BORDER_FRACTION))
+    if 2 * ring >= min(rows, cols):
+        return grey.reshape(-1)
+    strips = (grey[:ring], grey[-ring:], grey[ring:-ring, :ring], grey[ring:-ring, -ring:])
+    return np.concatenate([strip.reshape(-1) for strip in strips])
 
 
 def border_level(grey: np.ndarray) -> float:
     """Median of the border ring of ``grey`` ``(rows, cols)``: the paper's level."""
-    return float(np.median(grey[border_mask(grey.shape)]))
+    return float(np.median(sample(border_ring(grey))))
 
 
 def corner_levels(grey: np.ndarray) -> list[float]:
@@ -48,7 +49,7 @@ def corner_levels(grey: np.ndarray) -> list[float]:
 
 
 def _departs_darker(grey: np.ndarray) -> bool:
-    departure = grey.astype(np.float64) - border_level(grey)
+    departure = sample(grey).astype(np.float64) - border_level(grey)
     darker = float(np.square(np.minimum(departure, 0)).sum())
     lighter = float(np.square(np.maximum(departure, 0)).sum())
     return darker > lighter
@@ -66,8 +67,8 @@ def ink_is_dark(grey: np.ndarray) -> bool:
     the corners decide: a digit is rounded, so the corners of its bounding box show
     paper; two corners against two leave it to the departures.
     """
-    threshold = two_class_threshold(grey)
-    light_border = float((grey[border_mask(grey.shape)] >= threshold).mean())
+    threshold = two_class_threshold(sample(grey))
+    light_border = float((border_ring(grey) >= threshold).mean())
     if MIXED_BORDER[0] < light_border < MIXED_BORDER[1]:
         light_corners = sum(level >= threshold for level in corner_levels(grey))
         if light_corners != 2:
