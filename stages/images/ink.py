@@ -64,13 +64,18 @@ def stretch(contrast: np.ndarray) -> np.ndarray:
     solid = float(np.quantile(ink, SOLID_INK_QUANTILE))
     if solid <= floor:
         solid = float(ink.max())
-    return np.clip((contrast - floor) / max(solid - floor, 1e-6), 0.0, 1.0).astype(np.float32)
+    coverage = contrast - floor  # one new array, scaled and clipped in place
+    coverage /= max(solid - floor, 1e-6)
+    return np.clip(coverage, 0.0, 1.0, out=coverage).astype(np.float32, copy=False)
 
 
 def _contrast_stretched(bright_ink: np.ndarray, paper: np.ndarray) -> np.ndarray:
     # ink darkens paper in proportion to the light that falls on it: relative contrast
-    headroom = np.maximum(255.0 - paper, 16.0)
-    return stretch((bright_ink - paper) / headroom)
+    headroom = np.float32(255.0) - paper
+    np.maximum(headroom, np.float32(16.0), out=headroom)
+    contrast = bright_ink - paper
+    contrast /= headroom
+    return stretch(contrast)
 
 
 def coverage_with_polarity(grey: np.ndarray, dark: bool) -> np.ndarray:
