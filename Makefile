@@ -16,8 +16,8 @@ PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
 
-.PHONY: setup repro test test-fast report bench bench-predict bench-schedules bench-own-images \
-	example-images sweep-timing s3-server clean
+.PHONY: setup repro test test-fast report bench bench-predict bench-predict-speed \
+	bench-schedules bench-own-images example-images sweep-timing s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -62,7 +62,8 @@ bench: setup
 	python bench/bench_speed.py
 
 # How well models/model.npz reads users' files: MNIST test digits redrawn as scans, photos and
-# PNGs, and font digits in five stroke widths (about 2 minutes; run `make repro` first).
+# PNGs, with a margin and cropped tight, and font digits in five stroke widths (about 5
+# minutes; run `make repro` first).
 bench-predict: setup
 	python bench/predict_looks.py
 
@@ -76,6 +77,11 @@ example-images: setup
 # The worked example measured in a scratch clone of HEAD: preprocess time, test accuracy.
 bench-own-images: setup
 	python bench/own_images.py measure
+
+# Pictures per second and peak memory of predict on 2000 photos and 2000 small files (a few
+# minutes; run `make repro` first).
+bench-predict-speed: setup
+	python bench/predict_speed.py
 
 # Test accuracy of the learning-rate schedules over 5 seeds, as the train stage trains.
 bench-schedules: setup
