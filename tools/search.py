@@ -339,6 +339,8 @@ def start(
         main.check_clean()
         commit = main.head()
         load_space(space, Path("params.yaml"))
+        if not git(main.root, "ls-files", "--", str(space)):
+            raise SearchError(f"{space} is not committed: the workers' clones would not have it")
         name = study or default_study(commit)
         storage = storage or str(main.root / DEFAULT_JOURNAL)
         if not is_database_url(storage):
