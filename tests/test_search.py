@@ -379,6 +379,46 @@ def test_start_again_continues_the_same_study(
     assert len(journal_study(project, default_study(project)).trials) == before
 
 
+def test_a_worker_killed_after_its_trial_completed_keeps_the_experiment(
+    local_search: tuple[Project, subprocess.CompletedProcess[str]],
+) -> None:
+    """The record of a trial that completed (the worker died before clearing it) ends
+    nothing and removes nothing when the worker starts again."""
+    project, _ = local_search
+    study = journal_study(project, default_study(project))
+    done = next(
+        t
+        for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        if t.user_attrs["worker"].endswith("/0")
+    )
+    clone_root = project.root / ".search" / "workers" / "0"
+    record = {"study": study.study_name, "trial_id": done._trial_id}
+    record["experiment"] = done.user_attrs["experiment"]
+    (clone_root / ".search" / "running.json").write_text(json.dumps(record))
+    again = subprocess.run(
+        search_command("worker", "--trials", "1", "--no-push"),
+        cwd=clone_root,
+        env={**project.env, "SEARCH_STORAGE": str(project.root / ".search" / "journal.log")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "list", "--name-only"],
+        cwd=clone_root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert done.user_attrs["experiment"] in listed
+    again_study = journal_study(project, default_study(project))
+    assert again_study.trials[done.number].state == optuna.trial.TrialState.COMPLETE
+    assert not (clone_root / ".search" / "running.json").exists()
+
+
 def git_status(root: Path) -> str:
     return subprocess.run(
         ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True

@@ -62,7 +62,8 @@ def is_database_url(storage: str) -> bool:
 def storage_label(storage: str) -> str:
     """``storage`` fit to print: a database URL without its password."""
     if not is_database_url(storage):
-        return storage
+        path = Path(storage).absolute()
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else storage
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -248,9 +249,9 @@ def end_stale_group(pgid: int, clone: Path) -> bool:
 
 
 def recover(clone: Clone, storage: Any, study_name: str) -> None:
-    """Finish what a previous run of this worker left: end its experiment's processes,
-    remove their leftovers from the clone, and mark its trial failed if the study still
-    has it running."""
+    """Finish what a previous run of this worker left: end its experiment's processes and
+    remove their leftovers from the clone; if the study still has that trial running, mark
+    it failed (lost) and remove an experiment its run may have committed meanwhile."""
     from optuna.trial import TrialState
 
     record = clone.read_record()
@@ -259,15 +260,21 @@ def recover(clone: Clone, storage: Any, study_name: str) -> None:
     experiment = record.get("experiment")
     if record.get("pgid") and end_stale_group(int(record["pgid"]), clone.root):
         logger.info("ended the processes of %s, left running by a worker that stopped", experiment)
-    if experiment:
-        for what in remove_stale_run(clone.root, experiment):
-            logger.info("removed %s, left by a run that did not finish", what)
+    trial = None
     if record.get("study") == study_name and "trial_id" in record:
         trial = storage.get_trial(record["trial_id"])
-        if trial.state == TrialState.RUNNING and trial.user_attrs.get("experiment") == experiment:
-            storage.set_trial_user_attr(trial._trial_id, "lost", "its worker stopped during it")
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            logger.info("trial %d (%s) was lost when its worker stopped", trial.number, experiment)
+    lost = (
+        trial is not None
+        and trial.state == TrialState.RUNNING
+        and trial.user_attrs.get("experiment") == experiment
+    )
+    if experiment:
+        for what in remove_stale_run(clone.root, experiment, remove_experiment=lost):
+            logger.info("removed %s, left by a run that did not finish", what)
+    if lost:
+        storage.set_trial_user_attr(trial._trial_id, "lost", "its worker stopped during it")
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        logger.info("trial %d (%s) was lost when its worker stopped", trial.number, experiment)
     clone.clear_record()
 
 

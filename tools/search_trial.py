@@ -215,11 +215,11 @@ def validation_accuracy(clone: Path, commit: str) -> tuple[float, int]:
 # --- what a killed run leaves behind --------------------------------------------------------
 
 
-def remove_stale_run(clone: Path, name: str) -> list[str]:
+def remove_stale_run(clone: Path, name: str, remove_experiment: bool) -> list[str]:
     """Undo what a killed ``dvc exp run --temp --name NAME`` left in ``clone``: its
-    temporary copy (marked failed, as DVC marks a run that fails), its stash entry and an
-    experiment it may have committed. Returns what it removed. Only call it when no such
-    run is alive."""
+    temporary copy (marked failed, as DVC marks a run that fails), its stash entry and, with
+    ``remove_experiment``, an experiment it may have committed. Returns what it removed.
+    Only call it when no such run is alive."""
     from dvc.repo import Repo
     from dvc.repo.experiments.executor.base import ExecutorInfo, TaskStatus
 
@@ -239,7 +239,7 @@ def remove_stale_run(clone: Path, name: str) -> list[str]:
         if stale:
             queue.stash.remove_revs(stale)
             removed.append(f"stash entry of {name}")
-    if experiment_commit(clone, name):
+    if remove_experiment and experiment_commit(clone, name):
         subprocess.run(
             dvc_command("exp", "remove", name),
             cwd=clone,
