@@ -159,7 +159,7 @@ def print_summary(summary: dict[str, Any], storage: str, git_remote: str = "orig
             row["state"],
             "-" if row["value"] is None else f"{row['value']:.4f}",
             _cell(row["epoch"]),
-            row["experiment"] or "-",
+            row["experiment"] if row["state"] == "complete" else "-",  # the others stopped
             *(_cell(row["params"].get(key)) for key in keys),
         ]
         for row in summary["rows"]
@@ -183,6 +183,8 @@ def print_summary(summary: dict[str, Any], storage: str, git_remote: str = "orig
 def _load_study(storage: str, name: str) -> Any:
     import optuna
 
+    if not is_database_url(storage) and not Path(storage).is_file():
+        raise SearchError(f"{storage}: no study storage there (a search creates it)")
     store = open_storage(storage)
     try:
         return optuna.load_study(study_name=name, storage=store)
