@@ -462,6 +462,23 @@ def test_a_hopeless_trial_is_stopped_after_its_first_epoch(long_trials: Project)
     assert leftovers(project) == []
 
 
+def test_a_failing_trial_is_recorded_with_the_stages_error(long_trials: Project) -> None:
+    project = long_trials
+    space = {**SPACE, "params": {"train.batch_size": {"choices": [8, 16]}}}
+    write_space(project, {**space, "fixed": {"train.learning_rate": 50.0}})  # diverges
+    result = run_search(project, "worker", "--trials", "2", "--no-push")
+    assert result.returncode == 0, result.stderr
+    trials = journal_study(project, default_study(project)).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
+    for trial in trials:
+        failure = trial.user_attrs["failure"]
+        assert "(train.learning_rate is 50)" in failure
+        log = project.root / ".search" / "logs" / f"{trial.user_attrs['experiment']}.log"
+        assert failure.endswith(f"(log: {log})")
+        assert f"trial {trial.number} failed: {failure}" in result.stderr
+    assert leftovers(project) == []
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "word"),
     [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],

@@ -249,7 +249,7 @@ def worker(
                 git_remote=git_remote if push else None,
                 push_cache=push_cache,
             )
-            searcher = Worker(clone, store, the_study, search_space, settings)
+            searcher = Worker(clone, the_study, search_space, settings)
             recover(clone, store, name)
             fetch_inputs(clone.root)
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -73,38 +74,44 @@ def storage_label(storage: str) -> str:
         return storage.split("://", 1)[0] + "://..."
 
 
+def _database_storage(url: str) -> Any:
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in itertools.count(1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs={"pool_pre_ping": True},
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                )
+        except (IntegrityError, ProgrammingError):
+            # Workers that start together on an empty database race to create Optuna's
+            # tables; PostgreSQL refuses the losers' CREATE TABLE. The tables exist now.
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("not reached")
+
+
 def open_storage(storage: str) -> Any:
     """Optuna's storage for ``storage``: a database URL (``postgresql+psycopg://...``,
     ``sqlite:///...``) with heartbeats, or the path of a journal file shared by the workers
     of one machine."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from sqlalchemy.exc import SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported here
     if not is_database_url(storage):
         path = Path(storage)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
-
     try:
-        for attempt in range(CREATE_ATTEMPTS):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(
-                        storage,
-                        engine_kwargs={"pool_pre_ping": True},
-                        heartbeat_interval=HEARTBEAT_SECONDS,
-                        grace_period=GRACE_SECONDS,
-                    )
-            except (IntegrityError, ProgrammingError):
-                # Workers that start together on an empty database race to create Optuna's
-                # tables; PostgreSQL refuses the losers' CREATE TABLE. The tables exist now.
-                if attempt == CREATE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return _database_storage(storage)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         label = storage_label(storage)
@@ -301,10 +308,9 @@ class Worker:
     """Takes trials from the study and runs each as a DVC experiment in ``clone``."""
 
     def __init__(
-        self, clone: Clone, storage: Any, study: Any, space: SearchSpace, settings: WorkerSettings
+        self, clone: Clone, study: Any, space: SearchSpace, settings: WorkerSettings
     ) -> None:
         self.clone = clone
-        self.storage = storage
         self.study = study
         self.space = space
         self.settings = settings
