@@ -135,10 +135,13 @@ def dotted(params: dict[str, Any], key: str) -> Any:
     return params
 
 
-def active_executors(project: Project) -> list[str]:
-    """Temporary experiment copies DVC holds as running in ``project``."""
-    folder = project.root / ".dvc" / "tmp" / "exps" / "standalone"
-    return sorted(p.name for p in folder.glob("tmp*")) if folder.exists() else []
+def scratch_runs(project: Project) -> list[str]:
+    """Scratch clones of trials (and their epoch files) still in ``project``, and any
+    temporary copy DVC itself would make for an experiment."""
+    runs = project.root / ".search" / "runs"
+    found = sorted(p.name for p in runs.iterdir()) if runs.exists() else []
+    exps = project.root / ".dvc" / "tmp" / "exps"
+    return found + sorted(str(p) for p in exps.glob("**/tmp*")) if exps.exists() else found
 
 
 @dataclass
@@ -240,10 +243,10 @@ def test_a_killed_worker_loses_only_its_running_trial(team_search: TeamSearch) -
     restarted = team_search.logs[1].read_text().split("worker in ")[2]
     assert "was lost when its worker stopped" in restarted
     assert "trial " in restarted.split("was lost", 1)[1]
-    # nothing of the killed run is left: processes, temporary copy, experiment, files
+    # nothing of the killed run is left: processes, scratch clone, experiment, files
     worker = team_search.workers[1]
     assert not group_alive(team_search.killed["pgid"])
-    assert active_executors(worker) == []
+    assert scratch_runs(worker) == []
     assert team_search.killed["experiment"] not in shown_experiments(worker)
     assert team_search.killed["experiment"] not in shown_experiments(team_search.third)
     assert worker.git("status", "--porcelain").stdout == ""
@@ -438,7 +441,7 @@ def long_trials(tmp_path: Path) -> Project:
 def leftovers(project: Project) -> list[str]:
     """What a stopped run could leave in the clone: DVC's temporary copies, experiments,
     half-written outputs, changed files, the worker's record of a running trial."""
-    found = [f"executor {name}" for name in active_executors(project)]
+    found = [f"scratch {name}" for name in scratch_runs(project)]
     found += [f"experiment {name}" for name in shown_experiments(project)]
     found += temporaries(project.root)
     found += project.git("status", "--porcelain").stdout.splitlines()
@@ -466,10 +469,10 @@ def test_a_failing_trial_is_recorded_with_the_stages_error(long_trials: Project)
     project = long_trials
     space = {**SPACE, "params": {"train.batch_size": {"choices": [8, 16]}}}
     write_space(project, {**space, "fixed": {"train.learning_rate": 50.0}})  # diverges
-    result = run_search(project, "worker", "--trials", "2", "--no-push")
+    result = run_search(project, "worker", "--trials", "1", "--no-push")
     assert result.returncode == 0, result.stderr
     trials = journal_study(project, default_study(project)).trials
-    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
     for trial in trials:
         failure = trial.user_attrs["failure"]
         assert "(train.learning_rate is 50)" in failure
@@ -516,6 +519,45 @@ def test_a_stopped_worker_ends_its_run_and_fails_its_trial(
     assert not group_alive(running["pgid"])
     (trial,) = journal_study(project, default_study(project)).trials
     assert trial.state == optuna.trial.TrialState.FAIL
+    assert leftovers(project) == []
+
+
+def test_a_worker_killed_with_its_run_leaves_its_clone_as_it_was(long_trials: Project) -> None:
+    """SIGKILL to the worker and to every process of its run (a job killed as a whole), at
+    whatever point DVC had reached: started again, the worker finds its clone untouched,
+    removes the scratch clone and records the trial as lost."""
+    project = long_trials
+    write_space(project, {**LONG, "pruner": {"name": "NopPruner"}})
+    env = {**project.env, "SEARCH_STORAGE": str(project.root / ".search" / "journal.log")}
+    worker = subprocess.Popen(
+        search_command("worker", "--trials", "1", "--no-push"),
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        running = wait_for_running_trial(project)
+        time.sleep(1.0)  # into dvc's own work: its stash, params edits, stages
+        current = json.loads((project.root / ".search" / "running.json").read_text())
+        os.kill(worker.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(current["pgid"], signal.SIGKILL)
+        worker.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert project.git("status", "--porcelain").stdout == ""
+    assert [p.name for p in (project.root / ".git").glob("*.lock")] == []
+    again = run_search(
+        project, "worker", "--trials", "1", "--no-push", storage=env["SEARCH_STORAGE"]
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"trial 0 ({running['experiment']}) was lost" in again.stderr
+    (trial,) = journal_study(project, default_study(project)).trials
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["lost"]
     assert leftovers(project) == []
 
 

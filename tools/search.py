@@ -5,10 +5,10 @@
     python tools/search.py best [--study NAME] [--json]        # the study so far
 
 ``search.yaml`` names the params.yaml keys the trials set and their ranges. Each trial runs
-the pipeline as a named experiment (``dvc exp run --temp -S key=value``), is scored by the
-validation accuracy of the model it trained, and is stopped early when the pruner finds its
-per-epoch validation curve hopeless. Workers push their experiments to the git remote (and
-the DVC remote), where any clone can ``dvc exp pull`` them.
+the pipeline as a named experiment (``dvc exp run -S key=value``, in a scratch clone), is
+scored by the validation accuracy of the model it trained, and is stopped early when the
+pruner finds its per-epoch validation curve hopeless. Workers push their experiments to the
+git remote (and the DVC remote), where any clone can ``dvc exp pull`` them.
 """
 
 from __future__ import annotations

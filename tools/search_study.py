@@ -172,6 +172,11 @@ class Clone:
     def running_record(self) -> Path:
         return self.folder / "running.json"
 
+    @property
+    def runs(self) -> Path:
+        """Where each trial's scratch clone lives while it runs."""
+        return self.folder / "runs"
+
     def log(self, experiment: str) -> Path:
         return self.folder / "logs" / f"{experiment}.log"
 
@@ -264,7 +269,7 @@ def recover(clone: Clone, storage: Any, study_name: str) -> None:
     record = clone.read_record()
     if record is None:
         return
-    experiment = record.get("experiment")
+    experiment = record.get("experiment") or ""
     if record.get("pgid") and end_stale_group(int(record["pgid"]), clone.root):
         logger.info("ended the processes of %s, left running by a worker that stopped", experiment)
     trial = None
@@ -275,9 +280,8 @@ def recover(clone: Clone, storage: Any, study_name: str) -> None:
         and trial.state == TrialState.RUNNING
         and trial.user_attrs.get("experiment") == experiment
     )
-    if experiment:
-        for what in remove_stale_run(clone.root, experiment, remove_experiment=lost):
-            logger.info("removed %s, left by a run that did not finish", what)
+    for what in remove_stale_run(clone.root, clone.runs, experiment, remove_experiment=lost):
+        logger.info("removed %s, left by a run that did not finish", what)
     if lost:
         storage.set_trial_user_attr(trial._trial_id, "lost", "its worker stopped during it")
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -352,7 +356,15 @@ class Worker:
             return trial.should_prune()
 
         log = self.clone.log(name)
-        finished = run_experiment(self.clone.root, name, overrides(values), log, on_epoch, on_start)
+        finished = run_experiment(
+            self.clone.root,
+            self.clone.runs / name,
+            name,
+            overrides(values),
+            log,
+            on_epoch,
+            on_start,
+        )
         minutes = (time.monotonic() - started) / 60
         if finished.stopped_after is not None and finished.returncode != 0:
             logger.info(

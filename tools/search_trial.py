@@ -1,11 +1,13 @@
-"""One trial as one DVC experiment: ``dvc exp run --temp --name NAME -S key=value ...`` in a
-worker's clone, watched epoch by epoch and stopped when the pruner says so.
+"""One trial as one DVC experiment: ``dvc exp run --name NAME -S key=value ...``, watched
+epoch by epoch and stopped when the pruner says so.
 
-The experiment runs in a temporary copy that DVC makes under ``.dvc/tmp/exps`` and removes
-when the run ends, so the clone's workspace is never touched. The train stage appends each
-epoch's figures to the file ``$TRAIN_EPOCH_LOG`` names (stages/outputs/history.py); the
-watcher reads it as it grows. Stopping a run is Ctrl-C to its process group: train discards
-its half-written outputs and DVC removes the temporary copy, as after any failed run.
+The experiment runs in a scratch clone of the worker's clone (``.search/runs/NAME``) that
+shares its DVC cache and is deleted when the trial ends, however it ends: DVC never writes in
+the worker's clone, so a run stopped or killed at any moment (even while DVC stashes or
+edits params.yaml) leaves nothing half-done there. A completed experiment's commit is fetched
+into the worker's clone, which pushes it. The train stage appends each epoch's figures to the
+file ``$TRAIN_EPOCH_LOG`` names (stages/outputs/history.py); the watcher reads it as it grows.
+Stopping a run is Ctrl-C to its process group, then deleting the scratch clone.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,45 +115,82 @@ def _last_error(log: Path) -> str:
     return lines[-1] if lines else ""
 
 
-@contextlib.contextmanager
-def _epoch_file() -> Iterator[Path]:
-    """A fresh file outside the clone for train's per-epoch lines."""
-    descriptor, name = tempfile.mkstemp(prefix="epochs-", suffix=".jsonl")
-    os.close(descriptor)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
+def _prepare_scratch(clone: Path, scratch: Path) -> None:
+    """``scratch``: a clone of ``clone`` at its HEAD, with ``clone``'s local DVC config and
+    DVC cache, and the outputs of HEAD checked out of that cache."""
+    import configobj
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    git(clone, "clone", "-q", "--shared", "--no-checkout", str(clone), str(scratch))
+    git(scratch, "checkout", "-q", "--detach", git(clone, "rev-parse", "HEAD"))
+    local = configobj.ConfigObj(str(clone / ".dvc" / "config.local"))
+    cache = local.setdefault("cache", {})
+    cache["dir"] = str(cache_dir(clone))
+    local.filename = str(scratch / ".dvc" / "config.local")
+    local.write()
+
+
+def cache_dir(clone: Path) -> Path:
+    """The DVC cache of ``clone`` (``.dvc/cache`` unless its config names another)."""
+    from dvc.repo import Repo
+
+    with Repo(str(clone)) as repo:
+        return Path(repo.cache.local_cache_dir)
+
+
+def _run_in_group(
+    command: list[str],
+    scratch: Path,
+    env: dict[str, str],
+    output: Any,
+    on_start: Callable[[int], None],
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command,
+        cwd=scratch,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, to stop as a whole
+    )
+    on_start(process.pid)
+    return process
 
 
 def run_experiment(
     clone: Path,
+    scratch: Path,
     name: str,
     overrides: list[str],
     log: Path,
     on_epoch: Callable[[dict[str, Any]], bool],
     on_start: Callable[[int], None] = lambda pgid: None,
 ) -> Finished:
-    """Run experiment ``name`` in ``clone`` with the ``-S`` ``overrides``, its output to
-    ``log``. ``on_epoch(figures)`` sees every epoch in order and returns True to stop the
-    run; ``on_start(pgid)`` learns the run's process group as soon as it exists.
+    """Run experiment ``name`` with the ``-S`` ``overrides`` in ``scratch``, a fresh clone
+    of ``clone``, its output to ``log``; fetch the experiment's commit into ``clone`` if it
+    completes. ``on_epoch(figures)`` sees every epoch in order and returns True to stop the
+    run; ``on_start(pgid)`` learns the process group of each command as it starts.
 
-    The run is stopped (and waited for) if this function ends early for any reason.
+    Whatever happens, the run is stopped and ``scratch`` deleted before this returns.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = dvc_command("exp", "run", "--temp", "--name", name, *overrides)
-    with _epoch_file() as epochs, log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=clone,
-            env=stage_environment({"TRAIN_EPOCH_LOG": str(epochs)}),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            on_start(process.pid)
+    epochs = scratch.with_name(f"{scratch.name}.epochs")
+    env = stage_environment({"TRAIN_EPOCH_LOG": str(epochs)})
+    process = None
+    try:
+        _prepare_scratch(clone, scratch)
+        epochs.write_bytes(b"")
+        with log.open("wb") as output:
+            # HEAD's data, out of the shared cache: the data stages then have nothing to do.
+            checkout = _run_in_group(
+                dvc_command("checkout", "--allow-missing"), scratch, env, output, on_start
+            )
+            if checkout.wait() != 0:
+                return Finished(checkout.returncode, None, _last_error(log))
+            command = dvc_command("exp", "run", "--name", name, *overrides)
+            process = _run_in_group(command, scratch, env, output, on_start)
             reader = EpochReader(epochs)
             stopped_after = None
             while True:
@@ -165,22 +203,31 @@ def run_experiment(
                     break
                 time.sleep(POLL_SECONDS)
             returncode = process.wait()
-        finally:
-            if process.poll() is None:
-                stop_group(process)
-    return Finished(returncode, stopped_after, _last_error(log))
+        if returncode == 0:
+            ref = experiment_ref(scratch, name)
+            git(clone, "fetch", "-q", str(scratch), f"{ref}:{ref}")
+        return Finished(returncode, stopped_after, _last_error(log))
+    finally:
+        if process is not None and process.poll() is None:
+            stop_group(process)
+        shutil.rmtree(scratch, ignore_errors=True)
+        epochs.unlink(missing_ok=True)
 
 
 # --- the experiment's result ----------------------------------------------------------------
 
 
-def experiment_commit(clone: Path, name: str) -> str | None:
-    """The commit of experiment ``name`` on the clone's HEAD, if it exists."""
+def experiment_ref(repository: Path, name: str) -> str:
+    """The git ref DVC gives experiment ``name`` on ``repository``'s HEAD."""
     from dvc.repo.experiments.refs import ExpRefInfo
 
-    ref = str(ExpRefInfo(git(clone, "rev-parse", "HEAD"), name))
+    return str(ExpRefInfo(git(repository, "rev-parse", "HEAD"), name))
+
+
+def experiment_commit(clone: Path, name: str) -> str | None:
+    """The commit of experiment ``name`` on the clone's HEAD, if the clone has it."""
     result = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", ref],
+        ["git", "rev-parse", "--verify", "--quiet", experiment_ref(clone, name)],
         cwd=clone,
         capture_output=True,
         text=True,
@@ -215,30 +262,17 @@ def validation_accuracy(clone: Path, commit: str) -> tuple[float, int]:
 # --- what a killed run leaves behind --------------------------------------------------------
 
 
-def remove_stale_run(clone: Path, name: str, remove_experiment: bool) -> list[str]:
-    """Undo what a killed ``dvc exp run --temp --name NAME`` left in ``clone``: its
-    temporary copy (marked failed, as DVC marks a run that fails), its stash entry and, with
-    ``remove_experiment``, an experiment it may have committed. Returns what it removed.
-    Only call it when no such run is alive."""
-    from dvc.repo import Repo
-    from dvc.repo.experiments.executor.base import ExecutorInfo, TaskStatus
-
+def remove_stale_run(clone: Path, runs: Path, name: str, remove_experiment: bool) -> list[str]:
+    """Remove what a killed run left: the scratch clones in ``runs`` and, with
+    ``remove_experiment``, experiment ``name`` if its commit reached ``clone``. Returns what
+    it removed. Only call it when no run is alive."""
     removed = []
-    with Repo(str(clone)) as repo:
-        queue = repo.experiments.tempdir_queue
-        for entry in list(queue.iter_active()):
-            if entry.name != name:
-                continue
-            infofile = queue.get_infofile_path(entry.stash_rev)
-            info = ExecutorInfo.load_json(infofile)
-            shutil.rmtree(info.root_dir, ignore_errors=True)
-            info.status = TaskStatus.FAILED
-            info.dump_json(infofile)
-            removed.append(info.root_dir)
-        stale = [entry for entry in queue.stash.stash_revs.values() if entry.name == name]
-        if stale:
-            queue.stash.remove_revs(stale)
-            removed.append(f"stash entry of {name}")
+    for path in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append(str(path))
     if remove_experiment and experiment_commit(clone, name):
         subprocess.run(
             dvc_command("exp", "remove", name),
