@@ -15,15 +15,18 @@ TORCH_WHEELS ?= /opt/wheels
 PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
+# `make search`: workers on this machine and the trials of the study in all (docs/searching.md).
+SEARCH_WORKERS ?= 2
+SEARCH_TRIALS ?= 20
 
 .PHONY: setup repro test test-fast report bench bench-predict bench-predict-speed \
-	bench-schedules bench-own-images example-images sweep-timing s3-server clean
+	bench-schedules bench-own-images example-images sweep-timing search s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[dev,s3]'
+	$(BIN)/python -m pip install --quiet --editable '.[dev,s3,search]'
 	@# Only from a local wheel: from the index, torch would bring gigabytes of CUDA libraries.
 	@if ls $(TORCH_WHEELS)/torch-2.13.0*.whl >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install --quiet $(TORCH_WHEELS)/torch-2.13.0*.whl \
@@ -90,6 +93,11 @@ bench-schedules: setup
 # Wall time of 4 queued default-length experiments with -j 1 and -j 2, in a scratch clone.
 sweep-timing: setup
 	python bench/sweep_timing.py
+
+# An Optuna study over search.yaml whose trials are DVC experiments, each worker in its own
+# clone under .search/; run it again to continue the study of this commit (docs/searching.md).
+search: setup
+	python tools/search.py start --workers $(SEARCH_WORKERS) --trials $(SEARCH_TRIALS)
 
 s3-server: setup
 	python tools/local_s3.py --port $(S3_PORT)
