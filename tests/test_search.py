@@ -33,7 +33,7 @@ from support.s3 import S3Server, add_remote, aws_environment, clone, share
 from support.stage import temporaries
 from support.tiny_pipeline import tiny_project
 
-pytestmark = pytest.mark.pipeline
+pytestmark = [pytest.mark.pipeline, pytest.mark.s3]
 
 optuna = pytest.importorskip("optuna", reason="optuna comes with the search extra")
 pytest.importorskip("psycopg", reason="psycopg comes with the search extra")

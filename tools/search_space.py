@@ -260,41 +260,17 @@ def has_key(document: Mapping[str, Any], key: str) -> bool:
     return not isinstance(node, Mapping)
 
 
-def _schema_expectation(loc: tuple[Any, ...]) -> str | None:
-    """The ``must be ...`` text the params schema declares for the field at ``loc``."""
-    from stages.cli.params import Params
-
-    model: Any = Params
-    description = None
-    for part in loc:
-        fields = getattr(model, "model_fields", None)
-        if not isinstance(part, str) or not fields or part not in fields:
-            break
-        description = fields[part].description
-        model = fields[part].annotation
-    return description
-
-
 def _schema_problem(document: Mapping[str, Any], params_path: Path) -> str | None:
-    """Why the params schema (and train's names of activations, optimizers, ...) refuses
-    ``document``, in a few words naming the key; None if it accepts it."""
+    """Why the params schema (which knows train's names of activations, optimizers, ...)
+    refuses ``document``, in a few words naming the key; None if it accepts it."""
     from stages.cli.errors import ParamsError
-    from stages.cli.params import Params, check_names
-    from stages.train import NNLIB_NAMES
+    from stages.cli.params import validate_params
 
     try:
-        params = Params.model_validate(document)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        key = ".".join(str(part) for part in error["loc"] if isinstance(part, str))
-        expected = _schema_expectation(error["loc"])
-        if expected:
-            return f"{key} must be {expected}"
-        return f"{key}: {error['msg'][0].lower()}{error['msg'][1:]}"
-    try:
-        check_names(params, params_path, NNLIB_NAMES)
+        params = validate_params(document, params_path)
     except ParamsError as exc:
-        return str(exc).removeprefix(f"{params_path}: ").rsplit(", got ", 1)[0]
+        first = str(exc).splitlines()[0]
+        return first.removeprefix(f"{params_path}: ").rsplit(", got ", 1)[0]
     if params.data.val_size == 0:
         return "data.val_size must be > 0: trials are scored on the validation split"
     return None
