@@ -15,15 +15,18 @@ TORCH_WHEELS ?= /opt/wheels
 PLOTS_PAGE := .dvc/plots/offline.html
 # `make s3-server`: a local S3 endpoint to try the team workflow on (README: Working as a team).
 S3_PORT ?= 5555
+# `make search`: workers on this machine and the trials of the study in all (docs/searching.md).
+SEARCH_WORKERS ?= 2
+SEARCH_TRIALS ?= 20
 
-.PHONY: setup repro test test-fast report bench bench-augment bench-predict bench-schedules bench-own-images \
-	example-images sweep-timing s3-server clean
+.PHONY: setup repro test test-fast report bench bench-augment bench-predict bench-predict-speed \
+	bench-schedules bench-own-images example-images sweep-timing search s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[dev,s3]'
+	$(BIN)/python -m pip install --quiet --editable '.[dev,s3,search]'
 	@# Only from a local wheel: from the index, torch would bring gigabytes of CUDA libraries.
 	@if ls $(TORCH_WHEELS)/torch-2.13.0*.whl >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install --quiet $(TORCH_WHEELS)/torch-2.13.0*.whl \
@@ -67,7 +70,8 @@ bench-augment: setup
 	python bench/bench_augment.py
 
 # How well models/model.npz reads users' files: MNIST test digits redrawn as scans, photos and
-# PNGs, and font digits in five stroke widths (about 2 minutes; run `make repro` first).
+# PNGs, with a margin and cropped tight, and font digits in five stroke widths (about 5
+# minutes; run `make repro` first).
 bench-predict: setup
 	python bench/predict_looks.py
 
@@ -82,6 +86,11 @@ example-images: setup
 bench-own-images: setup
 	python bench/own_images.py measure
 
+# Pictures per second and peak memory of predict on 2000 photos and 2000 small files (a few
+# minutes; run `make repro` first).
+bench-predict-speed: setup
+	python bench/predict_speed.py
+
 # Test accuracy of the learning-rate schedules over 5 seeds, as the train stage trains.
 bench-schedules: setup
 	python bench/lr_schedules.py
@@ -89,6 +98,11 @@ bench-schedules: setup
 # Wall time of 4 queued default-length experiments with -j 1 and -j 2, in a scratch clone.
 sweep-timing: setup
 	python bench/sweep_timing.py
+
+# An Optuna study over search.yaml whose trials are DVC experiments, each worker in its own
+# clone under .search/; run it again to continue the study of this commit (docs/searching.md).
+search: setup
+	python tools/search.py start --workers $(SEARCH_WORKERS) --trials $(SEARCH_TRIALS)
 
 s3-server: setup
 	python tools/local_s3.py --port $(S3_PORT)

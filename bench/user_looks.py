@@ -5,6 +5,11 @@ redrawn that way (``LOOKS``). Shared by the tests (pytest puts bench/ on the pat
 An ink look draws an ink coverage ``(rows, cols)`` in [0, 1] (0 = paper, 1 = solid ink)
 into a file ``stem`` + the look's suffix and returns its path; a digit look does the same
 from a 28x28 uint8 MNIST digit (ink 255). Every look draws its randomness from ``rng``.
+
+The first looks leave a wide margin around the digit; the ones whose names start with
+"cropped tight" crop it to the ink's bounding box, as users crop their files, so the digit
+fills the picture and touches its edges: enlarged 2-8x (smoothly, so blurry), binarized
+to two levels, or shrunk to a tiny square, on a flat background or a photo's.
 """
 
 from __future__ import annotations
@@ -39,6 +44,34 @@ def off_centre(image: Image.Image, rng: np.random.Generator, fill: int = 0) -> I
 def coverage(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Ink coverage in [0, 1] ``(rows, cols)`` of ``digit`` enlarged and moved off-centre."""
     return np.asarray(off_centre(enlarge(digit, rng), rng), dtype=np.float64) / 255
+
+
+def ink_box(ink: np.ndarray) -> np.ndarray:
+    """``ink`` ``(rows, cols)`` cropped to the bounding box of its non-zero pixels."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def tight_coverage(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage in [0, 1] of ``digit`` cropped to its ink and enlarged 2-8x, smoothly
+    (bicubic: blurry, as a small picture upscaled), so that it touches every edge."""
+    ink = ink_box(digit)
+    factor = rng.uniform(2.0, 8.0)
+    size = (round(ink.shape[1] * factor), round(ink.shape[0] * factor))
+    enlarged = Image.fromarray(ink).resize(size, Image.Resampling.BICUBIC)
+    return np.asarray(enlarged, dtype=np.float64) / 255
+
+
+def tiny_coverage(digit: np.ndarray, size: int) -> np.ndarray:
+    """Ink coverage in [0, 1] ``(size, size)`` of ``digit`` cropped to its ink, centred in a
+    square and shrunk to ``size`` pixels a side (area average): it touches two edges."""
+    ink = ink_box(digit)
+    side = max(ink.shape)
+    square = np.zeros((side, side), dtype=np.uint8)
+    top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
+    square[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
+    small = Image.fromarray(square).resize((size, size), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float64) / 255
 
 
 def _rgb(grey: np.ndarray) -> Image.Image:
@@ -92,6 +125,36 @@ def transparent(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
     return path
 
 
+def light_on_black(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """White ink on a black, perfectly flat background (MNIST's own look), a grey PNG."""
+    path = stem.with_suffix(".png")
+    Image.fromarray(np.rint(255 * ink).astype(np.uint8)).save(path)
+    return path
+
+
+def bilevel_light_on_black(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """Ink thresholded at half coverage: white on black, a 1-bit PNG."""
+    path = stem.with_suffix(".png")
+    Image.fromarray(ink >= 0.5).save(path)
+    return path
+
+
+def bilevel_dark_on_white(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """Ink thresholded at half coverage: black on white, a two-colour palette PNG."""
+    path = stem.with_suffix(".png")
+    image = Image.fromarray((ink >= 0.5).astype(np.uint8), mode="P")
+    image.putpalette([255, 255, 255, 0, 0, 0])
+    image.save(path)
+    return path
+
+
+def dark_on_white_grey(ink: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+    """Black ink on white, a perfectly flat background, a grey PNG."""
+    path = stem.with_suffix(".png")
+    Image.fromarray(np.rint(255 - 255 * ink).astype(np.uint8)).save(path)
+    return path
+
+
 # --- digit looks: an MNIST digit redrawn as users' files look
 
 
@@ -117,6 +180,26 @@ def redrawn(look: Look) -> Look:
     return draw
 
 
+def cropped_tight(look: Look) -> Look:
+    """The digit look that draws the digit's ``tight_coverage`` with the ink look ``look``."""
+
+    def draw(digit: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+        return look(tight_coverage(digit, rng), rng, stem)
+
+    draw.__doc__ = f"Cropped to the ink and enlarged 2-8x. {look.__doc__}"
+    return draw
+
+
+def tiny(size: int, look: Look) -> Look:
+    """The digit look that draws the digit's ``tiny_coverage`` with the ink look ``look``."""
+
+    def draw(digit: np.ndarray, rng: np.random.Generator, stem: Path) -> Path:
+        return look(tiny_coverage(digit, size), rng, stem)
+
+    draw.__doc__ = f"Cropped to the ink, {size}x{size} pixels. {look.__doc__}"
+    return draw
+
+
 LOOKS: dict[str, Look] = {
     "scaled 2-4x": scaled,
     "off-centre on a larger canvas": moved_off_centre,
@@ -125,4 +208,14 @@ LOOKS: dict[str, Look] = {
     "JPEG": redrawn(jpeg_photo),
     "JPEG turned by EXIF": redrawn(jpeg_sideways),
     "transparent PNG": redrawn(transparent),
+    "cropped tight 2-8x, white on black": cropped_tight(light_on_black),
+    "cropped tight 2-8x, black on white RGB": cropped_tight(dark_on_white),
+    "cropped tight, binarized white on black (1-bit)": cropped_tight(bilevel_light_on_black),
+    "cropped tight, binarized black on white (palette)": cropped_tight(bilevel_dark_on_white),
+    "cropped tight, transparent PNG": cropped_tight(transparent),
+    "cropped tight, JPEG": cropped_tight(jpeg_photo),
+    "cropped tight 8x8, white on black": tiny(8, light_on_black),
+    "cropped tight 8x8, black on white": tiny(8, dark_on_white_grey),
+    "cropped tight 12x12, white on black": tiny(12, light_on_black),
+    "cropped tight 12x12, black on white": tiny(12, dark_on_white_grey),
 }

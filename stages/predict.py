@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import resource
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -32,13 +32,14 @@ from stages.cli.errors import StageError, UsageError
 from stages.data.errors import DataError
 from stages.data.metadata import ImageMetadata
 from stages.data.model_metadata import describe_model
+from stages.images.batches import Outcome, classified
 from stages.images.constructions import construction_for, normalize
 from stages.images.errors import ImageError
 from stages.images.files import Entry, find_images
 from stages.images.reading import Picture, read_image
 from stages.outputs.atomic import OutputSet
 from stages.outputs.claims import OutputError, OutputsBusy
-from stages.outputs.predictions import Result, display_path, to_json, to_table, top_k
+from stages.outputs.predictions import Result, display_path, top_k, write_json, write_table
 from stages.outputs.saved_inputs import plan_targets
 
 logger = logging.getLogger("stages.predict")
@@ -163,30 +164,31 @@ def main(
             except OutputError as exc:
                 raise UsageError(f"--save-inputs {display_path(inputs_dir)}: {exc}") from None
 
-        outcomes = construct_all(entries, construct)
-        images = [o for o in outcomes if isinstance(o, np.ndarray)]
-        probabilities = iter(
-            model.predict(normalize(np.stack(images), normalization)) if images else []
+        outcomes: Iterable[Outcome] = classified(
+            entries,
+            lambda batch: construct_all(batch, construct),
+            lambda images: model.predict(normalize(images, normalization)),
         )
-        results = [
-            Result(display_path(entry.path), error=outcome)
-            if isinstance(outcome, str)
-            else Result(display_path(entry.path), top_k=top_k(next(probabilities), names, k))
-            for entry, outcome in zip(entries, outcomes, strict=True)
-        ]
-        if targets:
-            predicted = [
-                targets[e.path]
-                for e, o in zip(entries, outcomes, strict=True)
-                if isinstance(o, np.ndarray)
-            ]
-            save_inputs(predicted, images)
+        if targets:  # saved as one set, before anything is printed
+            outcomes = list(outcomes)
+            seen = [(entry.path, o) for entry, o, _ in outcomes if isinstance(o, np.ndarray)]
+            save_inputs([targets[file] for file, _ in seen], [image for _, image in seen])
+        failed: list[Result] = []
+
+        def results() -> Iterator[Result]:
+            for entry, outcome, probabilities in outcomes:
+                if isinstance(outcome, str):
+                    failed.append(Result(display_path(entry.path), error=outcome))
+                    yield failed[-1]
+                else:
+                    top = top_k(probabilities, names, k)
+                    yield Result(display_path(entry.path), top_k=top)
 
         if as_json:
-            print(to_json(results))
-        elif images:
-            print(to_table(results, min(k, len(names))))
-        failed = [r for r in results if r.error is not None]
+            write_json(results(), sys.stdout)
+        else:
+            files = [display_path(entry.path) for entry in entries]
+            write_table(results(), min(k, len(names)), files, names, sys.stdout)
         for result in failed:
             print(f"error: {result.file}: {result.error}", file=sys.stderr)
         if failed:

@@ -30,10 +30,10 @@ from stages.data.processed import META_FILE, images_path, labels_path
 from stages.data.raw import LabeledImages, load_raw
 from stages.data.sources import IMAGE_FOLDER, get_source
 from stages.data.splits import split_count, stratified_split, stratified_three_way
-from stages.images.batch import available_cores, worker_count
 from stages.images.constructions import IMAGE_SHAPE, construction_of
 from stages.images.folder_dataset import load_folder_dataset, warn_skipped
 from stages.images.labelled_folder import LabelledFolder, scan_labelled_folder
+from stages.images.parallel_build import available_cores, worker_count
 from stages.outputs.atomic import OutputSet
 
 logger = logging.getLogger("stages.preprocess")

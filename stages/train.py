@@ -39,7 +39,7 @@ from stages.cli.progress import progress_bar
 from stages.data.model_metadata import model_metadata
 from stages.data.processed import load_meta, load_split
 from stages.outputs.atomic import OutputSet
-from stages.outputs.history import write_history
+from stages.outputs.history import epoch_log, write_history
 
 logger = logging.getLogger("stages.train")
 
@@ -147,10 +147,11 @@ def fit(
 
     A run that diverges or does not learn stops with one line (StageError).
     """
-    with progress_bar("training", total=train.epochs) as advance:
+    with progress_bar("training", total=train.epochs) as advance, epoch_log() as log_epoch:
 
         def on_epoch_end(record: EpochRecord, epochs: int) -> None:
             logger.info(epoch_line(record, epochs))
+            log_epoch(record, epochs)
             advance()
 
         try:

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.user_images import ring_digit, seven_digit
+from support.user_images import box_zero, enlarged, framed, ring_digit, seven_digit, shrunk
 
 from stages.images.errors import BlankImageError
-from stages.images.ink import background_surface, ink_coverage, ink_is_dark, stretch
+from stages.images.ink import MIN_CONTRAST, ink_coverage, stretch
+from stages.images.levels import two_class_threshold
+from stages.images.paper import background_surface, distinct_classes
+from stages.images.polarity import ink_is_dark
+
+#: digits cropped to their ink, so they touch every edge; the markers' ink is half the
+#: frame or more
+TIGHT_DIGITS = {
+    "ring": framed(ring_digit()),
+    "seven": framed(seven_digit()),
+    "marker ring": framed(ring_digit(width=40)),
+    "marker seven": framed(seven_digit(width=40)),
+}
 
 
 def on_paper(ink: np.ndarray, paper: float | np.ndarray = 230.0, darkness: float = 0.8,
@@ -98,3 +110,111 @@ def test_a_faint_but_real_mark_is_not_blank() -> None:
     ink = ring_digit()
     coverage = ink_coverage(on_paper(ink, darkness=0.15, noise=2))  # light pencil
     assert (coverage[ink == 1] > 0.5).mean() > 0.9
+
+
+def flat(ink: np.ndarray, dark: bool, levels: tuple[float, float] = (0.0, 255.0)) -> np.ndarray:
+    """``ink`` coverage drawn on a perfectly flat background, as a drawing app exports it:
+    ink at one of ``levels`` (dark, light) and paper at the other."""
+    low, high = levels
+    grey = high - (high - low) * ink if dark else low + (high - low) * ink
+    return grey.astype(np.float32)
+
+
+def agreement(coverage: np.ndarray, ink: np.ndarray) -> float:
+    """The fraction of pixels on which ``coverage`` and the true ``ink`` agree (ink or not)."""
+    return float(((coverage > 0.5) == (ink > 0.5)).mean())
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["black on white", "white on black"])
+@pytest.mark.parametrize("name", list(TIGHT_DIGITS))
+def test_ink_filling_the_frame_on_a_flat_background_is_found(name: str, dark: bool) -> None:
+    ink = TIGHT_DIGITS[name]
+    assert (ink > 0.5).mean() > 0.2
+    assert agreement(ink_coverage(flat(ink, dark)), ink) > 0.99
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["black on white", "white on black"])
+@pytest.mark.parametrize("name", list(TIGHT_DIGITS))
+def test_a_binarized_digit_filling_the_frame_is_found(name: str, dark: bool) -> None:
+    ink = (TIGHT_DIGITS[name] >= 0.5).astype(np.float32)  # two grey levels only
+    coverage = ink_coverage(flat(ink, dark))
+    assert np.array_equal(coverage > 0.5, ink > 0.5)
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["black on white", "white on black"])
+@pytest.mark.parametrize("size", [8, 12])
+def test_a_tiny_picture_filled_by_its_digit_is_found(size: int, dark: bool) -> None:
+    for name in ("ring", "seven", "marker seven"):
+        ink = shrunk(TIGHT_DIGITS[name], size)
+        coverage = ink_coverage(flat(ink, dark))
+        solid, paper = ink > 0.6, ink < 0.05
+        assert (coverage[solid] > 0.4).all(), name
+        assert (coverage[paper] == 0).all(), name
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["black on white", "white on black"])
+def test_a_small_digit_upscaled_blurry_is_found(dark: bool) -> None:
+    for name in ("seven", "marker ring"):
+        ink = enlarged(shrunk(TIGHT_DIGITS[name], 14), 9.0)  # blurred: many levels
+        coverage = ink_coverage(flat(ink, dark))
+        assert agreement(coverage, ink) > 0.97, name
+        assert (coverage[ink == 0] == 0).mean() > 0.99, name
+
+
+@pytest.mark.parametrize("stroke", [12, 20, 30])
+@pytest.mark.parametrize("dark", [True, False], ids=["black on white", "white on black"])
+def test_a_zero_drawn_as_a_box_touching_every_edge_is_a_ring(dark: bool, stroke: int) -> None:
+    """The border is all ink: read as the border shows it, the hole would be a filled
+    rectangle, which no digit is."""
+    ink = box_zero(stroke=stroke)
+    assert agreement(ink_coverage(flat(ink, dark)), ink) == 1.0
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["dark marks", "light marks"])
+@pytest.mark.parametrize("name", ["pen line on a page", *TIGHT_DIGITS])
+def test_visible_marks_are_never_blank(name: str, dark: bool) -> None:
+    """Marks a little above ``MIN_CONTRAST`` on a flat background, from a pen line on 1%
+    of a page to a marker digit on 69% of its frame; the markers at 8x8 too."""
+    ink = ring_digit(width=2) if name == "pen line on a page" else TIGHT_DIGITS[name]
+    paper = 230.0
+    contrast = 1.25 * MIN_CONTRAST * paper  # about 23 grey levels on paper at 230
+    levels = (paper - contrast, paper) if dark else (255 - paper, 255 - paper + contrast)
+    assert agreement(ink_coverage(flat(ink, dark, levels)), ink) > 0.99
+    if name.startswith("marker"):
+        tiny = shrunk(ink, 8)
+        solid = tiny > 0.9  # mostly covered: still above the threshold
+        assert solid.sum() >= 4
+        assert (ink_coverage(flat(tiny, dark, levels))[solid] > 0).all()
+
+
+def test_the_stretch_measures_the_noise_on_the_paper_when_ink_is_most_of_the_picture() -> None:
+    rng = np.random.default_rng(2)
+    contrast = rng.normal(0, 0.02, (200, 200))
+    contrast[:, :130] += 0.7  # ink on 65% of the picture
+    coverage = stretch(contrast)
+    assert (coverage[:, :130] > 0.5).mean() > 0.99
+    assert (coverage[:, 130:] == 0).mean() > 0.999
+
+
+def test_the_paper_surface_holds_under_a_marker_digit_filling_the_frame() -> None:
+    ink = TIGHT_DIGITS["marker seven"]
+    paper = lighting(ink.shape) * 0.2 + 180  # 210 to 228: a photo lit a little unevenly
+    bright_ink = 255 - on_paper(ink, paper=paper, noise=3)
+    surface = background_surface(bright_ink)
+    assert np.abs(surface - (255 - paper)).max() < 5
+
+
+def test_noise_and_shading_are_one_class_paper_and_ink_two() -> None:
+    rng = np.random.default_rng(3)
+    rows, cols = np.mgrid[0:120, 0:90]
+    one_class = [
+        rng.normal(40, 8, (120, 90)),  # noise
+        20 + 60 * cols / 90,  # even shading
+        20 + 40 * cols / 90 + 20 * (rows / 120) ** 2 + rng.normal(0, 3, (120, 90)),
+    ]
+    for values in one_class:
+        assert not distinct_classes(values, values < two_class_threshold(values))
+    for ink in (TIGHT_DIGITS["seven"], shrunk(TIGHT_DIGITS["ring"], 8)):
+        for blur in (1.0, 3.0):  # a digit enlarged from a small picture
+            values = 255 * enlarged(shrunk(ink, 14), blur * 3)
+            assert distinct_classes(values, values < two_class_threshold(values))

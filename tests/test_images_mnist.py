@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support.user_images import random_model, ring_digit, seven_digit
+from support.user_images import (
+    enlarged,
+    framed,
+    random_model,
+    ring_digit,
+    seven_digit,
+    shrunk,
+)
 
 from nnlib.model import Model
 from stages.images.constructions import construction_for, normalize
@@ -194,3 +201,84 @@ def test_the_model_files_dataset_picks_the_construction() -> None:
     assert construction_for("mnist") is mnist_digit
     with pytest.raises(ImageError, match="no image construction for dataset 'cifar'"):
         construction_for("cifar")
+
+
+def save_as(path: Path, ink: np.ndarray, kind: str) -> Path:
+    """``ink`` coverage ``(rows, cols)`` saved as a user's file of ``kind``; its path."""
+    grey = np.rint(255 * ink).astype(np.uint8)
+    if kind == "grey PNG, white on black":
+        image = Image.fromarray(grey)
+    elif kind == "RGB PNG, black on white":
+        image = Image.fromarray(255 - grey).convert("RGB")
+    elif kind == "1-bit PNG":
+        image = Image.fromarray(ink >= 0.5)
+    elif kind == "palette PNG, navy on cream":
+        image = Image.fromarray((ink >= 0.5).astype(np.uint8), mode="P")
+        image.putpalette([250, 245, 230, 20, 30, 90])
+    elif kind == "transparent PNG":
+        rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
+        rgba[..., :3] = (20, 20, 90)
+        rgba[..., 3] = grey
+        image = Image.fromarray(rgba)
+    else:  # a photo: grey ink on grey paper, JPEG
+        path = path.with_suffix(".jpg")
+        Image.fromarray(np.rint(225 - 190 * ink).astype(np.uint8)).save(path, quality=80)
+        return path
+    path = path.with_suffix(".png")
+    image.save(path)
+    return path
+
+
+DIGITS = {
+    "seven": seven_digit(),
+    "ring": ring_digit(),
+    "marker seven": seven_digit(width=40),
+    "marker ring": ring_digit(width=40),
+}
+FILE_KINDS = [
+    "grey PNG, white on black",
+    "RGB PNG, black on white",
+    "1-bit PNG",
+    "palette PNG, navy on cream",
+    "transparent PNG",
+    "JPEG photo",
+]
+
+
+def read_as_with_a_margin(ink: np.ndarray, kind: str, margin: int, folder: Path) -> None:
+    """``ink`` (the digit touching the edges) and ``ink`` with ``margin`` pixels of paper
+    around it, each saved as a ``kind`` file, give the same 28x28 digit (to a shift of a
+    pixel: a centre of mass half-way between two pixels goes either way)."""
+    close = mnist_digit(read_image(save_as(folder / "close", ink, kind))).astype(int)
+    spaced = mnist_digit(read_image(save_as(folder / "spaced", np.pad(ink, margin), kind)))
+    shifted = [np.roll(close, (dy, dx), axis=(0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    difference = min((np.abs(s - spaced.astype(int)) for s in shifted), key=np.mean)
+    assert difference.mean() < 1.0, difference.mean()
+    assert (difference > 64).mean() < 0.01
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+@pytest.mark.parametrize("name", list(DIGITS))
+def test_a_digit_cropped_close_reads_as_with_a_margin(name: str, kind: str, tmp_path: Path) -> None:
+    ink = framed(DIGITS[name])
+    assert ink[[0, -1]].any(axis=1).all()  # touches the top and bottom edges
+    assert ink[:, [0, -1]].any(axis=0).all()  # and the left and right ones
+    read_as_with_a_margin(ink, kind, 60, tmp_path)
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS[:5])  # JPEG re-blocks a tiny picture
+@pytest.mark.parametrize("size", [8, 12])
+@pytest.mark.parametrize("name", ["seven", "ring", "marker seven"])
+def test_a_tiny_picture_reads_as_with_a_margin(
+    name: str, size: int, kind: str, tmp_path: Path
+) -> None:
+    read_as_with_a_margin(shrunk(framed(DIGITS[name]), size), kind, 8, tmp_path)
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+@pytest.mark.parametrize("name", list(DIGITS))
+def test_an_upscaled_blurry_picture_reads_as_with_a_margin(
+    name: str, kind: str, tmp_path: Path
+) -> None:
+    blurry = framed(enlarged(shrunk(framed(DIGITS[name]), 14), 9.0))
+    read_as_with_a_margin(blurry, kind, 40, tmp_path)

@@ -180,3 +180,18 @@ def test_transparent_areas_become_the_background() -> None:
     assert flat[0, 0].tolist() == [200, 200, 200]
     assert flat[5, 4].tolist() == [20, 20, 20]
     assert flatten_transparency(paper, None) is paper
+
+
+@pytest.mark.parametrize("ink", [(20, 20, 90), (250, 250, 240)], ids=["dark ink", "light ink"])
+def test_ink_covering_most_of_a_transparent_canvas_is_still_the_ink(ink: tuple) -> None:
+    """A digit drawn on a transparent canvas and cropped close: the opaque pixels, one
+    colour, are the ink however much of the canvas they cover."""
+    rgb = np.zeros((10, 10, 3), dtype=np.float32) + np.array(ink, dtype=np.float32)
+    alpha = np.zeros((10, 10), dtype=np.float32)
+    alpha[:, :7] = 1.0  # 70% of the canvas
+    alpha[:, 7] = 0.5  # an anti-aliased edge
+    flat = flatten_transparency(rgb, alpha)
+    background = 255.0 if luma(np.array([ink], dtype=np.float32))[0] < 128 else 0.0
+    assert flat[0, 0].tolist() == list(ink)
+    assert flat[0, 9].tolist() == [background] * 3
+    assert np.allclose(flat[0, 7], (np.array(ink) + background) / 2)

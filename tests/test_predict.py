@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support.stage import error_lines, run_stage, stage_command, stage_environment, temporaries
+from support.stage import (
+    error_lines,
+    run_measured,
+    run_stage,
+    stage_command,
+    stage_environment,
+    temporaries,
+)
 from support.user_images import png_header_only, random_model, ring_digit, seven_digit
 
 from nnlib.model import Model
@@ -368,3 +375,29 @@ def test_a_folder_it_cannot_write_is_refused_before_any_picture_is_read(workdir:
     assert line.endswith("cannot write there (Permission denied)")
     assert result.stdout == ""
     assert list((workdir / "seen").iterdir()) == []
+
+
+def linked_copies(source: Path, folder: Path, count: int) -> Path:
+    """``folder`` holding ``count`` hard links to ``source``, named in order."""
+    folder.mkdir()
+    for n in range(count):
+        os.link(source, folder / f"digit{n:05d}{source.suffix}")
+    return folder
+
+
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
+def test_peak_memory_does_not_grow_with_the_number_of_files(
+    workdir: Path, output: list[str]
+) -> None:
+    """Ten times the files, the same peak: pictures, inputs and results are held a batch
+    at a time, the output written as it comes."""
+    source = write_digit(workdir / "small.png", seven_digit((40, 40), (8, 12), 24, 4))
+    peaks = {}
+    for count in (400, 4000):
+        folder = linked_copies(source, workdir / f"many{count}", count)
+        result = run_measured("predict", workdir, folder.name, "--model", "model.npz", *output)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.count('"file"') if output else len(result.stdout.splitlines()) - 1
+        assert lines == count
+        peaks[count] = result.peak_bytes
+    assert peaks[4000] - peaks[400] < 4 * 2**20, peaks

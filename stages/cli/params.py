@@ -305,11 +305,21 @@ def load_params(path: Path, overrides: Mapping[str, tuple[Any, str]] | None = No
         if isinstance(raw.get(section), dict):
             raw[section] = {**raw[section], leaf: value}
             labels[key] = option
+    return validate_params(raw, path, labels)
+
+
+def validate_params(
+    raw: Mapping[str, Any], source: Path, labels: Mapping[str, str] | None = None
+) -> Params:
+    """``raw`` (params.yaml's content) checked against the schema; ParamsError lists every
+    problem, one per line naming ``source`` and the key (or, for a key in ``labels``, the
+    command-line option that set it: then a UsageError)."""
+    labels = labels or {}
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
         errors = list(_per_key(exc.errors(include_url=False)))
-        lines = [_message(error, path, labels, raw) for error in errors]
+        lines = [_message(error, source, labels, raw) for error in errors]
         typed = [line for line in lines if line.startswith("--")]
         if typed:
             raise UsageError("\n".join(typed)) from None

@@ -1,7 +1,7 @@
 """A folder of labelled pictures as a dataset: every picture built as predict builds it.
 
 ``load_folder_dataset`` builds each picture of a scanned folder (``labelled_folder``)
-through the construction named (``batch``), refuses a picture that cannot be used, and
+through the construction named (``parallel_build``), refuses a picture that cannot be used, and
 warns about the same file content under two labels, naming both files.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from stages.data.errors import DataError
-from stages.images.batch import Built, build_files
 from stages.images.errors import ImageError
 from stages.images.labelled_folder import LabelledFolder
+from stages.images.parallel_build import Built, build_files
 
 logger = logging.getLogger(__name__)
 

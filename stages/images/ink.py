@@ -2,121 +2,97 @@
 
 ``ink_coverage`` returns, for every pixel, how much of it is covered by ink (0 = paper,
 1 = solid ink): MNIST's source digits were bilevel (ink or paper), and its grey levels
-are only the fraction of each pixel the ink covered. The steps, each its own function:
+are only the fraction of each pixel the ink covered. Nothing assumes the ink is a small
+part of the picture: a digit cropped close fills half its frame or more and touches its
+edges, often on a perfectly flat background (a drawing app, a thresholded scan). The
+steps:
 
-1. ``ink_is_dark``: the paper is what the border of the picture mostly shows; when it is
-   lighter than the ink the picture is inverted so that ink is bright.
-2. ``background_surface``: the paper's level is fitted as a smooth surface (a quadratic
-   in x and y, robust to the ink), so shading and uneven lighting are removed; the ink's
-   contrast is taken relative to the paper's brightness.
-3. ``stretch``: the noise floor (a multiple of the paper's noise, measured) becomes 0 and
-   solid ink becomes 1.
+1. ``polarity.ink_is_dark``: the paper is what the border of the picture shows; when it
+   is lighter than the ink the picture is inverted, so that ink is bright.
+2. ``paper.background_surface``: the grey levels split in two classes (Otsu's
+   threshold), and the paper's level is fitted on the darker one as a smooth surface, so
+   shading and uneven lighting are removed. The ink's contrast is taken relative to the
+   paper's brightness.
+3. ``stretch``: the noise floor (a multiple of the paper's noise, measured below the
+   paper's level, where only paper is) becomes 0 and solid ink becomes 1. Too few pixels
+   above the floor: the picture is blank.
+4. ``polarity.is_enclosed_blob``: when the ink comes out as a filled, stubby shape inside
+   a frame, which no digit is, the border showed the ink (a "0" drawn as a box touching
+   all four edges), and the picture is read the other way round.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from stages.images.errors import BlankImageError
+from stages.images.levels import sample, spread_below
+from stages.images.paper import background_surface, flat_paper_level
+from stages.images.polarity import ink_is_dark, is_enclosed_blob
 
-#: the border ring that shows the paper: this fraction of each side (at least one pixel)
-BORDER_FRACTION = 1 / 16
-#: the surface is fitted on the picture reduced to at most this many pixels a side
-FIT_SIZE = 48
 #: ink is what stands this many noise standard deviations above the paper ...
 NOISE_SIGMAS = 4.0
 #: ... and at least this much (a fraction of the paper's brightness) above it
 MIN_CONTRAST = 0.08
 #: the fraction of the ink pixels (darkest first) taken as solid ink
 SOLID_INK_QUANTILE = 0.9
-#: fewer ink pixels than this fraction of the picture (or 4) means the image is blank
+#: fewer ink pixels than this fraction of the picture, or than ``MIN_INK_PIXELS``,
+#: means the image is blank
 MIN_INK_FRACTION = 2e-4
+MIN_INK_PIXELS = 4
 
-
-def border_level(grey: np.ndarray) -> float:
-    """Median of the border ring of ``grey`` ``(rows, cols)``: the paper's level."""
-    rows, cols = grey.shape
-    ring = max(1, round(min(rows, cols) * BORDER_FRACTION))
-    mask = np.ones(grey.shape, dtype=bool)
-    mask[ring : rows - ring, ring : cols - ring] = False
-    return float(np.median(grey[mask]))
-
-
-def ink_is_dark(grey: np.ndarray) -> bool:
-    """True when ``grey`` ``(rows, cols)`` shows dark ink on lighter paper.
-
-    The paper is the border's level; the ink is on the side where pixels depart from
-    it most, by the sum of squared departures (squares let the few, strong departures
-    of a thin pen line outweigh the many small ones of noise and shading).
-    """
-    departure = grey.astype(np.float64) - border_level(grey)
-    darker = float(np.square(np.minimum(departure, 0)).sum())
-    lighter = float(np.square(np.maximum(departure, 0)).sum())
-    return darker > lighter
-
-
-def _fit_quadratic(values: np.ndarray) -> np.ndarray:
-    """Coefficients of a robust least-squares quadratic surface through ``values`` ``(h, w)``.
-
-    Bright outliers (the ink) are dropped, iteratively, beyond 2.5 robust standard
-    deviations of the residuals.
-    """
-    rows, cols = values.shape
-    y, x = np.mgrid[0:rows, 0:cols]
-    y = (2 * y - (rows - 1)) / max(rows - 1, 1)
-    x = (2 * x - (cols - 1)) / max(cols - 1, 1)
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
-    z = values.reshape(-1).astype(np.float64)
-    keep = z <= np.percentile(z, 60)  # start from the darker majority: paper, not ink
-    coef = np.zeros(6)
-    for _ in range(8):
-        kept = design[keep]
-        # the normal equations of six unknowns: far cheaper than an SVD-based lstsq
-        coef = np.linalg.solve(kept.T @ kept + 1e-9 * np.eye(6), kept.T @ z[keep])
-        residual = z - design @ coef
-        spread = 1.4826 * np.median(np.abs(residual[keep] - np.median(residual[keep])))
-        new_keep = residual <= 2.5 * spread + 1e-6
-        if new_keep.sum() < 6 or np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-    return coef
-
-
-def background_surface(bright_ink: np.ndarray) -> np.ndarray:
-    """The paper's level under ``bright_ink`` ``(rows, cols)`` (ink bright, paper dark),
-    as a smooth quadratic surface of the same shape, float32."""
-    rows, cols = bright_ink.shape
-    scale = min(1.0, FIT_SIZE / max(rows, cols))
-    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-    small = Image.fromarray(bright_ink.astype(np.float32)).resize(size, Image.Resampling.BOX)
-    coef = _fit_quadratic(np.asarray(small))
-    # evaluate at full resolution, in the small grid's normalized coordinates
-    y = np.linspace(-1.0, 1.0, rows, dtype=np.float32)[:, None] if rows > 1 else np.zeros((1, 1))
-    x = np.linspace(-1.0, 1.0, cols, dtype=np.float32)[None, :] if cols > 1 else np.zeros((1, 1))
-    c = coef.astype(np.float32)
-    surface = c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
-    return np.broadcast_to(surface, (rows, cols)).astype(np.float32)
+BLANK = "no ink found: the image is blank, or its marks are too faint"
 
 
 def stretch(contrast: np.ndarray) -> np.ndarray:
     """Ink contrast ``(rows, cols)`` (0 = paper) -> coverage in [0, 1].
 
-    The noise floor becomes 0: ``NOISE_SIGMAS`` robust standard deviations of the
-    picture (mostly paper), and at least ``MIN_CONTRAST``. Solid ink, the
-    ``SOLID_INK_QUANTILE`` of the pixels above the floor, becomes 1.
-    Raises BlankImageError when too few pixels stand above the floor.
+    The noise floor becomes 0: ``NOISE_SIGMAS`` standard deviations of the paper's noise
+    (``levels.spread_below``: measured below the paper, so however much of the picture
+    is ink), and at least ``MIN_CONTRAST``. Solid ink, the ``SOLID_INK_QUANTILE`` of the
+    pixels above the floor, becomes 1 (both measured on a ``levels.sample`` of a large
+    picture). Raises BlankImageError when too few pixels stand above the floor.
     """
-    median = float(np.median(contrast))
-    noise = 1.4826 * float(np.median(np.abs(contrast - median)))
-    floor = max(median + NOISE_SIGMAS * noise, MIN_CONTRAST)
-    ink = contrast[contrast > floor]
-    if ink.size < max(4, MIN_INK_FRACTION * contrast.size):
-        raise BlankImageError("no ink found: the image is blank, or its marks are too faint")
+    some = sample(contrast)
+    floor = max(NOISE_SIGMAS * spread_below(some), MIN_CONTRAST)
+    above = contrast > floor
+    if np.count_nonzero(above) < max(MIN_INK_PIXELS, MIN_INK_FRACTION * contrast.size):
+        raise BlankImageError(BLANK)
+    ink = some[some > floor]
+    if ink.size == 0:  # a speck the sample passed over
+        ink = contrast[above]
     solid = float(np.quantile(ink, SOLID_INK_QUANTILE))
     if solid <= floor:
         solid = float(ink.max())
-    return np.clip((contrast - floor) / max(solid - floor, 1e-6), 0.0, 1.0).astype(np.float32)
+    coverage = contrast - floor  # one new array, scaled and clipped in place
+    coverage /= max(solid - floor, 1e-6)
+    return np.clip(coverage, 0.0, 1.0, out=coverage).astype(np.float32, copy=False)
+
+
+def _contrast_stretched(bright_ink: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    # ink darkens paper in proportion to the light that falls on it: relative contrast
+    headroom = np.float32(255.0) - paper
+    np.maximum(headroom, np.float32(16.0), out=headroom)
+    contrast = bright_ink - paper
+    contrast /= headroom
+    return stretch(contrast)
+
+
+def coverage_with_polarity(grey: np.ndarray, dark: bool) -> np.ndarray:
+    """Ink coverage of ``grey`` ``(rows, cols)`` read with the ink ``dark`` or light.
+
+    When the smooth paper surface leaves no ink (fitted on a picture that is mostly ink,
+    with levels between paper and ink over wide areas, it can bend up to the ink's
+    levels) and the paper is perfectly flat, the paper is taken as flat.
+    """
+    bright_ink = 255.0 - grey if dark else grey
+    try:
+        return _contrast_stretched(bright_ink, background_surface(bright_ink))
+    except BlankImageError:
+        level = flat_paper_level(bright_ink)
+        if level is None:
+            raise
+        return _contrast_stretched(bright_ink, np.full_like(bright_ink, level))
 
 
 def ink_coverage(grey: np.ndarray) -> np.ndarray:
@@ -125,8 +101,13 @@ def ink_coverage(grey: np.ndarray) -> np.ndarray:
     Raises BlankImageError for a picture without ink.
     """
     grey = grey.astype(np.float32, copy=False)
-    bright_ink = 255.0 - grey if ink_is_dark(grey) else grey
-    paper = background_surface(bright_ink)
-    # ink darkens paper in proportion to the light that falls on it: relative contrast
-    headroom = np.maximum(255.0 - paper, 16.0)
-    return stretch((bright_ink - paper) / headroom)
+    dark = ink_is_dark(grey)
+    coverage = coverage_with_polarity(grey, dark)
+    if is_enclosed_blob(coverage):
+        try:
+            other = coverage_with_polarity(grey, not dark)
+        except BlankImageError:
+            return coverage
+        if not is_enclosed_blob(other):
+            return other
+    return coverage

@@ -22,6 +22,10 @@ MAX_PIXELS = 89_478_485
 #: Longest side the pixels are reduced to after decoding (area averaging). A digit
 #: ends up 20 pixels tall, so this keeps plenty of detail and bounds the work.
 WORKING_SIZE = 1600
+#: pixels at least this opaque show the colours drawn; their grey levels spanning this
+#: range or more means marks on a paper of their own, not ink of one colour
+OPAQUE = 254 / 255
+ONE_COLOUR_RANGE = 16.0
 _HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
@@ -121,19 +125,30 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 def flatten_transparency(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """Composite ``rgb`` ``(rows, cols, 3)`` over a background so transparent areas are background.
 
-    When opaque pixels cover at least half the image they include the paper, and the
-    transparent areas take its colour (the median opaque colour). Otherwise the opaque
-    pixels are the ink, and the transparent areas become white under dark ink and black
-    under light ink.
+    When opaque pixels cover at least half the image and hold marks on a background of
+    their own (their grey levels span ``ONE_COLOUR_RANGE`` or more: paper with ink on
+    it), the transparent areas take the paper's colour (the median opaque colour).
+    Otherwise the opaque pixels are the ink (or the object), however much of the image
+    they cover (a digit drawn on a transparent canvas and cropped close is one colour),
+    and the transparent areas become white under dark ink and black under light ink.
     """
     if alpha is None:
         return rgb
     weight = alpha[:, :, None]
     opaque = alpha >= 0.5
-    if opaque.mean() >= 0.5:
+    if opaque.mean() >= 0.5 and _holds_marks(rgb[alpha >= OPAQUE]):
         background = np.median(rgb[opaque], axis=0)
     else:
         total = float(alpha.sum())
         ink_level = float((luma(rgb) * alpha).sum() / total) if total > 0 else 0.0
         background = np.full(3, 255.0 if ink_level < 128 else 0.0)
     return rgb * weight + background.astype(np.float32) * (1 - weight)
+
+
+def _holds_marks(rgb: np.ndarray) -> bool:
+    """True when the colours ``rgb`` ``(n, 3)`` span ``ONE_COLOUR_RANGE`` grey levels or more
+    (between their 0.5th and 99.5th percentiles): more than one colour."""
+    if rgb.shape[0] == 0:
+        return False
+    low, high = np.percentile(luma(rgb), [0.5, 99.5])
+    return bool(high - low >= ONE_COLOUR_RANGE)

@@ -1,11 +1,14 @@
-"""What predict prints: a table for people, or one JSON array for programs."""
+"""What predict prints: a table for people, or one JSON array for programs, written a
+result at a time."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 
@@ -47,27 +50,44 @@ def top_k(probabilities: np.ndarray, names: Sequence[str], k: int) -> tuple[tupl
     return tuple((names[i], round(float(probabilities[i]), 6)) for i in order)
 
 
-def to_json(results: Sequence[Result]) -> str:
-    """One JSON array (strict JSON), one object per input."""
-    return json.dumps([r.to_json() for r in results], indent=2, allow_nan=False)
+def write_json(results: Iterable[Result], out: TextIO) -> None:
+    """Write one JSON array (strict JSON), one object per result, to ``out``, each object as
+    it comes: the text ``json.dumps(..., indent=2)`` makes, without holding the results."""
+    out.write("[")
+    separator = "\n"
+    for result in results:
+        body = json.dumps(result.to_json(), indent=2, allow_nan=False)
+        out.write(separator + textwrap.indent(body, "  "))
+        separator = ",\n"
+    out.write("]\n" if separator == "\n" else "\n]\n")
 
 
-def to_table(results: Sequence[Result], k: int) -> str:
-    """An aligned text table of the predicted inputs: file, prediction, confidence, top-k."""
+def write_table(
+    results: Iterable[Result], k: int, files: Sequence[str], names: Sequence[str], out: TextIO
+) -> bool:
+    """Write an aligned text table of the predicted ``results`` (file, prediction,
+    confidence, top-k) to ``out``, a row as each comes, the columns as wide as the longest
+    of ``files`` and class ``names``. Nothing when no result is a prediction; returns
+    whether any row was written."""
     header = ("file", "prediction", "confidence", f"top-{k}")
-    rows = [
-        (
-            r.file,
-            r.top_k[0][0],
-            f"{r.top_k[0][1]:.3f}",
-            ", ".join(f"{name} {p:.3f}" for name, p in r.top_k),
-        )
-        for r in results
-        if r.error is None
-    ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(3)]
-    lines = []
-    for row in (header, *rows):
+    widths = (
+        max([len(header[0]), *map(len, files)]),
+        max([len(header[1]), *map(len, names)]),
+        len(header[2]),
+    )
+
+    def line(row: tuple[str, str, str, str]) -> str:
         cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2])]
-        lines.append("  ".join([*cells, row[3]]))
-    return "\n".join(lines)
+        return "  ".join([*cells, row[3]]) + "\n"
+
+    wrote = False
+    for result in results:
+        if result.error is not None:
+            continue
+        if not wrote:
+            out.write(line(header))
+            wrote = True
+        name, probability = result.top_k[0]
+        top = ", ".join(f"{c} {p:.3f}" for c, p in result.top_k)
+        out.write(line((result.file, name, f"{probability:.3f}", top)))
+    return wrote

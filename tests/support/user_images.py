@@ -48,6 +48,41 @@ def seven_digit(
     return np.asarray(image, dtype=np.float32) / 255
 
 
+def box_zero(size: tuple[int, int] = (120, 90), stroke: int = 20) -> np.ndarray:
+    """A '0' drawn as a box whose strokes, ``stroke`` pixels wide, run along all four edges
+    of a picture of ``size``: ink 1.0 on 0.0 ``(rows, cols)``."""
+    ink = np.ones(size, dtype=np.float32)
+    ink[stroke:-stroke, stroke:-stroke] = 0.0
+    return ink
+
+
+def framed(ink: np.ndarray, margin: int = 0) -> np.ndarray:
+    """``ink`` ``(rows, cols)`` cropped to its ink's bounding box, ``margin`` pixels of paper
+    left around it (added where the picture has fewer): with 0, the ink touches every edge."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    tight = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return np.pad(tight, margin)
+
+
+def shrunk(ink: np.ndarray, size: int) -> np.ndarray:
+    """``ink`` ``(rows, cols)`` centred in a square and reduced to ``size`` x ``size`` pixels
+    by area averaging: a tiny picture the digit fills from edge to edge."""
+    side = max(ink.shape)
+    square = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
+    square[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
+    small = Image.fromarray(square).resize((size, size), Image.Resampling.BOX)
+    return np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)
+
+
+def enlarged(ink: np.ndarray, factor: float) -> np.ndarray:
+    """``ink`` ``(rows, cols)`` enlarged ``factor`` times, bicubic: a small picture upscaled,
+    blurry."""
+    size = (round(ink.shape[1] * factor), round(ink.shape[0] * factor))
+    big = Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(big, dtype=np.float32), 0.0, 1.0)
+
+
 def random_model(
     dataset: str = "mnist",
     normalization: dict | None = None,

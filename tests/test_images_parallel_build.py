@@ -1,4 +1,4 @@
-"""stages.images.batch: many files built in their order, each with its fingerprint or the
+"""stages.images.parallel_build: many files built in their order, each with its fingerprint or the
 reason it has no image."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 from support.picture_folders import shape_ink
 from user_looks import dark_on_white
 
-from stages.images.batch import build_files, worker_count
 from stages.images.mnist import mnist_digit
+from stages.images.parallel_build import build_files, worker_count
 from stages.images.reading import read_image
 
 
