@@ -233,7 +233,7 @@ def main(
         model = build_model(layer_sizes, settings.model, optimizer, rng, model_metadata(meta))
 
         started = time.perf_counter()
-        strengths = Strengths(**train.augment.model_dump())
+        strengths = Strengths(**train.augment_for(settings.data.dataset).model_dump())
         with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
             data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
             history = fit(model, train, data, validation)

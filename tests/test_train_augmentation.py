@@ -44,7 +44,7 @@ def project(tmp_path: Path) -> Path:
     with the distortions on: 300 train, 60 val, 30 test images."""
     sizes = {"train": 300, "val": 60, "test": 30}
     write_processed(tmp_path / "data" / "processed", sizes, block=4)
-    write_params(tmp_path, train={**QUICK, "augment": STRENGTHS})
+    write_params(tmp_path, train={**QUICK, "augment": {"mnist": STRENGTHS}})
     return tmp_path
 
 
@@ -62,8 +62,8 @@ def history(root: Path) -> list[dict[str, Any]]:
 
 def test_the_project_params_switch_augmentation_on_in_the_background(project: Path) -> None:
     """params.yaml's own strengths (the ones the tests' params switch off) are used as is."""
-    strengths = project_params()["train"]["augment"]
-    write_params(project, train={**QUICK, "augment": strengths})
+    strengths = project_params()["train"]["augment"]["mnist"]
+    write_params(project, train={**QUICK, "augment": {"mnist": strengths}})
     result = run_stage("train", project)
     assert result.returncode == 0, result.stderr
     described = describe(Strengths(**strengths))
@@ -115,7 +115,7 @@ def test_commands_that_score_images_load_no_augmentation_code(tmp_path: Path, co
 def test_a_run_that_fails_ends_the_worker(project: Path) -> None:
     write_params(
         project,
-        train={**QUICK, "augment": STRENGTHS, "optimizer": "sgd", "learning_rate": 1e12},
+        train={**QUICK, "augment": {"mnist": STRENGTHS}, "optimizer": "sgd", "learning_rate": 1e12},
     )
     result = run_stage("train", project)
     assert result.returncode == 1
@@ -196,13 +196,39 @@ def test_a_killed_trainer_leaves_no_worker_behind(project: Path) -> None:
 @pytest.mark.parametrize(
     ("augment", "message"),
     [
-        ({**STRENGTHS, "rotation": -5}, "train.augment.rotation must be a number of degrees in"),
-        ({**STRENGTHS, "scale": 1}, "train.augment.scale must be a number >= 0 and < 1, got 1"),
-        ({**STRENGTHS, "mirror": "yes"}, "train.augment.mirror must be true or false, got 'yes'"),
-        ({**STRENGTHS, "rotaton": 5}, "unknown key train.augment.rotaton"),
-        ("off", "train.augment must be none or a mapping of rotation, scale, shear, shift"),
+        (
+            {"mnist": {**STRENGTHS, "rotation": -5}},
+            "train.augment.mnist.rotation must be a number of degrees in",
+        ),
+        (
+            {"mnist": {**STRENGTHS, "scale": 1}},
+            "train.augment.mnist.scale must be a number >= 0 and < 1, got 1",
+        ),
+        (
+            {"mnist": {**STRENGTHS, "mirror": "yes"}},
+            "train.augment.mnist.mirror must be true or false, got 'yes'",
+        ),
+        (
+            {"mnist": {**STRENGTHS, "rotaton": 5}},
+            "unknown key train.augment.mnist.rotaton (did you mean train.augment.mnist.rotation?)",
+        ),
+        (
+            {"mnist": "off"},
+            "train.augment.mnist must be none or a mapping of rotation, scale, shear, shift",
+        ),
+        ("off", "train.augment must be none, or for each dataset (mnist, fashion-mnist, images)"),
+        (
+            {"fashion-mnist": "none"},
+            "train.augment has no entry for mnist (data.dataset); add mnist: none, or its "
+            "strengths",
+        ),
+        (
+            STRENGTHS,
+            "unknown key train.augment.rotation: train.augment takes one entry per dataset "
+            "(mnist, fashion-mnist, images)",
+        ),
     ],
-    ids=["negative", "scale-1", "mirror-text", "typo", "off"],
+    ids=["negative", "scale-1", "mirror-text", "typo", "off", "all-off", "no-entry", "flat"],
 )
 def test_bad_strengths_are_one_line_before_any_work(
     tmp_path: Path, augment: object, message: str
@@ -210,25 +236,26 @@ def test_bad_strengths_are_one_line_before_any_work(
     write_params(tmp_path, train={"augment": augment})
     result = run_stage("train", tmp_path)
     assert result.returncode == 1
-    (line,) = error_lines(result)
-    assert line.startswith(f"error: params.yaml: {message}")
+    lines = error_lines(result)
+    assert lines[0].startswith(f"error: params.yaml: {message}")
+    assert len(lines) == (len(STRENGTHS) if augment is STRENGTHS else 1)  # a line per key
     assert not (tmp_path / "models").exists()
 
 
 def test_every_missing_strength_is_a_line(tmp_path: Path) -> None:
-    write_params(tmp_path, train={"augment": {"rotation": 5}})
+    write_params(tmp_path, train={"augment": {"mnist": {"rotation": 5}}})
     result = run_stage("train", tmp_path)
     assert result.returncode == 1
     missing = [key for key in STRENGTHS if key != "rotation"]
     assert error_lines(result) == [
-        f"error: params.yaml: train.augment.{key} is missing" for key in missing
+        f"error: params.yaml: train.augment.mnist.{key} is missing" for key in missing
     ]
 
 
 def test_strengths_of_zero_are_no_augmentation(project: Path) -> None:
     """Every strength 0 is the same run as ``none``: no worker, the same model bytes."""
     zero = dict.fromkeys(STRENGTHS, 0) | {"mirror": False}
-    write_params(project, train={**QUICK, "augment": zero})
+    write_params(project, train={**QUICK, "augment": {"mnist": zero}})
     result = run_stage("train", project)
     assert result.returncode == 0, result.stderr
     assert "Distorting" not in result.stderr

@@ -116,7 +116,7 @@ Pixels = Annotated[Real, Field(ge=0, description="a number of pixels >= 0")]
 
 
 class AugmentParams(_Section):
-    """``train.augment``: how strongly the training images are distorted each epoch
+    """One dataset's distortions of its training images each epoch
     (``stages.augment.distortions.Strengths``); ``none`` is every strength 0, no augmentation."""
 
     rotation: Degrees
@@ -137,9 +137,24 @@ class AugmentParams(_Section):
         return value
 
 
-Augment = Annotated[
+def _none_for_every_dataset(value: Any) -> Any:
+    """``train.augment: none`` switches augmentation off whatever the dataset."""
+    return dict.fromkeys(DATASETS, "none") if value == "none" else value
+
+
+DatasetAugment = Annotated[
     AugmentParams,
     Field(description=f"none or a mapping of {', '.join(AugmentParams.model_fields)}"),
+]
+# Each dataset its own strengths: distortions that suit digits (rotation, elastic) are wrong
+# for garments, so train reads the entry of data.dataset.
+Augment = Annotated[
+    dict[Dataset, DatasetAugment],
+    BeforeValidator(_none_for_every_dataset),
+    Field(
+        description=f"none, or for each dataset ({', '.join(DATASETS)}) none or a mapping of "
+        f"{', '.join(AugmentParams.model_fields)}"
+    ),
 ]
 
 
@@ -156,6 +171,10 @@ class TrainParams(_Section):
     monitor: Monitor
     restore_best: Switch
     augment: Augment
+
+    def augment_for(self, dataset: str) -> AugmentParams:
+        """The distortions of ``dataset``'s training images (its entry, checked to exist)."""
+        return self.augment[dataset]
 
     @property
     def watches_monitor(self) -> bool:
@@ -183,18 +202,40 @@ class Params(_Section):
                 "data.val_size is 0 (no split); set train.monitor to "
                 f"{self.train.monitor.removeprefix('val_')}, or data.val_size above 0"
             )
+        if self.data.dataset not in self.train.augment:
+            broken.append(
+                f"train.augment has no entry for {self.data.dataset} (data.dataset); add "
+                f"{self.data.dataset}: none, or its strengths"
+            )
         if broken:
             raise ValueError("\n".join(broken))
         return self
 
 
+def _keys_below(annotation: Any, prefix: str) -> Iterator[str]:
+    """The dotted keys below ``prefix`` in a schema type: a section's fields, a mapping's
+    keys (``Literal`` names), and theirs in turn; inner keys as well as leaves."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is dict:
+        names, value = get_args(annotation)
+        children = [(f"{prefix}.{name}", value) for name in get_args(names)]
+    else:
+        fields = getattr(annotation, "model_fields", None) or {}
+        children = [
+            (f"{prefix}.{name}" if prefix else name, field.annotation)
+            for name, field in fields.items()
+        ]
+    for key, child in children:
+        if "." in key:  # the sections themselves are not keys
+            yield key
+        yield from _keys_below(child, key)
+
+
 def known_keys() -> list[str]:
-    """Every key of the schema, dotted: ``data.dataset``, ..., ``train.restore_best``."""
-    return [
-        f"{section}.{key}"
-        for section, field in Params.model_fields.items()
-        for key in field.annotation.model_fields
-    ]
+    """Every key of the schema, dotted: ``data.dataset``, ..., ``train.augment``,
+    ``train.augment.mnist``, ``train.augment.mnist.shift``, ..."""
+    return list(_keys_below(Params, ""))
 
 
 def did_you_mean(key: str) -> str:
@@ -225,6 +266,13 @@ def _field_description(loc: tuple[str, ...]) -> str | None:
     model: Any = Params
     description = None
     for part in loc:
+        if get_origin(model) is dict:  # a mapping's key: its value's type describes the rest
+            model = get_args(model)[1]
+            if get_origin(model) is Annotated:
+                model, *extras = get_args(model)
+                descriptions = [getattr(extra, "description", None) for extra in extras]
+                description = next((d for d in descriptions if d), description)
+            continue
         fields = getattr(model, "model_fields", None)
         if not fields or part not in fields:
             return None
@@ -250,15 +298,22 @@ def _message(
     error: Mapping[str, Any], source: Path, labels: Mapping[str, str], raw: Mapping[str, Any]
 ) -> str:
     """One line for one pydantic error: file or option, key, expectation, value."""
-    loc = tuple(part for part in error["loc"] if isinstance(part, str))
+    loc = _key_path(error["loc"])
     key = ".".join(loc)
     where = labels.get(key, f"{source}: {key}" if key else str(source))
     kind = error["type"]
     if kind == "extra_forbidden":
         return f"{source}: unknown key {key}{did_you_mean(key)}"
+    if "[key]" in error["loc"]:  # a key of train.augment, whose keys are the datasets
+        parent = ".".join(loc[:-1])
+        datasets = ", ".join(get_args(Dataset))
+        return f"{source}: unknown key {key}: {parent} takes one entry per dataset ({datasets})"
     if kind == "missing":
         return f"{source}: section '{key}' is missing" if len(loc) == 1 else f"{where} is missing"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
+        expected = _field_description(loc)
+        if expected is not None:
+            return f"{where} must be {expected}, got {preview(error['input'])}"
         return f"{where}: expected a mapping of keys, got {preview(error['input'])}"
     if not loc and kind == "value_error":  # the cross-field rules
         return "\n".join(f"{source}: {line}" for line in str(error["ctx"]["error"]).splitlines())
@@ -273,11 +328,17 @@ def _message(
     return f"{where} must be {expected}, got {preview(value)}{hint}"
 
 
+def _key_path(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """The params keys of a pydantic error location (list indices and pydantic's marker of
+    a mapping's key left out)."""
+    return tuple(part for part in loc if isinstance(part, str) and part != "[key]")
+
+
 def _per_key(errors: list[Any]) -> Iterator[Any]:
     """The first error of each key: a list with many bad items is one line, not one each."""
     seen = set()
     for error in errors:
-        key = tuple(part for part in error["loc"] if isinstance(part, str))
+        key = _key_path(error["loc"])
         if key not in seen:
             seen.add(key)
             yield error
