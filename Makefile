@@ -20,7 +20,7 @@ SEARCH_WORKERS ?= 2
 SEARCH_TRIALS ?= 20
 
 .PHONY: setup repro test test-fast report bench bench-augment bench-predict bench-predict-speed \
-	bench-schedules bench-own-images example-images sweep-timing search s3-server clean
+	bench-defaults bench-own-images example-images sweep-timing search s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -91,9 +91,10 @@ bench-own-images: setup
 bench-predict-speed: setup
 	python bench/predict_speed.py
 
-# Test accuracy of the learning-rate schedules over 5 seeds, as the train stage trains.
-bench-schedules: setup
-	python bench/lr_schedules.py
+# How the default params were chosen: configurations over 5 seeds as the pipeline trains,
+# compared on validation, test reported beside (bench/defaults.json; 10-20 minutes).
+bench-defaults: setup
+	python bench/defaults.py
 
 # Wall time of 4 queued default-length experiments with -j 1 and -j 2, in a scratch clone.
 sweep-timing: setup

@@ -34,7 +34,13 @@ from stages.augment.epochs import training_distortions
 from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
 from stages.cli.hints import training_hint
-from stages.cli.params import ModelParams, TrainParams, load_params, with_available_monitor
+from stages.cli.params import (
+    ModelParams,
+    Params,
+    TrainParams,
+    load_params,
+    with_available_monitor,
+)
 from stages.cli.progress import progress_bar
 from stages.data.model_metadata import model_metadata
 from stages.data.processed import load_meta, load_split
@@ -171,6 +177,28 @@ def fit(
             raise StageError(f"{exc}{training_hint(train)}") from exc
 
 
+def train_model(
+    settings: Params,
+    train: TrainParams,
+    meta: dict[str, Any],
+    training: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    layer_sizes: tuple[int, ...],
+) -> tuple[Model, History]:
+    """The model ``settings`` describe (``train`` in place of its train section), trained on
+    ``training`` images ``(n, n_features)`` and labels ``(n,)``, distorted afresh each epoch
+    as ``train.augment`` says for ``settings.data.dataset``, watching ``validation``."""
+    X_train, y_train = training
+    rng = np.random.default_rng(train.seed)
+    optimizer = build_optimizer(train, math.ceil(len(X_train) / train.batch_size))
+    model = build_model(layer_sizes, settings.model, optimizer, rng, model_metadata(meta))
+    strengths = Strengths(**train.augment_for(settings.data.dataset).model_dump())
+    with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
+        data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
+        history = fit(model, train, data, validation)
+    return model, history
+
+
 @app.command()
 def main(
     params: ParamsOption = Path("params.yaml"),
@@ -228,15 +256,10 @@ def main(
             X_train.shape,
             X_val.shape,
         )
-        rng = np.random.default_rng(train.seed)
-        optimizer = build_optimizer(train, math.ceil(len(X_train) / train.batch_size))
-        model = build_model(layer_sizes, settings.model, optimizer, rng, model_metadata(meta))
-
         started = time.perf_counter()
-        strengths = Strengths(**train.augment_for(settings.data.dataset).model_dump())
-        with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
-            data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
-            history = fit(model, train, data, validation)
+        model, history = train_model(
+            settings, train, meta, (X_train, y_train), validation, layer_sizes
+        )
         with OutputSet() as outputs:
             with outputs.open(history_path, "w") as handle:
                 write_history(handle, history)

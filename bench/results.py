@@ -1,0 +1,36 @@
+"""What every benchmark records beside its numbers: the command, the commit of the code it
+ran (and whether the checkout held changes), the machine and how busy it was."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=30
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def run_description(command: str) -> dict[str, Any]:
+    """``command`` and the circumstances of this run, for a ``bench/*.json`` file."""
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "nnlib", "stages")
+    return {
+        "command": command,
+        "commit": _git("rev-parse", "HEAD"),
+        "code_changed_since_commit": bool(changed),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "load_average_at_start": os.getloadavg()[0],
+        },
+    }
