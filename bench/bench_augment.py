@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import resource
 import statistics
 import threading
@@ -38,6 +37,7 @@ import numpy as np
 import typer
 import yaml
 from bench_speed import Data, load_mnist, seed_model
+from results import run_description
 from threadpoolctl import threadpool_limits
 
 from nnlib import Adam, CrossEntropyLoss, Dataset, DenseLayer, Model, ReLU, Softmax
@@ -291,11 +291,10 @@ def main(
         f"load average {os.getloadavg()[0]:.2f}"
     )
     report = {
-        "command": (
+        **run_description(
             f"python bench/bench_augment.py --epochs {epochs} --rounds {rounds} "
             f"--repeats {repeats} --wide-epochs {wide_epochs}"
         ),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "images": len(images),
         "distortion_seconds": distortion,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import statistics
 import time
@@ -30,6 +29,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from results import run_description
 from threadpoolctl import threadpool_limits
 
 from nnlib import Adam, CrossEntropyLoss, Dataset, DenseLayer, Model, ReLU, Softmax, accuracy
@@ -305,8 +305,7 @@ def main(
     print(f"nnlib allocates {memory:.1f} MB while training, beyond the loaded data (tracemalloc)")
 
     report = {
-        "command": f"python bench/bench_speed.py --epochs {epochs} --rounds {rounds}",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        **run_description(f"python bench/bench_speed.py --epochs {epochs} --rounds {rounds}"),
         "epochs": epochs,
         "rounds": rounds,
         "implementations": table,

@@ -33,6 +33,7 @@ from typing import Annotated
 import numpy as np
 import typer
 import yaml
+from results import run_description
 from user_looks import LOOKS
 
 from stages.data.idx import read_idx
@@ -168,7 +169,7 @@ def measure(
                     for path in (scratch / "data/processed").iterdir()
                 )
     report = {
-        "command": command,
+        **run_description(command),
         "pictures": int(building[1]),
         "classes": int(building[2]),
         "splits": meta["splits"],

@@ -39,6 +39,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from results import run_description
 from threadpoolctl import threadpool_limits
 from user_looks import (
     LOOKS,
@@ -317,7 +318,7 @@ def main(
     print_tables(mnist, font_results)
     print("\n" + ", ".join(f"{name} table {s:.0f} s" for name, s in seconds.items()))
     report = {
-        "command": command,
+        **run_description(command),
         "model": {
             "path": str(model_path),
             "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),

@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from PIL import Image
+from results import run_description
 from user_looks import LOOKS
 
 from stages.data.idx import read_idx
@@ -114,7 +115,7 @@ def main(
     digits = read_idx(folder / IDX_FILES.test_images)[:files]
     kinds = {"photos": write_photos, "looks": write_looks}
     report: dict[str, Any] = {
-        "command": command,
+        **run_description(command),
         "files": len(digits),
         "repeats": repeats,
         "kinds": {},
