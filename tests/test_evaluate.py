@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.in_process import invoke_stage
 from support.model_files import HUGE_BYTES
 from support.processed import CLASS_NAMES
 from support.stage import (
@@ -37,7 +38,7 @@ OUTPUTS = (
 
 
 def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path) -> None:
-    trained = run_stage("train", workdir)
+    trained = invoke_stage("train", workdir)
     assert trained.returncode == 0, trained.stderr
     assert "Epoch 3/3, Loss: " in trained.stderr
     assert "Avg Accuracy: " in trained.stderr
@@ -46,7 +47,7 @@ def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path
     assert history[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate"
     assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
 
-    evaluated = run_stage("evaluate", workdir)
+    evaluated = invoke_stage("evaluate", workdir)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads((workdir / "metrics.json").read_text())
     for split in ("test", "train"):
@@ -73,7 +74,7 @@ def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path
 
 
 def test_evaluate_without_a_model_names_the_file(workdir: Path) -> None:
-    result = run_stage("evaluate", workdir)
+    result = invoke_stage("evaluate", workdir)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert line.startswith("error: models/model.npz: ")
@@ -94,7 +95,7 @@ def test_evaluate_refuses_a_corrupt_model(workdir: Path, content: bytes, reason:
     (workdir / "metrics.json").write_text('{"previous": true}\n')
     (workdir / "models").mkdir()
     (workdir / "models" / "model.npz").write_bytes(content)
-    result = run_stage("evaluate", workdir)
+    result = invoke_stage("evaluate", workdir)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert line.startswith("error: models/model.npz: ")
@@ -103,12 +104,12 @@ def test_evaluate_refuses_a_corrupt_model(workdir: Path, content: bytes, reason:
 
 
 def test_evaluate_refuses_data_normalized_unlike_the_model(workdir: Path) -> None:
-    assert run_stage("train", workdir, "--epochs", "1").returncode == 0
+    assert invoke_stage("train", workdir, "--epochs", "1").returncode == 0
     meta_path = workdir / "data" / "processed" / META_FILE
     meta = json.loads(meta_path.read_text())
     meta["normalization"] = {"method": "standardize", "mean": 0.13, "std": 0.31}
     meta_path.write_text(json.dumps(meta))
-    result = run_stage("evaluate", workdir)
+    result = invoke_stage("evaluate", workdir)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert "expects inputs normalized as" in line
@@ -120,7 +121,7 @@ def test_evaluate_checks_meta_before_writing_anything(trained: Path) -> None:
     meta = json.loads(meta_path.read_text())
     del meta["image_shape"]
     meta_path.write_text(json.dumps(meta))
-    result = run_stage("evaluate", trained)
+    result = invoke_stage("evaluate", trained)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert str(meta_path.relative_to(trained)) in line
@@ -129,12 +130,21 @@ def test_evaluate_checks_meta_before_writing_anything(trained: Path) -> None:
     assert not (trained / "metrics.json").exists()
 
 
-@pytest.fixture
-def evaluated(trained: Path) -> Path:
-    """The ``trained`` directory after ``python -m stages.evaluate``: every output exists."""
-    result = run_stage("evaluate", trained)
+@pytest.fixture(scope="module")
+def evaluated_once(trained_once: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder ``evaluated`` copies, made once per module. Never write."""
+    root = tmp_path_factory.mktemp("evaluated")
+    shutil.copytree(trained_once, root, symlinks=True, dirs_exist_ok=True)
+    result = invoke_stage("evaluate", root)
     assert result.returncode == 0, result.stderr
-    return trained
+    return root
+
+
+@pytest.fixture
+def evaluated(evaluated_once: Path, tmp_path: Path) -> Path:
+    """The ``trained`` directory after ``python -m stages.evaluate``: every output exists."""
+    shutil.copytree(evaluated_once, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path
 
 
 def strict_json(text: str) -> object:
@@ -159,7 +169,7 @@ def test_a_nan_test_pixel_is_refused_naming_the_file(evaluated: Path) -> None:
     images[3, 100] = np.nan
     np.save(path, images)
     before = digests(evaluated, OUTPUTS)
-    result = run_stage("evaluate", evaluated)
+    result = invoke_stage("evaluate", evaluated)
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: data/processed/test_images.npy: image 3 holds NaN or infinite values; "
@@ -177,7 +187,7 @@ def test_finite_pixels_that_overflow_the_model_write_no_metrics(evaluated: Path)
     images[:] = 3e38
     np.save(path, images)
     before = digests(evaluated, OUTPUTS)
-    result = run_stage("evaluate", evaluated)
+    result = invoke_stage("evaluate", evaluated)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert line.startswith("error: data/processed/test_images.npy: ")
@@ -205,7 +215,7 @@ def test_a_folder_where_an_output_goes_is_refused_before_any_work(evaluated: Pat
     (sheet / "previous.png").write_bytes(previous)
     kept = (OUTPUTS[0], OUTPUTS[1])
     before = digests(evaluated, kept)
-    result = run_stage("evaluate", evaluated)
+    result = invoke_stage("evaluate", evaluated)
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: reports/misclassified.png: is a directory, expected a file path"
@@ -264,7 +274,7 @@ def test_a_second_writer_of_an_output_is_refused_at_once(evaluated: Path) -> Non
         assert held == sorted([live, ".metrics.json.lock"])
         before = digests(evaluated, OUTPUTS)
         drop_test_samples(evaluated, 5)
-        result = run_stage("evaluate", evaluated)
+        result = invoke_stage("evaluate", evaluated)
         assert result.returncode == 1
         assert error_lines(result) == [
             f"error: metrics.json: another run (pid {writer.pid}) is writing it; wait for "
@@ -283,6 +293,7 @@ def test_a_second_writer_of_an_output_is_refused_at_once(evaluated: Path) -> Non
     assert temporaries(evaluated) == []
 
 
+@pytest.mark.slow
 def test_a_model_with_a_huge_member_is_refused_without_reading_it(
     evaluated: Path, huge_member_model: Callable[[bool], Path]
 ) -> None:

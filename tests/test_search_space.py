@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 from support import REPO
+from support.in_process import invoke_stage
 from support.params import write_params
-from support.stage import run_stage
 
 from nnlib.metrics import accuracy
 from nnlib.model import Model
@@ -302,7 +302,7 @@ def test_the_objective_is_the_validation_accuracy_of_the_saved_model(
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["train"].update(epochs=6, restore_best=restore_best, monitor="val_loss")
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_stage("train", workdir)
+    result = invoke_stage("train", workdir)
     assert result.returncode == 0, result.stderr
     with (workdir / "reports" / "train_history.csv").open() as handle:
         rows = list(csv.DictReader(handle))
