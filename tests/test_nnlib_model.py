@@ -111,7 +111,12 @@ def test_construction_checks() -> None:
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="positive integer"):
             DenseLayer(bad, 3)
-    assert isinstance(DenseLayer(3, 3, Tanh()).activation, Tanh)
+    layer = DenseLayer(3, 3, Tanh(), rng=rng, dtype=np.float64)
+    layer.biases = np.array([0.5, -0.25, 1.0])
+    x = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(
+        layer.forward(x, training=False), np.tanh(x @ layer.weights + layer.biases), rtol=1e-15
+    )
 
 
 def test_backward_refuses_a_non_positive_learning_rate() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,32 +44,45 @@ def blobs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- history
 
 
+class SlowAdam(Adam):
+    """Adam whose every step takes at least ``STEP_SECONDS`` more: a known cost per batch."""
+
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
+        time.sleep(STEP_SECONDS)
+        super().step(params, grads)
+
+
+STEP_SECONDS = 0.004
+
+
 def test_history_has_one_finite_record_per_epoch() -> None:
-    """Each epoch appends one EpochRecord with finite loss/accuracy/seconds, numbered from 1."""
+    """Each epoch appends one EpochRecord with finite loss/accuracy, numbered from 1, and
+    the seconds of that epoch's steps: at least their known cost, at most the time since
+    the previous epoch ended."""
     rng = np.random.default_rng(0)
     x, y = blobs(rng, 200)
-    model = classifier(BLOBS_NET, rng=rng, optimizer=Adam(1e-2))
+    model = classifier(BLOBS_NET, rng=rng, optimizer=SlowAdam(1e-2))
     seen: list[tuple[EpochRecord, int]] = []
-    started = time.perf_counter()
+    ended = [time.perf_counter()]  # the start, then the end of each epoch
+
+    def on_epoch_end(record: EpochRecord, epochs: int) -> None:
+        seen.append((record, epochs))
+        ended.append(time.perf_counter())
+
     history = training_loop(
-        model,
-        Dataset(x, y, rng=rng),
-        epochs=4,
-        batch_size=32,
-        on_epoch_end=lambda record, epochs: seen.append((record, epochs)),
+        model, Dataset(x, y, rng=rng), epochs=4, batch_size=32, on_epoch_end=on_epoch_end
     )
-    elapsed = time.perf_counter() - started
     assert [r.epoch for r in history.epochs] == [1, 2, 3, 4]
     assert [r for r, _ in seen] == history.epochs
     assert all(total == 4 for _, total in seen)
-    for record in history.epochs:
-        assert isinstance(record.loss, float)
+    steps = -(-200 // 32)  # 7 batches an epoch
+    for record, since in zip(history.epochs, np.diff(ended), strict=True):
+        assert type(record.loss) is float  # not numpy's float64, a float subclass
         assert np.isfinite(record.loss)
         assert (record.accuracy * 200) == pytest.approx(round(record.accuracy * 200))  # k/200
-        assert record.seconds > 0.0
+        assert steps * STEP_SECONDS <= record.seconds <= since
         assert record.val_loss is None
         assert record.val_accuracy is None
-    assert sum(r.seconds for r in history.epochs) <= elapsed  # each epoch timed on its own
     assert history.epochs[-1].loss < history.epochs[0].loss  # it learns
     assert history.epochs[-1].accuracy > 0.7
     assert not history.stopped_early

@@ -48,9 +48,17 @@ def refusal(tmp_path: Path, text: str) -> str:
 
 
 def test_the_repository_search_space_loads_against_its_params() -> None:
+    """Every key, range, seed and setting of search.yaml, as the file says them."""
     space = search_space.load_space(REPO / "search.yaml", REPO / "params.yaml")
-    assert space.params
-    assert space.sampler.seed >= 0
+    written = yaml.safe_load((REPO / "search.yaml").read_text(encoding="utf-8"))
+    assert {
+        key: dimension.model_dump(exclude_defaults=True) for key, dimension in space.params.items()
+    } == written["params"]
+    assert space.fixed == written["fixed"]
+    sampler = dict(written["sampler"])
+    assert (space.sampler.name, space.sampler.seed) == (sampler.pop("name"), sampler.pop("seed"))
+    assert space.sampler.arguments == sampler
+    assert type(space.make_sampler()).__name__ == space.sampler.name
 
 
 @pytest.mark.parametrize(
