@@ -59,11 +59,12 @@ test: setup
 	ruff format --check .
 	python -m pytest
 
-# The inner loop: everything but the tests that start dvc, a browser, a server or read the
-# real MNIST (the markers in pyproject.toml); `make test` still runs everything.
+# The inner loop (under 30 s): everything but the tests that start dvc, a browser, a server,
+# read the real MNIST or take seconds each (the markers in pyproject.toml, docs/testing.md);
+# `make test` still runs everything.
 test-fast: setup
 	ruff check .
-	python -m pytest -m "not (pipeline or realdata or browser or s3 or queue)"
+	python -m pytest -m "not (pipeline or realdata or browser or s3 or queue or slow)"
 
 # The workspace's metrics, params and plots against BASE, in report/report.md with the charts
 # as PNG beside it (docs/reviewing.md); run the pipeline first. CI publishes it on pull requests.

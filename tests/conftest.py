@@ -7,6 +7,7 @@ The builders behind them live in ``tests/support``.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -15,11 +16,11 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 from support.idx import checksum_table, gz_files, link_files, make_arrays
+from support.in_process import invoke_stage
 from support.mirror_server import listening_socket
 from support.model_files import write_huge_member_model
 from support.params import write_params
 from support.processed import write_processed
-from support.stage import run_stage
 
 from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES
@@ -49,7 +50,7 @@ def real_processed(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("real-mnist")
     link_files(root / "data" / "raw" / "mnist", mnist_dir)
     write_params(root)
-    result = run_stage("preprocess", root)
+    result = invoke_stage("preprocess", root)
     assert result.returncode == 0, result.stderr
     return root / "data" / "processed"
 
@@ -106,14 +107,22 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder ``trained`` copies: one run of train, made once per session. Never write."""
+    root = tmp_path_factory.mktemp("trained")
+    write_processed(root / "data" / "processed", {"train": 100, "val": 20, "test": 30})
+    write_params(root, train={"epochs": 1, "batch_size": 16})
+    result = invoke_stage("train", root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
 @pytest.fixture
-def trained(tmp_path: Path) -> Path:
+def trained(trained_once: Path, tmp_path: Path) -> Path:
     """A scratch directory after one epoch of ``python -m stages.train`` (100 train, 20 val,
     30 test): ``models/model.npz`` and the history exist, evaluate has not run."""
-    write_processed(tmp_path / "data" / "processed", {"train": 100, "val": 20, "test": 30})
-    write_params(tmp_path, train={"epochs": 1, "batch_size": 16})
-    result = run_stage("train", tmp_path)
-    assert result.returncode == 0, result.stderr
+    shutil.copytree(trained_once, tmp_path, symlinks=True, dirs_exist_ok=True)
     return tmp_path
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import REPO
+from support.in_process import invoke_stage
 from support.params import alias_bomb
 from support.processed import write_processed
 from support.stage import error_lines, run_measured
@@ -61,7 +62,7 @@ def test_train_refuses_a_key_given_twice(tmp_path: Path) -> None:
     )
     line = text.splitlines().index("  epochs: 20") + 1
     write_processed(tmp_path / "data" / "processed", {"train": 40, "val": 10, "test": 10})
-    result = run_measured("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: params.yaml: key train.epochs is given twice (lines {line} and {line + 1}); "

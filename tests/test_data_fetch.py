@@ -184,6 +184,7 @@ def test_stalled_body_times_out_and_is_retried(
     assert sleeps == [0.0]
 
 
+@pytest.mark.slow
 def test_a_dripping_mirror_is_given_up_at_its_deadline_for_the_next(
     tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], sleeps: list[float]
 ) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.params import write_params
-from support.processed import CLASS_NAMES, NORMALIZATION, write_processed
-from support.stage import error_lines, run_stage
-from support.user_images import random_model
+from support.in_process import invoke_stage
+from support.models import digit_model
+from support.processed import CLASS_NAMES, NORMALIZATION
+from support.stage import error_lines
 
 from stages.data.errors import DataError
 from stages.data.metadata import validate_metadata
@@ -49,13 +49,6 @@ def test_the_normalization_comes_back_complete() -> None:
     assert checked.normalization_dict() == NORMALIZATION
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    write_processed(tmp_path / "data" / "processed", {"train": 100, "val": 20, "test": 30})
-    write_params(tmp_path, train={"epochs": 1, "batch_size": 16})
-    return tmp_path
-
-
 def edit_meta(workdir: Path, **changes: Any) -> None:
     path = workdir / "data" / "processed" / "meta.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
@@ -76,7 +69,7 @@ def test_train_refuses_a_hand_edited_meta_json(
     workdir: Path, change: dict[str, Any], message: str
 ) -> None:
     edit_meta(workdir, **change)
-    result = run_stage("train", workdir)
+    result = invoke_stage("train", workdir)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: data/processed/meta.json: {message}; run `python -m stages.preprocess` first"
@@ -85,11 +78,11 @@ def test_train_refuses_a_hand_edited_meta_json(
 
 
 def test_predict_refuses_a_model_whose_metadata_is_broken(tmp_path: Path) -> None:
-    model = random_model()
+    model = digit_model()
     model.metadata["normalization"] = "scale"
     model.save(tmp_path / "model.npz")
     (tmp_path / "digit.png").write_bytes(b"never read")
-    result = run_stage("predict", tmp_path, "digit.png", "--model", "model.npz")
+    result = invoke_stage("predict", tmp_path, "digit.png", "--model", "model.npz")
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: model.npz: normalization must be a mapping, got 'scale'; retrain it (dvc repro)"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.in_process import invoke_stage
 from support.params import write_params
-from support.stage import run_stage
 
 from stages.data import sources
 
@@ -22,7 +22,7 @@ def test_download_then_preprocess(tmp_path: Path, mnist_dir: Path, normalize: st
         tmp_path,
         data={"dataset": "mnist", "val_size": 5000, "split_seed": 42, "normalize": normalize},
     )
-    fetched = run_stage("download", tmp_path, env={"MNIST_MIRROR": str(mnist_dir)})
+    fetched = invoke_stage("download", tmp_path, env={"MNIST_MIRROR": str(mnist_dir)})
     assert fetched.returncode == 0, fetched.stderr
     raw = tmp_path / "data/raw/mnist"
     assert sorted(p.name for p in raw.iterdir()) == sorted(sources.IDX_FILES)
@@ -30,7 +30,7 @@ def test_download_then_preprocess(tmp_path: Path, mnist_dir: Path, normalize: st
         local, shared = (raw / name).read_bytes(), (mnist_dir / name).read_bytes()
         assert hashlib.sha256(local).digest() == hashlib.sha256(shared).digest()
 
-    processed = run_stage("preprocess", tmp_path)
+    processed = invoke_stage("preprocess", tmp_path)
     assert processed.returncode == 0, processed.stderr
     out = tmp_path / "data/processed"
     meta = json.loads((out / "meta.json").read_text())

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from support.idx import assert_verified, write_checksums, write_files
+from support.in_process import invoke_stage
 from support.mirror_server import MirrorServer, closed_port, connections
 from support.params import write_params
-from support.stage import error_lines, run_stage, temporaries
+from support.stage import error_lines, temporaries
 
 from stages.data.fetch import compressed_limit
 from stages.data.sources import IDX_FILES, MNIST_FORMAT_SIZES
@@ -30,7 +31,7 @@ def project(tmp_path: Path, table: Mapping[str, str]) -> Path:
 
 def test_clean_download(project: Path, files: Mapping[str, bytes]) -> None:
     with MirrorServer(files) as server:
-        result = run_stage(
+        result = invoke_stage(
             "download",
             project,
             "--checksums",
@@ -49,9 +50,9 @@ def test_clean_download(project: Path, files: Mapping[str, bytes]) -> None:
 def test_second_run_fetches_nothing(project: Path, files: Mapping[str, bytes]) -> None:
     with MirrorServer(files) as server:
         args = ("--checksums", "sums", "--mirror", server.url, *FAST)
-        first = run_stage("download", project, *args)
+        first = invoke_stage("download", project, *args)
         before = dict(server.requests)
-        second = run_stage("download", project, *args)
+        second = invoke_stage("download", project, *args)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert before == dict.fromkeys(IDX_FILES, 1)
@@ -76,7 +77,7 @@ def test_every_mirror_bad_exits_with_one_line_and_no_file(
     with MirrorServer(files) as server:
         for name, (action, _) in BAD_EVERYWHERE.items():
             server.script(name, action)
-        result = run_stage(
+        result = invoke_stage(
             "download",
             project,
             "--checksums",
@@ -102,14 +103,14 @@ def test_every_mirror_bad_exits_with_one_line_and_no_file(
 
 def test_plain_directory_mirror(project: Path, files: Mapping[str, bytes]) -> None:
     mirror = write_files(project / "mirror", files)
-    result = run_stage("download", project, "--checksums", "sums", "--mirror", str(mirror))
+    result = invoke_stage("download", project, "--checksums", "sums", "--mirror", str(mirror))
     assert result.returncode == 0, result.stderr
     assert_verified(project / "data/raw/mnist", files)
 
 
 def test_file_url_mirror_from_environment(project: Path, files: Mapping[str, bytes]) -> None:
     mirror = write_files(project / "mirror dir", files)  # a space, quoted in the URL
-    result = run_stage(
+    result = invoke_stage(
         "download", project, "--checksums", "sums", env={"MNIST_MIRROR": mirror.as_uri()}
     )
     assert result.returncode == 0, result.stderr
@@ -118,7 +119,7 @@ def test_file_url_mirror_from_environment(project: Path, files: Mapping[str, byt
 
 def test_mirror_option_beats_environment(project: Path, files: Mapping[str, bytes]) -> None:
     mirror = write_files(project / "mirror", files)
-    result = run_stage(
+    result = invoke_stage(
         "download",
         project,
         "--checksums",
@@ -147,7 +148,7 @@ def test_bad_mirror_or_table_is_one_line(
 ) -> None:
     """A malformed --mirror is the command line's fault (2); a mirror or table that is not
     there, or a malformed MNIST_MIRROR, is not (1)."""
-    result = run_stage("download", project, *args, env=env)
+    result = invoke_stage("download", project, *args, env=env)
     assert result.returncode == code
     assert len(error_lines(result)) == 1, result.stderr
     assert expected in result.stderr
@@ -167,7 +168,7 @@ def test_bad_mirror_or_table_is_one_line(
 )
 def test_bad_params_is_one_line_per_problem(tmp_path: Path, text: str, expected: str) -> None:
     (tmp_path / "params.yaml").write_text(text)
-    result = run_stage("download", tmp_path, "--mirror", str(tmp_path))
+    result = invoke_stage("download", tmp_path, "--mirror", str(tmp_path))
     assert result.returncode == 1
     lines = error_lines(result)
     assert lines[0].startswith(f"error: {expected}")
@@ -184,7 +185,7 @@ def test_bad_params_is_one_line_per_problem(tmp_path: Path, text: str, expected:
     ],
 )
 def test_bad_option_is_a_usage_error(project: Path, args: tuple[str, ...], expected: str) -> None:
-    result = run_stage("download", project, *args)
+    result = invoke_stage("download", project, *args)
     assert result.returncode == 2
     lines = error_lines(result)
     assert len(lines) == 1, result.stderr
@@ -193,7 +194,7 @@ def test_bad_option_is_a_usage_error(project: Path, args: tuple[str, ...], expec
 
 def test_a_mirror_with_a_bad_port_is_refused_at_once(tmp_path: Path) -> None:
     write_params(tmp_path)
-    result = run_stage("download", tmp_path, "--mirror", "http://127.0.0.1:abc/")
+    result = invoke_stage("download", tmp_path, "--mirror", "http://127.0.0.1:abc/")
     assert result.returncode == 2
     assert error_lines(result) == ["error: --mirror: 'http://127.0.0.1:abc/' has an invalid port"]
 
@@ -201,7 +202,7 @@ def test_a_mirror_with_a_bad_port_is_refused_at_once(tmp_path: Path) -> None:
 def test_a_stray_top_level_key_is_refused_with_a_hint(project: Path) -> None:
     with (project / "params.yaml").open("a", encoding="utf-8") as params:
         params.write("dataset: mnist\n")
-    result = run_stage("download", project, "--mirror", str(project))
+    result = invoke_stage("download", project, "--mirror", str(project))
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: params.yaml: unknown key dataset (did you mean data.dataset?)"
@@ -216,7 +217,7 @@ def test_a_redirect_to_ftp_is_refused_without_connecting(
     target = f"ftp://127.0.0.1:{listener.getsockname()[1]}/{name}"
     with MirrorServer(files) as server:
         server.script(name, f"redirect {target}")
-        result = run_stage("download", project, "--checksums", "sums", "--mirror", server.url)
+        result = invoke_stage("download", project, "--checksums", "sums", "--mirror", server.url)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: could not get 1 of 4 files ({server.url}: redirected to {target}, which is "
@@ -237,7 +238,7 @@ def test_an_endless_body_is_cut_at_the_size_cap(project: Path, files: Mapping[st
     limit = compressed_limit(MNIST_FORMAT_SIZES[name])
     with MirrorServer(files) as server:
         server.script(name, "endless")
-        result = run_stage("download", project, "--checksums", "sums", "--mirror", server.url)
+        result = invoke_stage("download", project, "--checksums", "sums", "--mirror", server.url)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert line.startswith(
@@ -255,14 +256,14 @@ def test_offline_the_failure_is_one_short_line_naming_the_way_out(project: Path)
     the --mirror option and MNIST_MIRROR; every attempt is shown with --log-level DEBUG."""
     mirror = f"http://127.0.0.1:{closed_port()}"
     args = ("--checksums", "sums", "--mirror", mirror, *FAST)
-    result = run_stage("download", project, *args)
+    result = invoke_stage("download", project, *args)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: could not get 4 of 4 files ({mirror}: cannot connect (Connection refused) "
         "(3 attempts)); give another mirror with --mirror or MNIST_MIRROR (a folder or URL "
         "holding the .gz files), --log-level DEBUG shows every attempt"
     ]
-    debug = run_stage("download", project, *args, "--log-level", "DEBUG")
+    debug = invoke_stage("download", project, *args, "--log-level", "DEBUG")
     assert error_lines(debug) == error_lines(result)
     assert f"{mirror}/{IDX_FILES.train_images}: cannot connect (Connection refused)" in (
         debug.stderr
@@ -270,6 +271,7 @@ def test_offline_the_failure_is_one_short_line_naming_the_way_out(project: Path)
     assert "Traceback" in debug.stderr
 
 
+@pytest.mark.slow
 def test_a_mirror_that_drips_is_given_up_within_its_deadline(
     project: Path, files: Mapping[str, bytes]
 ) -> None:
@@ -281,7 +283,7 @@ def test_a_mirror_that_drips_is_given_up_within_its_deadline(
         timeout, min_rate = 1.0, 0.05  # seconds, kB/s: about 2 s for this file
         deadline = timeout + len(files[name]) / (min_rate * 1000)
         started = time.monotonic()
-        result = run_stage(
+        result = invoke_stage(
             "download",
             project,
             *FAST[:2],  # --backoff
@@ -295,7 +297,6 @@ def test_a_mirror_that_drips_is_given_up_within_its_deadline(
             "sums",
             "--mirror",
             server.url,
-            timeout=60,
         )
         elapsed = time.monotonic() - started
     assert result.returncode == 1
@@ -315,7 +316,7 @@ def test_a_folder_of_pictures_has_nothing_to_download(
     empty, and the log says where preprocess reads instead."""
     write_params(tmp_path, data={"dataset": "images", "images": "my-pictures"})
     with MirrorServer(files) as server:
-        result = run_stage("download", tmp_path, env={"MNIST_MIRROR": server.url})
+        result = invoke_stage("download", tmp_path, env={"MNIST_MIRROR": server.url})
     assert result.returncode == 0, result.stderr
     assert server.requests == {}
     assert list((tmp_path / "data/raw").iterdir()) == []

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.models import digit_model
 from support.user_images import (
     enlarged,
     framed,
-    random_model,
     ring_digit,
     seven_digit,
     shrunk,
@@ -177,7 +177,7 @@ def test_a_photographed_digit_becomes_an_mnist_digit(tmp_path: Path) -> None:
 def test_inputs_are_normalized_as_the_model_file_says(tmp_path: Path) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
     standardize = {"method": "standardize", "divisor": 255.0, "mean": 0.13, "std": 0.31}
-    random_model(normalization=standardize).save(tmp_path / "model.npz")
+    digit_model(normalization=standardize).save(tmp_path / "model.npz")
     model = Model.load(tmp_path / "model.npz")
     x = normalize(pixels, model.metadata["normalization"])
     assert x.shape == (3, 784)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.models import classifier
 
 from nnlib import (
     SGD,
@@ -85,21 +86,15 @@ def watch_dtypes(model: Model) -> dict[str, set[str]]:
     return seen
 
 
-def small_model(dtype: type, optimizer: Optimizer | None = None, seed: int = 0) -> Model:
-    rng = np.random.default_rng(seed)
-    layers = [
-        DenseLayer(6, 8, ReLU(), rng=rng, dtype=dtype),
-        DenseLayer(8, 5, Tanh(), rng=rng, dtype=dtype),
-        DenseLayer(5, 3, Softmax(), rng=rng, dtype=dtype),
-    ]
-    return Model(layers, CrossEntropyLoss(), optimizer)
+#: 6-8-5-3, ReLU then tanh: two kinds of hidden layer
+SIZES, HIDDEN = (6, 8, 5, 3), (ReLU, Tanh)
 
 
 @DTYPES
 @pytest.mark.parametrize("make_optimizer", OPTIMIZERS, ids=["sgd", "adam", "adamw"])
 def test_everything_stays_in_model_dtype(dtype: type, make_optimizer: Callable) -> None:
     """Params, grads, activations, outputs, dL/dx and optimizer state keep the model's dtype."""
-    model = small_model(dtype, make_optimizer())
+    model = classifier(SIZES, HIDDEN, optimizer=make_optimizer(), dtype=dtype)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(10, 6)).astype(dtype)
     y = rng.integers(0, 3, size=10)
@@ -133,7 +128,7 @@ def test_training_loop_keeps_dtype(dtype: type) -> None:
 
     The data is float64: for a float32 model it is cast, never upcasting the arithmetic.
     """
-    model = small_model(dtype, Adam(1e-2))
+    model = classifier(SIZES, HIDDEN, optimizer=Adam(1e-2), dtype=dtype)
     seen = watch_dtypes(model)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(40, 6))
@@ -152,7 +147,7 @@ def test_other_input_dtypes_are_cast_to_float32_model(input_dtype: type) -> None
     The input is cast once, up front: outputs and gradients are the very numbers (bit for bit)
     that the input cast to float32 by the caller gives.
     """
-    model = small_model(np.float32)
+    model = classifier(SIZES, HIDDEN, dtype=np.float32)
     x = (np.random.default_rng(3).random(size=(4, 6)) * 10).astype(input_dtype)
     y = np.array([0, 1, 2, 0])
     expected_probs = model.forward(x.astype(np.float32))
@@ -196,7 +191,7 @@ def test_losses_keep_prediction_dtype(dtype: type, loss: Loss, targets: str) -> 
     }[targets]
     assert loss.per_sample(y, probs).dtype == dtype
     assert loss.gradient(y, probs).dtype == dtype
-    assert isinstance(loss(y, probs), float)
+    assert type(loss(y, probs)) is float  # a plain float whatever the dtype
     if isinstance(loss, CrossEntropyLoss):
         assert loss.softmax_gradient(y, probs).dtype == dtype
 
@@ -215,8 +210,8 @@ def test_activations_keep_dtype(dtype: type, activation: Any) -> None:
 
 def test_float32_and_float64_initializations_agree() -> None:
     """Same seed, both dtypes: the float32 weights are the float64 ones rounded once."""
-    w32 = small_model(np.float32, seed=7).get_weights()
-    w64 = small_model(np.float64, seed=7).get_weights()
+    w32 = classifier(SIZES, HIDDEN, rng=7, dtype=np.float32).get_weights()
+    w64 = classifier(SIZES, HIDDEN, rng=7, dtype=np.float64).get_weights()
     np.testing.assert_array_equal(w32, w64.astype(np.float32))
 
 
@@ -245,7 +240,7 @@ def test_unsupported_layer_dtypes_are_refused(dtype: Any) -> None:
 def test_float64_weights_assigned_to_float32_layer_stay_float32() -> None:
     """Assigning float64 weights (and biases) copies into the float32 views of the model's
     parameters (no upcast, no rebinding)."""
-    model = small_model(np.float32)
+    model = classifier(SIZES, HIDDEN, dtype=np.float32)
     layer = model.layers[0]
     view, bias_view = layer.weights, layer.biases
     layer.weights = np.full(view.shape, 0.1, dtype=np.float64)

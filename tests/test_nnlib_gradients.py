@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from support import nnlib_reference as ref
+from support.models import classifier, random_parameters
 
 from nnlib import (
     SGD,
@@ -71,29 +72,6 @@ def make_targets(kind: str, n: int, k: int, rng: np.random.Generator) -> np.ndar
     return rng.normal(size=(n, k))
 
 
-def make_model(
-    sizes: list[int],
-    hidden: Callable[[], Activation],
-    head: Callable[[], Activation],
-    loss: Loss,
-    rng: np.random.Generator,
-) -> Model:
-    layers = [
-        DenseLayer(
-            sizes[i],
-            sizes[i + 1],
-            hidden() if i < len(sizes) - 2 else head(),
-            rng=rng,
-            dtype=np.float64,
-        )
-        for i in range(len(sizes) - 1)
-    ]
-    model = Model(layers, loss)
-    # Random biases too (they start at zero), moderate scale so sigmoids are not saturated.
-    model.set_weights(rng.normal(0.0, 0.6, size=model.parameters[0].shape))
-    return model
-
-
 def assert_away_from_kinks(model: Model, x: np.ndarray) -> None:
     """No pre-activation of a ReLU-like layer lies within KINK_MARGIN of 0."""
     h = np.asarray(x, np.float64)
@@ -111,7 +89,11 @@ def build_case(
     # Seeds are fixed per case; a few are skipped forward if one lands near a kink.
     for attempt in range(20):
         rng = np.random.default_rng([seed, attempt])
-        model = make_model(sizes, HIDDEN[hidden_name], head, loss_cls(), rng)
+        model = classifier(
+            sizes, HIDDEN[hidden_name], head, loss=loss_cls(), rng=rng, dtype=np.float64
+        )
+        # Random biases too (they start at zero), moderate scale so sigmoids are not saturated.
+        random_parameters(model, rng, 0.6)
         x = rng.normal(size=(7, sizes[0]))
         y = make_targets(kind, 7, sizes[-1], rng)
         try:

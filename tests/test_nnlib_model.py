@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 from support import nnlib_reference as ref
+from support.models import classifier
 
-from nnlib import SGD, CrossEntropyLoss, DenseLayer, MeanSquaredError, Model, ReLU, Softmax, Tanh
-
-
-def model_of(sizes: list[int], seed: int = 0, dtype: type = np.float64) -> Model:
-    rng = np.random.default_rng(seed)
-    layers = [
-        DenseLayer(a, b, ReLU() if i < len(sizes) - 2 else Softmax(), rng=rng, dtype=dtype)
-        for i, (a, b) in enumerate(itertools.pairwise(sizes))
-    ]
-    return Model(layers, CrossEntropyLoss(), SGD(0.1))
+from nnlib import SGD, CrossEntropyLoss, DenseLayer, MeanSquaredError, Model, Tanh
 
 
 def test_forward_equals_reference_mlp() -> None:
     """model.forward = the textbook a = f(a @ W + b) chain, with the layers' own arrays."""
-    model = model_of([5, 8, 6, 3])
+    model = classifier([5, 8, 6, 3], optimizer=SGD(0.1), dtype=np.float64)
     for layer in model.layers:
         layer.biases = np.random.default_rng(1).normal(size=layer.biases.shape)
     x = np.random.default_rng(2).normal(size=(7, 5))
@@ -38,7 +28,7 @@ def test_forward_equals_reference_mlp() -> None:
 
 def test_parameter_count_and_views() -> None:
     """One flat vector of sum(in*out + out) entries; layer arrays are views into it."""
-    model = model_of([5, 8, 6, 3])
+    model = classifier([5, 8, 6, 3], optimizer=SGD(0.1), dtype=np.float64)
     flat = model.parameters[0]
     assert flat.shape == (5 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3,)
     assert model.gradients[0].shape == flat.shape
@@ -55,7 +45,7 @@ def test_parameter_count_and_views() -> None:
 
 def test_get_and_set_weights_copy() -> None:
     """get_weights returns a copy; set_weights writes into the existing views."""
-    model = model_of([4, 3, 2])
+    model = classifier([4, 3, 2], optimizer=SGD(0.1), dtype=np.float64)
     saved = model.get_weights()
     saved[:] = 0.0
     assert np.any(model.parameters[0] != 0.0)
@@ -69,7 +59,7 @@ def test_get_and_set_weights_copy() -> None:
 
 def test_forward_does_not_alias_returned_outputs() -> None:
     """A returned output survives later forward passes of the same batch size."""
-    model = model_of([4, 6, 3])
+    model = classifier([4, 6, 3], optimizer=SGD(0.1), dtype=np.float64)
     rng = np.random.default_rng(3)
     x1, x2 = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
     first = model.forward(x1)
@@ -81,7 +71,7 @@ def test_forward_does_not_alias_returned_outputs() -> None:
 
 def test_gradients_follow_the_last_forward_batch() -> None:
     """compute_gradients uses the most recent forward batch, even after other batch sizes."""
-    model = model_of([4, 6, 3])
+    model = classifier([4, 6, 3], optimizer=SGD(0.1), dtype=np.float64)
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(5, 4)), np.array([0, 1, 2, 0, 1])
     probs = model.forward(x)
@@ -95,7 +85,7 @@ def test_gradients_follow_the_last_forward_batch() -> None:
 
 
 def test_misuse_is_refused_with_clear_errors() -> None:
-    model = model_of([4, 6, 3])
+    model = classifier([4, 6, 3], optimizer=SGD(0.1), dtype=np.float64)
     with pytest.raises(RuntimeError, match="forward"):
         model.compute_gradients(np.array([0]), np.zeros((1, 3)))
     with pytest.raises(ValueError, match=r"\(n, 4\)"):
@@ -121,11 +111,16 @@ def test_construction_checks() -> None:
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="positive integer"):
             DenseLayer(bad, 3)
-    assert isinstance(DenseLayer(3, 3, Tanh()).activation, Tanh)
+    layer = DenseLayer(3, 3, Tanh(), rng=rng, dtype=np.float64)
+    layer.biases = np.array([0.5, -0.25, 1.0])
+    x = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(
+        layer.forward(x, training=False), np.tanh(x @ layer.weights + layer.biases), rtol=1e-15
+    )
 
 
 def test_backward_refuses_a_non_positive_learning_rate() -> None:
-    model = model_of([4, 5, 3])
+    model = classifier([4, 5, 3], optimizer=SGD(0.1), dtype=np.float64)
     y_pred = model.forward(np.ones((2, 4)))
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         model.backward(np.array([0, 1]), y_pred, learning_rate=0.0)

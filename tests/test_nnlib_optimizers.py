@@ -11,8 +11,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from support import nnlib_reference as ref
+from support.models import classifier
 
-from nnlib import SGD, Adam, AdamW, CrossEntropyLoss, DenseLayer, Model, ReLU, Softmax
+from nnlib import SGD, Adam, AdamW
 from nnlib.optimizers import Optimizer
 
 N_STEPS = 12
@@ -180,8 +181,7 @@ def test_sgd_momentum_two_steps_by_hand() -> None:
 def test_optimizer_updates_model_parameters_in_place(make_optimizer: Callable) -> None:
     """model.backward changes the layers' own weights (views into the one flat vector)."""
     rng = np.random.default_rng(0)
-    layers = [DenseLayer(4, 5, ReLU(), rng=rng), DenseLayer(5, 3, Softmax(), rng=rng)]
-    model = Model(layers, CrossEntropyLoss(), make_optimizer())
+    model = classifier([4, 5, 3], rng=rng, optimizer=make_optimizer())
     flat = model.parameters[0]
     weight_views = [layer.weights for layer in model.layers]
     before = [w.copy() for w in weight_views]

@@ -8,15 +8,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
+from support.models import seed_net
 
 from nnlib import (
-    Adam,
-    CrossEntropyLoss,
     Dataset,
-    DenseLayer,
-    Model,
-    ReLU,
-    Softmax,
     accuracy,
     confusion_matrix,
     training_loop,
@@ -48,15 +43,7 @@ def test_seed_model_reaches_96_percent_in_3_epochs(mnist_arrays: Mapping[str, np
     y_test = mnist_arrays[IDX_FILES.test_labels]
 
     rng = np.random.default_rng(0)
-    model = Model(
-        layers=[
-            DenseLayer(784, 64, ReLU(), rng=rng),
-            DenseLayer(64, 32, ReLU(), rng=rng),
-            DenseLayer(32, 10, Softmax(), rng=rng),
-        ],
-        loss=CrossEntropyLoss(),
-        optimizer=Adam(learning_rate=1e-3),
-    )
+    model = seed_net(rng, learning_rate=1e-3)
     with one_blas_thread():
         history = training_loop(model, Dataset(x_train, y_train, rng=rng), epochs=3, batch_size=32)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.model_files import HUGE_BYTES
+from support.models import classifier, dense_layers, random_parameters
 from support.stage import measure_peak
 
 from nnlib import (
@@ -27,35 +28,33 @@ from nnlib import (
     ModelFormatError,
     ReLU,
     Sigmoid,
-    Softmax,
     Tanh,
 )
+from nnlib.layers import Layer
 from nnlib.losses import Loss
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 
 
+METADATA = {
+    "normalization": {"method": "standardize", "mean": 33.3, "std": 78.5},
+    "class_names": ["zero", "un", "два"],
+    "anything": [1, {"nested": None}],
+}
+
+
 def make_model(dtype: type = np.float32, loss: Loss | None = None, seed: int = 0) -> Model:
+    """5-7-6-4-4-3 with every hidden activation, a dropout layer, metadata and random
+    parameters (biases too)."""
     rng = np.random.default_rng(seed)
-    layers = [
-        DenseLayer(5, 7, LeakyReLU(0.2), rng=rng, dtype=dtype),
-        DenseLayer(7, 6, Tanh(), rng=rng, dtype=dtype),
-        Dropout(0.25, rng=rng),
-        DenseLayer(6, 4, Sigmoid(), rng=rng, dtype=dtype),
-        DenseLayer(4, 4, ReLU(), rng=rng, dtype=dtype),
-        DenseLayer(4, 3, Softmax(), rng=rng, dtype=dtype),
-    ]
-    metadata = {
-        "normalization": {"method": "standardize", "mean": 33.3, "std": 78.5},
-        "class_names": ["zero", "un", "два"],
-        "anything": [1, {"nested": None}],
-    }
-    model = Model(layers, loss or CrossEntropyLoss(), Adam(1e-3), metadata=metadata)
-    model.set_weights(rng.normal(size=model.parameters[0].shape).astype(dtype))
-    return model
+    hidden = [lambda: LeakyReLU(0.2), Tanh, Sigmoid, ReLU]
+    layers: list[Layer] = [*dense_layers([5, 7, 6, 4, 4, 3], hidden, rng=rng, dtype=dtype)]
+    layers.insert(2, Dropout(0.25, rng=rng))
+    model = Model(layers, loss or CrossEntropyLoss(), Adam(1e-3), metadata=METADATA)
+    return random_parameters(model, rng)
 
 
-def dense_layers(model: Model) -> list[tuple[int, DenseLayer]]:
+def indexed_dense(model: Model) -> list[tuple[int, DenseLayer]]:
     return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, DenseLayer)]
 
 
@@ -105,7 +104,7 @@ def valid_entries(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
         "metadata": {"class_names": ["a", "b", "c"]},
     }
     arrays = {}
-    for i, layer in dense_layers(model):
+    for i, layer in indexed_dense(model):
         arrays[f"layer{i}_weights"] = layer.weights.copy()
         arrays[f"layer{i}_biases"] = layer.biases.copy()
     return meta, arrays
@@ -114,7 +113,7 @@ def valid_entries(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
 def version_1_entries(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
     """A file as nnlib's format version 1 wrote it: dense layers only, numbered without gaps,
     the pipeline's description in top-level keys."""
-    dense = [layer for _, layer in dense_layers(model)]
+    dense = [layer for _, layer in indexed_dense(model)]
     meta = {
         "format": "nnlib.mlp",
         "version": 1,
@@ -161,7 +160,7 @@ def test_save_load_round_trip_is_exact(tmp_path: Path, dtype: type, loss: Loss) 
     assert loaded.metadata == model.metadata
     assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     assert loaded.layers[2].rate == 0.25
-    for i, ours in dense_layers(model):
+    for i, ours in indexed_dense(model):
         theirs = loaded.layers[i]
         assert (theirs.input_size, theirs.output_size) == (ours.input_size, ours.output_size)
         assert type(theirs.activation) is type(ours.activation)
@@ -198,7 +197,7 @@ def test_saved_file_is_plain_npz_without_pickles(tmp_path: Path) -> None:
     assert meta["format"] == "nnlib.mlp"
     assert isinstance(meta["version"], int)
     assert sorted(entries) == sorted(
-        f"layer{i}_{part}" for i, _ in dense_layers(model) for part in ("weights", "biases")
+        f"layer{i}_{part}" for i, _ in indexed_dense(model) for part in ("weights", "biases")
     )
     assert all(array.dtype == np.float32 for array in entries.values())
 
@@ -437,10 +436,7 @@ def test_zip_that_is_not_npz_is_refused(tmp_path: Path) -> None:
 def test_identity_output_round_trip(tmp_path: Path) -> None:
     """A regression head (Identity output, MSE) also round-trips exactly."""
     rng = np.random.default_rng(0)
-    model = Model(
-        [DenseLayer(3, 4, ReLU(), rng=rng), DenseLayer(4, 2, Identity(), rng=rng)],
-        MeanSquaredError(),
-    )
+    model = classifier([3, 4, 2], head=Identity, loss=MeanSquaredError(), rng=rng)
     model.save(tmp_path / "r.npz")
     loaded = Model.load(tmp_path / "r.npz")
     x = rng.normal(size=(5, 3))
@@ -476,6 +472,7 @@ except ModelFormatError as exc:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("meta_agrees", "reason"),
     [

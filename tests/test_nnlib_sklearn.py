@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from support.models import classifier, random_biases
 
 sklearn = pytest.importorskip("sklearn", reason="scikit-learn is the reference for these tests")
 
@@ -19,13 +20,10 @@ from sklearn.neural_network import MLPClassifier  # noqa: E402
 
 import nnlib  # noqa: E402
 from nnlib import (  # noqa: E402
-    CrossEntropyLoss,
-    DenseLayer,
     Identity,
     Model,
     ReLU,
     Sigmoid,
-    Softmax,
     Tanh,
 )
 
@@ -34,22 +32,10 @@ SIZES = [5, 7, 4, 3]
 
 
 def nnlib_model(activation: str, dtype: type, seed: int = 0) -> Model:
+    """The net of SIZES with scikit-learn's ``activation`` and random biases."""
     rng = np.random.default_rng(seed)
-    hidden = SK_ACTIVATIONS[activation]
-    layers = [
-        DenseLayer(
-            SIZES[i],
-            SIZES[i + 1],
-            hidden() if i < len(SIZES) - 2 else Softmax(),
-            rng=rng,
-            dtype=dtype,
-        )
-        for i in range(len(SIZES) - 1)
-    ]
-    model = Model(layers, CrossEntropyLoss())
-    for layer in model.layers:
-        layer.biases = rng.normal(0, 0.5, size=layer.biases.shape)
-    return model
+    model = classifier(SIZES, SK_ACTIVATIONS[activation], rng=rng, dtype=dtype)
+    return random_biases(model, rng, 0.5)
 
 
 def sklearn_twin(model: Model, activation: str) -> MLPClassifier:

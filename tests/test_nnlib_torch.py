@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+from support.models import classifier, random_biases
 
 torch = pytest.importorskip(
     "torch", reason="torch is not installed (make setup installs a local CPU wheel if one exists)"
@@ -29,13 +30,10 @@ from nnlib import (  # noqa: E402
     SGD,
     Adam,
     AdamW,
-    CrossEntropyLoss,
     DenseLayer,
     Dropout,
     MeanSquaredError,
     Model,
-    ReLU,
-    Softmax,
 )
 from nnlib.optimizers import Optimizer  # noqa: E402
 from nnlib.schedules import CosineSchedule, Schedule  # noqa: E402
@@ -70,19 +68,8 @@ def build_pair(
 ) -> tuple[Model, torch.nn.Sequential, np.random.Generator]:
     """An nnlib model and a torch net holding the same weights (random biases too)."""
     rng = np.random.default_rng(seed)
-    layers = [
-        DenseLayer(
-            SIZES[i],
-            SIZES[i + 1],
-            ReLU() if i < len(SIZES) - 2 else Softmax(),
-            rng=rng,
-            dtype=dtype,
-        )
-        for i in range(len(SIZES) - 1)
-    ]
-    model = Model(layers, CrossEntropyLoss(), optimizer)
-    for layer in model.layers:
-        layer.biases = rng.normal(0, 0.1, size=layer.biases.shape)
+    model = classifier(SIZES, optimizer=optimizer, rng=rng, dtype=dtype)
+    random_biases(model, rng, 0.1)
     net = torch.nn.Sequential(
         torch.nn.Linear(6, 16),
         torch.nn.ReLU(),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from support import nnlib_reference as ref
+from support.models import classifier
 
 from nnlib import (
     SGD,
@@ -27,9 +28,10 @@ from nnlib import (
     Softmax,
     training_loop,
 )
-from nnlib.optimizers import Optimizer
 from nnlib.schedules import CosineSchedule
 
+#: the classifier of the blobs: 4 features, 16 hidden units, 3 classes
+BLOBS_NET = (4, 16, 3)
 CENTERS = np.array([[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0]])
 
 
@@ -39,46 +41,48 @@ def blobs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return CENTERS[y] + rng.normal(size=(n, 4)), y
 
 
-def classifier(rng: np.random.Generator, optimizer: Optimizer, dtype: type = np.float32) -> Model:
-    return Model(
-        [
-            DenseLayer(4, 16, ReLU(), rng=rng, dtype=dtype),
-            DenseLayer(16, 3, Softmax(), rng=rng, dtype=dtype),
-        ],
-        CrossEntropyLoss(),
-        optimizer,
-    )
-
-
 # --------------------------------------------------------------------------- history
 
 
+class SlowAdam(Adam):
+    """Adam whose every step takes at least ``STEP_SECONDS`` more: a known cost per batch."""
+
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
+        time.sleep(STEP_SECONDS)
+        super().step(params, grads)
+
+
+STEP_SECONDS = 0.004
+
+
 def test_history_has_one_finite_record_per_epoch() -> None:
-    """Each epoch appends one EpochRecord with finite loss/accuracy/seconds, numbered from 1."""
+    """Each epoch appends one EpochRecord with finite loss/accuracy, numbered from 1, and
+    the seconds of that epoch's steps: at least their known cost, at most the time since
+    the previous epoch ended."""
     rng = np.random.default_rng(0)
     x, y = blobs(rng, 200)
-    model = classifier(rng, Adam(1e-2))
+    model = classifier(BLOBS_NET, rng=rng, optimizer=SlowAdam(1e-2))
     seen: list[tuple[EpochRecord, int]] = []
-    started = time.perf_counter()
+    ended = [time.perf_counter()]  # the start, then the end of each epoch
+
+    def on_epoch_end(record: EpochRecord, epochs: int) -> None:
+        seen.append((record, epochs))
+        ended.append(time.perf_counter())
+
     history = training_loop(
-        model,
-        Dataset(x, y, rng=rng),
-        epochs=4,
-        batch_size=32,
-        on_epoch_end=lambda record, epochs: seen.append((record, epochs)),
+        model, Dataset(x, y, rng=rng), epochs=4, batch_size=32, on_epoch_end=on_epoch_end
     )
-    elapsed = time.perf_counter() - started
     assert [r.epoch for r in history.epochs] == [1, 2, 3, 4]
     assert [r for r, _ in seen] == history.epochs
     assert all(total == 4 for _, total in seen)
-    for record in history.epochs:
-        assert isinstance(record.loss, float)
+    steps = -(-200 // 32)  # 7 batches an epoch
+    for record, since in zip(history.epochs, np.diff(ended), strict=True):
+        assert type(record.loss) is float  # not numpy's float64, a float subclass
         assert np.isfinite(record.loss)
         assert (record.accuracy * 200) == pytest.approx(round(record.accuracy * 200))  # k/200
-        assert record.seconds > 0.0
+        assert steps * STEP_SECONDS <= record.seconds <= since
         assert record.val_loss is None
         assert record.val_accuracy is None
-    assert sum(r.seconds for r in history.epochs) <= elapsed  # each epoch timed on its own
     assert history.epochs[-1].loss < history.epochs[0].loss  # it learns
     assert history.epochs[-1].accuracy > 0.7
     assert not history.stopped_early
@@ -90,7 +94,7 @@ def test_validation_figures_score_the_model_after_each_epoch() -> None:
     rng = np.random.default_rng(1)
     x, y = blobs(rng, 150)
     xv, yv = blobs(rng, 60)
-    model = classifier(rng, Adam(1e-2), dtype=np.float64)
+    model = classifier(BLOBS_NET, rng=rng, optimizer=Adam(1e-2), dtype=np.float64)
     after: list[tuple[float, float]] = []
 
     def score(record: EpochRecord, epochs: int) -> None:
@@ -113,7 +117,7 @@ def test_epoch_figures_match_a_hand_written_loop() -> None:
 
     def run(loop: Callable[[Model, Dataset], list[tuple[float, float]]]) -> tuple:
         rng = np.random.default_rng(7)
-        model = classifier(rng, SGD(0.1, momentum=0.9), dtype=np.float64)
+        model = classifier(BLOBS_NET, rng=rng, optimizer=SGD(0.1, momentum=0.9), dtype=np.float64)
         figures = loop(model, Dataset(x, y, rng=rng))
         return model.get_weights(), figures
 
@@ -150,7 +154,7 @@ def test_learning_rate_argument_replaces_the_optimizers() -> None:
 
     def final_weights(opt_lr: float, loop_lr: float | None) -> np.ndarray:
         rng = np.random.default_rng(4)
-        model = classifier(rng, SGD(opt_lr), dtype=np.float64)
+        model = classifier(BLOBS_NET, rng=rng, optimizer=SGD(opt_lr), dtype=np.float64)
         training_loop(model, Dataset(x, y, rng=rng), 2, 16, learning_rate=loop_lr)
         assert model.optimizer.learning_rate == (loop_lr or opt_lr)
         return model.get_weights()
@@ -194,7 +198,7 @@ def sabotaged_run(
     rng = np.random.default_rng(0)
     x, y = blobs(rng, 300)
     xv, yv = blobs(rng, 100)
-    model = classifier(rng, SGD(0.05))
+    model = classifier(BLOBS_NET, rng=rng, optimizer=SGD(0.05))
     snapshots: dict[int, np.ndarray] = {}
 
     def sabotage(record: EpochRecord, epochs: int) -> None:
@@ -262,7 +266,7 @@ def test_bad_monitors_are_refused(kwargs: dict, with_validation: bool, regressio
         model = Model([DenseLayer(4, 1, Identity(), rng=rng)], MeanSquaredError(), SGD(0.1))
         y = rng.normal(size=(20, 1))
     else:
-        model, y = classifier(rng, SGD(0.1)), labels
+        model, y = classifier(BLOBS_NET, rng=rng, optimizer=SGD(0.1)), labels
     validation = (x, y) if with_validation else None
     with pytest.raises(ValueError, match="monitor"):
         training_loop(model, Dataset(x, y, rng=rng), 1, 8, validation=validation, **kwargs)
@@ -272,7 +276,7 @@ def test_patience_without_a_worse_epoch_runs_all_epochs() -> None:
     """With a steadily improving loss, patience never triggers and the last weights are kept."""
     rng = np.random.default_rng(5)
     x, y = blobs(rng, 200)
-    model = classifier(rng, SGD(0.02), dtype=np.float64)
+    model = classifier(BLOBS_NET, rng=rng, optimizer=SGD(0.02), dtype=np.float64)
     history = training_loop(model, Dataset(x, y, rng=rng), 3, 200, patience=1)
     losses = [r.loss for r in history.epochs]
     assert losses == sorted(losses, reverse=True)
@@ -287,7 +291,7 @@ def test_patience_without_a_worse_epoch_runs_all_epochs() -> None:
 @pytest.mark.parametrize(
     ("make_model", "targets"),
     [
-        (lambda rng: classifier(rng, SGD(1e6)), "labels"),
+        (lambda rng: classifier(BLOBS_NET, rng=rng, optimizer=SGD(1e6)), "labels"),
         (
             lambda rng: Model(
                 [DenseLayer(4, 8, ReLU(), rng=rng), DenseLayer(8, 2, Identity(), rng=rng)],
@@ -316,7 +320,7 @@ def test_diverging_run_raises_non_finite_loss_error(make_model: Callable, target
 
 
 def test_divergence_message_says_whether_the_weights_are_finite() -> None:
-    model = classifier(np.random.default_rng(0), SGD(1e30))
+    model = classifier(BLOBS_NET, rng=0, optimizer=SGD(1e30))
     X = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32) * 1e3
     data = Dataset(X, np.arange(64) % 3, np.random.default_rng(2))
     with pytest.raises(NonFiniteLossError) as info:
@@ -336,8 +340,9 @@ def test_bad_loop_arguments_are_refused(kwargs: dict) -> None:
     rng = np.random.default_rng(0)
     x, y = blobs(rng, 10)
     args = {"epochs": 1, "batch_size": 4, **kwargs}
+    model = classifier(BLOBS_NET, rng=rng, optimizer=SGD(0.1))
     with pytest.raises(ValueError, match=r"epochs|patience"):
-        training_loop(classifier(rng, SGD(0.1)), Dataset(x, y, rng=rng), **args)
+        training_loop(model, Dataset(x, y, rng=rng), **args)
 
 
 def test_training_without_optimizer_is_refused() -> None:
@@ -358,7 +363,7 @@ def test_training_loop_refuses_a_bad_learning_rate(learning_rate: float) -> None
 
 
 def test_training_refuses_labels_the_model_cannot_output() -> None:
-    model = classifier(np.random.default_rng(0), SGD(0.1))
+    model = classifier(BLOBS_NET, rng=0, optimizer=SGD(0.1))
     data = Dataset(np.ones((6, 4), np.float32), np.array([0, 1, 2, 3, 0, 1]))
     with pytest.raises(ValueError, match=r"class labels must be in \[0, 3\)"):
         training_loop(model, data, epochs=1, batch_size=2)
@@ -371,7 +376,7 @@ def train_with_seed(seed: int, dtype: type = np.float32) -> Model:
     """One Generator drives initialization and shuffling, as params.yaml's train.seed does."""
     x, y = blobs(np.random.default_rng(100), 120)  # fixed data, independent of the seed
     rng = np.random.default_rng(seed)
-    model = classifier(rng, Adam(1e-2), dtype=dtype)
+    model = classifier(BLOBS_NET, rng=rng, optimizer=Adam(1e-2), dtype=dtype)
     training_loop(model, Dataset(x, y, rng=rng), epochs=2, batch_size=16)
     return model
 
@@ -408,7 +413,7 @@ def test_history_carries_each_epochs_learning_rate() -> None:
     x, y = blobs(rng, 64)
     steps_per_epoch, epochs = 4, 5  # 64 samples in batches of 16
     schedule = CosineSchedule(steps_per_epoch * epochs)
-    model = classifier(rng, Adam(0.01, schedule=schedule))
+    model = classifier(BLOBS_NET, rng=rng, optimizer=Adam(0.01, schedule=schedule))
     history = training_loop(model, Dataset(x, y, rng=rng), epochs=epochs, batch_size=16)
     expected = [schedule.rate(steps_per_epoch * e - 1, 0.01) for e in range(1, epochs + 1)]
     assert [r.learning_rate for r in history.epochs] == expected
@@ -431,11 +436,7 @@ def vanishing_feature_run(flush: bool, monkeypatch: pytest.MonkeyPatch) -> Model
     rng = np.random.default_rng(5)
     x, y = blobs(rng, 64)
     x = np.hstack([np.ones((64, 1)), x]).astype(np.float32)
-    model = Model(
-        [DenseLayer(5, 8, ReLU(), rng=rng), DenseLayer(8, 3, Softmax(), rng=rng)],
-        CrossEntropyLoss(),
-        Adam(0.01),
-    )
+    model = classifier([5, 8, 3], rng=rng, optimizer=Adam(0.01))
     training_loop(model, Dataset(x, y, rng=rng), epochs=1, batch_size=4)
     x[:, 0] = 0.0
     training_loop(model, Dataset(x, y, rng=rng), epochs=80, batch_size=4)
@@ -473,7 +474,7 @@ def test_flushing_leaves_the_trained_weights_bit_identical(
 def test_a_climbing_loss_is_not_learning() -> None:
     rng = np.random.default_rng(0)
     x, y = blobs(rng, 200)
-    model = classifier(rng, SGD(50.0))
+    model = classifier(BLOBS_NET, rng=rng, optimizer=SGD(50.0))
     with pytest.raises(NotLearningError, match=r"loss rose from [\d.]+ before training to "):
         training_loop(model, Dataset(x, y, rng=rng), 5, 16, check_learning=True)
 
@@ -484,7 +485,7 @@ def test_a_model_at_chance_is_not_learning() -> None:
     x, _ = blobs(rng, 300)
     y = rng.integers(0, 3, size=300)
     xv, yv = blobs(rng, 300)[0], rng.integers(0, 3, size=300)
-    model = classifier(rng, Adam(0.01))
+    model = classifier(BLOBS_NET, rng=rng, optimizer=Adam(0.01))
     with pytest.raises(NotLearningError, match=r"validation accuracy 0\.[0-4]"):
         training_loop(
             model, Dataset(x, y, rng=rng), 3, 16, validation=(xv, yv), check_learning=True
@@ -494,7 +495,7 @@ def test_a_model_at_chance_is_not_learning() -> None:
 def test_a_learning_run_passes_the_checks() -> None:
     rng = np.random.default_rng(2)
     x, y = blobs(rng, 300)
-    model = classifier(rng, Adam(0.01))
+    model = classifier(BLOBS_NET, rng=rng, optimizer=Adam(0.01))
     history = training_loop(
         model, Dataset(x, y, rng=rng), 3, 16, validation=blobs(rng, 300), check_learning=True
     )

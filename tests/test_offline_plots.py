@@ -49,6 +49,7 @@ def test_build_page_refuses_what_would_break_the_page(
         offline_plots.build_page(template, bundle, "v")
 
 
+@pytest.mark.slow
 def test_the_built_page_is_a_dvc_template_without_cdn_scripts(tmp_path: Path) -> None:
     """The real template and bundle; DVC fills the page in and adds no CDN script."""
     output = tmp_path / "offline.html"

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from support import REPO
-from support.params import write_params
-from support.processed import write_processed
+from support.in_process import invoke_stage
 from support.stage import digests, error_lines, run_stage, stage_environment, temporaries
 
 from stages.outputs.atomic import OutputSet
@@ -160,15 +159,6 @@ def test_a_rolled_back_set_is_then_replaced_as_usual(tmp_path: Path) -> None:
     }
 
 
-@pytest.fixture
-def trained(tmp_path: Path) -> Path:
-    write_processed(tmp_path / "data" / "processed", {"train": 100, "val": 20, "test": 30})
-    write_params(tmp_path, train={"epochs": 1, "batch_size": 16})
-    result = run_stage("train", tmp_path)
-    assert result.returncode == 0, result.stderr
-    return tmp_path
-
-
 OUTPUTS = ("models/model.npz", "reports/train_history.csv")
 
 
@@ -194,7 +184,7 @@ def test_train_killed_between_its_moves_is_rolled_back_by_the_next_run(
     assert after_kill["reports/train_history.csv"] != before["reports/train_history.csv"]
 
     (trained / "data" / "processed").rename(trained / "elsewhere")
-    next_run = run_stage("train", trained)
+    next_run = invoke_stage("train", trained)
     assert next_run.returncode == 1
     assert error_lines(next_run) == [
         "error: data/processed/meta.json: no such file (run `python -m stages.preprocess` first)"
@@ -207,6 +197,7 @@ def test_train_killed_between_its_moves_is_rolled_back_by_the_next_run(
 EPOCHS = 400
 
 
+@pytest.mark.slow
 def test_a_second_train_is_refused_at_once_and_the_first_set_stays_whole(
     trained: Path,
 ) -> None:
@@ -223,7 +214,7 @@ def test_a_second_train_is_refused_at_once_and_the_first_set_stays_whole(
         for line in first.stderr:  # its outputs are claimed before training starts
             if "Starting training" in line:
                 break
-        second = run_stage("train", trained, "--epochs", "1", timeout=30)
+        second = invoke_stage("train", trained, "--epochs", "1")
         assert first.poll() is None, "the first run ended before the second was refused"
         assert second.returncode == 1
         assert error_lines(second) == [
@@ -238,14 +229,14 @@ def test_a_second_train_is_refused_at_once_and_the_first_set_stays_whole(
         first.wait()
     history = (trained / "reports" / "train_history.csv").read_text().splitlines()
     assert len(history) == 1 + EPOCHS  # the first run's history, beside the first run's model
-    model_epochs = run_stage("evaluate", trained)
+    model_epochs = invoke_stage("evaluate", trained)
     assert model_epochs.returncode == 0, model_epochs.stderr
     assert temporaries(trained) == []
 
 
 def test_one_file_as_model_and_history_is_a_usage_error_before_training(trained: Path) -> None:
     before = digests(trained, OUTPUTS)
-    result = run_stage("train", trained, "--history", "models/model.npz")
+    result = invoke_stage("train", trained, "--history", "models/model.npz")
     assert result.returncode == 2
     assert error_lines(result) == [
         "error: models/model.npz and models/model.npz are the same file; give each output its "

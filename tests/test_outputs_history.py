@@ -7,13 +7,14 @@ import csv
 import json
 from pathlib import Path
 
-from support.stage import error_lines, run_stage
+from support.in_process import invoke_stage
+from support.stage import error_lines
 
 
 def test_train_appends_one_json_line_per_epoch_as_the_csv_records_it(workdir: Path) -> None:
     log = workdir / "epochs.jsonl"
     log.write_text('{"earlier": "run"}\n')
-    result = run_stage("train", workdir, env={"TRAIN_EPOCH_LOG": str(log)})
+    result = invoke_stage("train", workdir, env={"TRAIN_EPOCH_LOG": str(log)})
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert lines[0] == {"earlier": "run"}  # appended, not replaced
@@ -35,7 +36,7 @@ def test_train_appends_one_json_line_per_epoch_as_the_csv_records_it(workdir: Pa
 
 def test_without_the_variable_train_writes_no_epoch_lines(workdir: Path) -> None:
     before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
-    result = run_stage("train", workdir, env={"TRAIN_EPOCH_LOG": ""})
+    result = invoke_stage("train", workdir, env={"TRAIN_EPOCH_LOG": ""})
     assert result.returncode == 0, result.stderr
     after = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
     assert set(after) - set(before) == {
@@ -48,7 +49,7 @@ def test_without_the_variable_train_writes_no_epoch_lines(workdir: Path) -> None
 
 def test_an_epoch_log_that_cannot_be_opened_fails_in_one_line(workdir: Path) -> None:
     log = workdir / "no-such-folder" / "epochs.jsonl"
-    result = run_stage("train", workdir, env={"TRAIN_EPOCH_LOG": str(log)})
+    result = invoke_stage("train", workdir, env={"TRAIN_EPOCH_LOG": str(log)})
     assert result.returncode == 1
     assert error_lines(result) == [f"error: {log}: No such file or directory"]
     assert not (workdir / "models" / "model.npz").exists()

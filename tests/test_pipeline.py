@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -57,9 +56,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @pytest.fixture
 def project(built: Project, tmp_path: Path) -> Project:
     """A private copy of the built project (repository, DVC cache and workspace)."""
-    root = tmp_path / "project"
-    shutil.copytree(built.root, root, symlinks=True)
-    return Project(root, Path(built.env["MNIST_MIRROR"]))
+    return built.copy(tmp_path / "project")
 
 
 def ran_stages(output: str) -> set[str]:

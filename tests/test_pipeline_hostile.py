@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,9 +41,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @pytest.fixture
 def project(built: Project, tmp_path: Path) -> Project:
     """A private copy of the built project (repository, DVC cache and workspace)."""
-    root = tmp_path / "project"
-    shutil.copytree(built.root, root, symlinks=True)
-    return Project(root, Path(built.env["MNIST_MIRROR"]))
+    return built.copy(tmp_path / "project")
 
 
 def file_md5(path: Path) -> str:

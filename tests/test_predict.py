@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.in_process import invoke_stage
+from support.models import digit_model
 from support.stage import (
     error_lines,
     run_measured,
@@ -20,7 +22,7 @@ from support.stage import (
     stage_environment,
     temporaries,
 )
-from support.user_images import png_header_only, random_model, ring_digit, seven_digit
+from support.user_images import png_header_only, ring_digit, seven_digit
 
 from nnlib.model import Model
 from stages.images.constructions import normalize
@@ -41,20 +43,20 @@ def write_digit(path: Path, ink: np.ndarray) -> Path:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+def pictures(tmp_path: Path) -> Path:
     """A scratch folder with a model (standardized inputs) and two digit photos."""
-    random_model(normalization=STANDARDIZE).save(tmp_path / "model.npz")
+    digit_model(normalization=STANDARDIZE).save(tmp_path / "model.npz")
     write_digit(tmp_path / "digits" / "seven.png", seven_digit())
     write_digit(tmp_path / "digits" / "zero.jpg", ring_digit())
     return tmp_path
 
 
-def predict(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_stage("predict", workdir, *args, "--model", "model.npz")
+def predict(pictures: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return invoke_stage("predict", pictures, *args, "--model", "model.npz")
 
 
-def test_a_table_of_predictions(workdir: Path) -> None:
-    result = predict(workdir, "digits")
+def test_a_table_of_predictions(pictures: Path) -> None:
+    result = predict(pictures, "digits")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["file", "prediction", "confidence", "top-3"]
@@ -66,14 +68,14 @@ def test_a_table_of_predictions(workdir: Path) -> None:
     assert result.stderr == ""
 
 
-def test_json_follows_the_model_files_normalization(workdir: Path) -> None:
-    result = predict(workdir, "digits/seven.png", "digits/zero.jpg", "--json", "--top-k", "4")
+def test_json_follows_the_model_files_normalization(pictures: Path) -> None:
+    result = predict(pictures, "digits/seven.png", "digits/zero.jpg", "--json", "--top-k", "4")
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout)
     assert [a["file"] for a in answers] == ["digits/seven.png", "digits/zero.jpg"]
 
-    model = Model.load(workdir / "model.npz")
-    images = np.stack([mnist_digit(read_image(workdir / a["file"])) for a in answers])
+    model = Model.load(pictures / "model.npz")
+    images = np.stack([mnist_digit(read_image(pictures / a["file"])) for a in answers])
     expected = model.predict(normalize(images, STANDARDIZE))
     unnormalized = model.predict(normalize(images, {"method": "scale"}))
     for answer, probabilities, wrong in zip(answers, expected, unnormalized, strict=True):
@@ -91,50 +93,50 @@ def test_json_follows_the_model_files_normalization(workdir: Path) -> None:
         assert not np.allclose([t["probability"] for t in top], wrong[order], atol=1e-3)
 
 
-def test_top_k_is_capped_at_the_number_of_classes(workdir: Path) -> None:
-    result = predict(workdir, "digits/seven.png", "--json", "--top-k", "50")
+def test_top_k_is_capped_at_the_number_of_classes(pictures: Path) -> None:
+    result = predict(pictures, "digits/seven.png", "--json", "--top-k", "50")
     assert result.returncode == 0, result.stderr
     top = json.loads(result.stdout)[0]["top_k"]
     assert sorted(t["class"] for t in top) == [str(k) for k in range(10)]
     assert abs(sum(t["probability"] for t in top) - 1) < 1e-5
 
 
-def test_saved_inputs_are_what_the_model_saw(workdir: Path) -> None:
-    write_digit(workdir / "digits" / "more" / "seven.bmp", seven_digit(width=30))
-    result = predict(workdir, "digits", "--save-inputs", "seen")
+def test_saved_inputs_are_what_the_model_saw(pictures: Path) -> None:
+    write_digit(pictures / "digits" / "more" / "seven.bmp", seven_digit(width=30))
+    result = predict(pictures, "digits", "--save-inputs", "seen")
     assert result.returncode == 0, result.stderr
-    saved = sorted(p.name for p in (workdir / "seen").iterdir())
+    saved = sorted(p.name for p in (pictures / "seen").iterdir())
     assert saved == ["seven-2.png", "seven.png", "zero.png"]
     for name, source in [
         ("seven.png", "digits/more/seven.bmp"),  # inputs in name order: the folder first
         ("seven-2.png", "digits/seven.png"),
         ("zero.png", "digits/zero.jpg"),
     ]:
-        with Image.open(workdir / "seen" / name) as image:
+        with Image.open(pictures / "seen" / name) as image:
             assert (image.mode, image.size) == ("L", (28, 28))
             pixels = np.asarray(image)
-        assert np.array_equal(pixels, mnist_digit(read_image(workdir / source)))
+        assert np.array_equal(pixels, mnist_digit(read_image(pictures / source)))
 
 
-def test_folders_are_searched_for_image_files_only(workdir: Path) -> None:
-    (workdir / "digits" / "notes.txt").write_text("not an image")
-    write_digit(workdir / "digits" / ".hidden" / "three.png", seven_digit())
-    write_digit(workdir / "digits" / "sub" / "one.webp", seven_digit(width=8))
-    result = predict(workdir, "digits", "--json")
+def test_folders_are_searched_for_image_files_only(pictures: Path) -> None:
+    (pictures / "digits" / "notes.txt").write_text("not an image")
+    write_digit(pictures / "digits" / ".hidden" / "three.png", seven_digit())
+    write_digit(pictures / "digits" / "sub" / "one.webp", seven_digit(width=8))
+    result = predict(pictures, "digits", "--json")
     assert result.returncode == 0, result.stderr
     files = [a["file"] for a in json.loads(result.stdout)]
     assert files == ["digits/seven.png", "digits/sub/one.webp", "digits/zero.jpg"]
 
 
-def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: Path) -> None:
-    bad = workdir / "bad"
+def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(pictures: Path) -> None:
+    bad = pictures / "bad"
     bad.mkdir()
     (bad / "notes.png").write_text("a text file with an image's name\n")
-    whole = (workdir / "digits" / "seven.png").read_bytes()
+    whole = (pictures / "digits" / "seven.png").read_bytes()
     (bad / "truncated.png").write_bytes(whole[: len(whole) // 3])
     Image.new("RGB", (300, 200), (235, 235, 230)).save(bad / "blank.png")
     (bad / "bomb.png").write_bytes(png_header_only(20_000, 20_000))
-    (workdir / "empty").mkdir()
+    (pictures / "empty").mkdir()
     inputs = [
         "digits/seven.png",
         "bad/notes.png",
@@ -145,7 +147,7 @@ def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: P
         "missing.png",
         "digits/zero.jpg",
     ]
-    result = predict(workdir, *inputs, "--json")
+    result = predict(pictures, *inputs, "--json")
     assert result.returncode == 1
     answers = json.loads(result.stdout)
     assert [a["file"] for a in answers] == inputs
@@ -169,7 +171,7 @@ def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: P
     assert lines == [f"error: {file}: {errors[file]}" for file in inputs if file in errors]
     assert len(result.stderr.splitlines()) == len(lines)  # no traceback, nothing else
 
-    table = predict(workdir, *inputs)
+    table = predict(pictures, *inputs)
     assert table.returncode == 1
     assert len(table.stdout.splitlines()) == 3  # the header and the two good images
     assert error_lines(table) == lines
@@ -185,18 +187,18 @@ def test_bad_images_are_reported_one_line_each_and_the_rest_predicted(workdir: P
     ],
 )
 def test_a_missing_or_unusable_model_predicts_nothing(
-    workdir: Path, damage: object, message: str
+    pictures: Path, damage: object, message: str
 ) -> None:
-    model = workdir / "model.npz"
+    model = pictures / "model.npz"
     if damage is None:
         model.unlink()
     elif damage == "truncate":
         model.write_bytes(model.read_bytes()[:1000])
     elif damage == "cifar":
-        random_model(dataset="cifar").save(model)
+        digit_model(dataset="cifar").save(model)
     else:
         model.write_bytes(damage)
-    result = predict(workdir, "digits", "--json")
+    result = predict(pictures, "digits", "--json")
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -205,15 +207,15 @@ def test_a_missing_or_unusable_model_predicts_nothing(
     assert message in lines[0]
 
 
-def test_a_fashion_model_gets_fashion_mnists_construction(workdir: Path) -> None:
+def test_a_fashion_model_gets_fashion_mnists_construction(pictures: Path) -> None:
     names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
              "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
-    random_model(dataset="fashion-mnist", class_names=names).save(workdir / "model.npz")
-    result = predict(workdir, "digits/zero.jpg", "--json", "--save-inputs", "seen")
+    digit_model(dataset="fashion-mnist", class_names=names).save(pictures / "model.npz")
+    result = predict(pictures, "digits/zero.jpg", "--json", "--save-inputs", "seen")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["prediction"] in names
-    seen = np.asarray(Image.open(workdir / "seen" / "zero.png"))
-    picture = read_image(workdir / "digits" / "zero.jpg")
+    seen = np.asarray(Image.open(pictures / "seen" / "zero.png"))
+    picture = read_image(pictures / "digits" / "zero.jpg")
     assert np.array_equal(seen, fashion_item(picture))
     assert not np.array_equal(seen, mnist_digit(picture))
 
@@ -223,7 +225,7 @@ def test_a_fashion_model_gets_fashion_mnists_construction(workdir: Path) -> None
     [("mnist", mnist_digit, fashion_item), ("fashion-mnist", fashion_item, mnist_digit)],
 )
 def test_a_model_of_your_own_pictures_builds_inputs_as_its_metadata_says(
-    workdir: Path,
+    pictures: Path,
     construction: str,
     built: Callable[[Picture], np.ndarray],
     other: Callable[[Picture], np.ndarray],
@@ -231,16 +233,16 @@ def test_a_model_of_your_own_pictures_builds_inputs_as_its_metadata_says(
     """A model trained on a folder (dataset images) names its construction; predict builds
     every input with it, not by the dataset's name, and answers with the folder's classes."""
     names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    model = random_model(dataset="images", class_names=names)
+    model = digit_model(dataset="images", class_names=names)
     model.metadata["construction"] = construction
-    model.save(workdir / "model.npz")
-    result = predict(workdir, "digits/zero.jpg", "--json", "--save-inputs", "seen")
+    model.save(pictures / "model.npz")
+    result = predict(pictures, "digits/zero.jpg", "--json", "--save-inputs", "seen")
     assert result.returncode == 0, result.stderr
     (answer,) = json.loads(result.stdout)
     assert answer["prediction"] in names
     assert {entry["class"] for entry in answer["top_k"]} <= set(names)
-    seen = np.asarray(Image.open(workdir / "seen" / "zero.png"))
-    picture = read_image(workdir / "digits" / "zero.jpg")
+    seen = np.asarray(Image.open(pictures / "seen" / "zero.png"))
+    picture = read_image(pictures / "digits" / "zero.jpg")
     assert np.array_equal(seen, built(picture))
     assert not np.array_equal(seen, other(picture))
 
@@ -249,8 +251,8 @@ def test_a_model_of_your_own_pictures_builds_inputs_as_its_metadata_says(
     "args",
     [[], ["digits", "--top-k", "0"], ["digits", "--top-k", "three"], ["digits", "--color"]],
 )
-def test_usage_errors_exit_2(workdir: Path, args: list[str]) -> None:
-    result = run_stage("predict", workdir, *args)
+def test_usage_errors_exit_2(pictures: Path, args: list[str]) -> None:
+    result = invoke_stage("predict", pictures, *args)
     assert result.returncode == 2
     assert len(error_lines(result)) == 1
     assert result.stdout == ""
@@ -258,25 +260,25 @@ def test_usage_errors_exit_2(workdir: Path, args: list[str]) -> None:
 
 @pytest.mark.parametrize(("target", "code"), [("seen", 2), ("seen/inside", 2)])
 def test_save_inputs_into_a_file_fails_before_any_work(
-    workdir: Path, target: str, code: int
+    pictures: Path, target: str, code: int
 ) -> None:
-    (workdir / "seen").write_text("a file")
-    result = predict(workdir, "digits", "--save-inputs", target)
+    (pictures / "seen").write_text("a file")
+    result = predict(pictures, "digits", "--save-inputs", target)
     assert result.returncode == code
     assert len(error_lines(result)) == 1
     assert "seen" in error_lines(result)[0]
     assert result.stdout == ""
 
 
-def test_a_failure_on_one_image_is_that_images_error(workdir: Path) -> None:
+def test_a_failure_on_one_image_is_that_images_error(pictures: Path) -> None:
     def fragile(picture: Picture) -> np.ndarray:
         if picture.rgb.shape[0] == 300:
             raise ValueError("cannot handle 300 rows")
         return np.zeros((28, 28), dtype=np.uint8)
 
-    entries = find_images([workdir / "digits", workdir / "missing.png"])
-    write_digit(workdir / "short.png", seven_digit(size=(200, 200), origin=(20, 50)))
-    outcomes = construct_all([*entries, *find_images([workdir / "short.png"])], fragile)
+    entries = find_images([pictures / "digits", pictures / "missing.png"])
+    write_digit(pictures / "short.png", seven_digit(size=(200, 200), origin=(20, 50)))
+    outcomes = construct_all([*entries, *find_images([pictures / "short.png"])], fragile)
     assert (
         outcomes[0]
         == outcomes[1]
@@ -297,19 +299,19 @@ def without_root_overrides() -> list[str]:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
 
-def predict_as_user(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def predict_as_user(pictures: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [*without_root_overrides(), *stage_command("predict", *args, "--model", "model.npz")]
     return subprocess.run(
-        command, cwd=workdir, env=stage_environment(), capture_output=True, text=True, check=False
+        command, cwd=pictures, env=stage_environment(), capture_output=True, text=True, check=False
     )
 
 
-def test_save_inputs_never_writes_over_an_input(workdir: Path) -> None:
+def test_save_inputs_never_writes_over_an_input(pictures: Path) -> None:
     """``--save-inputs .`` beside ``my-digit.png`` would replace the user's own picture."""
-    mine = write_digit(workdir / "my-digit.png", seven_digit())
+    mine = write_digit(pictures / "my-digit.png", seven_digit())
     before = mine.read_bytes()
     for extra in ([], ["--overwrite"]):
-        result = predict(workdir, "my-digit.png", "--save-inputs", ".", *extra)
+        result = predict(pictures, "my-digit.png", "--save-inputs", ".", *extra)
         assert result.returncode == 2
         assert error_lines(result) == [
             "error: --save-inputs .: would write my-digit.png over the input my-digit.png; "
@@ -317,14 +319,14 @@ def test_save_inputs_never_writes_over_an_input(workdir: Path) -> None:
         ]
         assert result.stdout == ""
         assert mine.read_bytes() == before
-    assert temporaries(workdir) == []
+    assert temporaries(pictures) == []
 
 
-def test_save_inputs_replaces_no_file_it_did_not_write_unless_asked(workdir: Path) -> None:
-    seen = workdir / "seen"
+def test_save_inputs_replaces_no_file_it_did_not_write_unless_asked(pictures: Path) -> None:
+    seen = pictures / "seen"
     seen.mkdir()
     (seen / "zero.png").write_bytes(b"the user's own file")
-    refused = predict(workdir, "digits", "--save-inputs", "seen")
+    refused = predict(pictures, "digits", "--save-inputs", "seen")
     assert refused.returncode == 2
     assert error_lines(refused) == [
         "error: --save-inputs seen: seen/zero.png already there, and predict replaces no file "
@@ -334,47 +336,52 @@ def test_save_inputs_replaces_no_file_it_did_not_write_unless_asked(workdir: Pat
     assert sorted(p.name for p in seen.iterdir()) == ["zero.png"]
     assert (seen / "zero.png").read_bytes() == b"the user's own file"
 
-    replaced = predict(workdir, "digits", "--save-inputs", "seen", "--overwrite")
+    replaced = predict(pictures, "digits", "--save-inputs", "seen", "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
     assert sorted(p.name for p in seen.iterdir()) == ["seven.png", "zero.png"]
     assert Image.open(seen / "zero.png").size == (28, 28)
 
 
-def test_a_file_name_the_terminal_cannot_show_is_escaped_not_lost(workdir: Path) -> None:
+def test_a_file_name_the_terminal_cannot_show_is_escaped_not_lost(pictures: Path) -> None:
     """A name that is not UTF-8, with stdout strictly UTF-8 (or plain ASCII)."""
     odd = os.fsdecode(b"digits/caf\xe9.png")
-    (workdir / "digits" / "seven.png").rename(workdir / odd)
+    (pictures / "digits" / "seven.png").rename(pictures / odd)
     for encoding in ("utf-8", "ascii"):
-        result = run_stage(
-            "predict", workdir, "digits", "--model", "model.npz", env={"PYTHONIOENCODING": encoding}
+        result = run_stage(  # the interpreter's own stdout, in the encoding it is told
+            "predict",
+            pictures,
+            "digits",
+            "--model",
+            "model.npz",
+            env={"PYTHONIOENCODING": encoding},
         )
         assert result.returncode == 0, result.stderr
         rows = [line.split()[0] for line in result.stdout.splitlines()[1:]]
         assert rows == ["digits/caf\\xe9.png", "digits/zero.jpg"]
-    answer = json.loads(predict(workdir, odd, "--json").stdout)
+    answer = json.loads(predict(pictures, odd, "--json").stdout)
     assert answer[0]["file"] == "digits/caf\\xe9.png"
 
 
-def test_an_unreadable_file_named_is_that_files_error(workdir: Path) -> None:
+def test_an_unreadable_file_named_is_that_files_error(pictures: Path) -> None:
     """As for a file found in a folder: its own error line, the others predicted, exit 1."""
-    locked = workdir / "digits" / "seven.png"
+    locked = pictures / "digits" / "seven.png"
     locked.chmod(0)
-    result = predict_as_user(workdir, "digits/zero.jpg", "digits/seven.png")
+    result = predict_as_user(pictures, "digits/zero.jpg", "digits/seven.png")
     assert result.returncode == 1
     assert error_lines(result) == ["error: digits/seven.png: Permission denied"]
     assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["digits/zero.jpg"]
 
 
-def test_a_folder_it_cannot_write_is_refused_before_any_picture_is_read(workdir: Path) -> None:
-    (workdir / "seen").mkdir()
-    (workdir / "seen").chmod(0o555)
-    result = predict_as_user(workdir, "digits", "--save-inputs", "seen")
+def test_a_folder_it_cannot_write_is_refused_before_any_picture_is_read(pictures: Path) -> None:
+    (pictures / "seen").mkdir()
+    (pictures / "seen").chmod(0o555)
+    result = predict_as_user(pictures, "digits", "--save-inputs", "seen")
     assert result.returncode == 2
     (line,) = error_lines(result)
     assert line.startswith("error: --save-inputs seen: seen/")
     assert line.endswith("cannot write there (Permission denied)")
     assert result.stdout == ""
-    assert list((workdir / "seen").iterdir()) == []
+    assert list((pictures / "seen").iterdir()) == []
 
 
 def linked_copies(source: Path, folder: Path, count: int) -> Path:
@@ -385,17 +392,18 @@ def linked_copies(source: Path, folder: Path, count: int) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
 def test_peak_memory_does_not_grow_with_the_number_of_files(
-    workdir: Path, output: list[str]
+    pictures: Path, output: list[str]
 ) -> None:
     """Ten times the files, the same peak: pictures, inputs and results are held a batch
     at a time, the output written as it comes."""
-    source = write_digit(workdir / "small.png", seven_digit((40, 40), (8, 12), 24, 4))
+    source = write_digit(pictures / "small.png", seven_digit((40, 40), (8, 12), 24, 4))
     peaks = {}
     for count in (400, 4000):
-        folder = linked_copies(source, workdir / f"many{count}", count)
-        result = run_measured("predict", workdir, folder.name, "--model", "model.npz", *output)
+        folder = linked_copies(source, pictures / f"many{count}", count)
+        result = run_measured("predict", pictures, folder.name, "--model", "model.npz", *output)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.count('"file"') if output else len(result.stdout.splitlines()) - 1
         assert lines == count

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.stage import run_stage
-from support.user_images import SCALE_NORMALIZATION
+from support.in_process import invoke_stage
+from support.models import digit_metadata, seed_net
+from support.processed import NORMALIZATION
 from user_looks import LOOKS
 
-from nnlib import Adam, CrossEntropyLoss, Dataset, DenseLayer, Model, ReLU, Softmax, training_loop
+from nnlib import Dataset, Model, training_loop
 from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES
 from stages.images.constructions import normalize
@@ -36,26 +37,12 @@ def mnist(mnist_dir: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def trained(mnist: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def real_model(mnist: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The seed post's 784-64-32-10, 3 epochs on the real training set, saved as train does."""
     rng = np.random.default_rng(0)
-    model = Model(
-        [
-            DenseLayer(784, 64, ReLU(), rng=rng),
-            DenseLayer(64, 32, ReLU(), rng=rng),
-            DenseLayer(32, 10, Softmax(), rng=rng),
-        ],
-        loss=CrossEntropyLoss(),
-        optimizer=Adam(learning_rate=1e-3),
-    )
-    X = normalize(mnist["train_images"], SCALE_NORMALIZATION)
+    model = seed_net(rng, metadata=digit_metadata())
+    X = normalize(mnist["train_images"], NORMALIZATION)
     training_loop(model, Dataset(X, mnist["train_labels"].astype(np.int64), rng), 3, 32)
-    model.metadata = {
-        "normalization": dict(SCALE_NORMALIZATION),
-        "class_names": [str(k) for k in range(10)],
-        "dataset": "mnist",
-        "image_shape": [28, 28],
-    }
     path = tmp_path_factory.mktemp("model") / "model.npz"
     model.save(path)
     return path
@@ -67,9 +54,9 @@ def predicted(model: Model, images: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("look", list(LOOKS))
 def test_redrawn_test_digits_read_as_the_original_arrays(
-    look: str, mnist: dict[str, np.ndarray], trained: Path, tmp_path: Path
+    look: str, mnist: dict[str, np.ndarray], real_model: Path, tmp_path: Path
 ) -> None:
-    model = Model.load(trained)
+    model = Model.load(real_model)
     original = predicted(model, mnist["test_images"])
     assert (original == mnist["test_labels"]).mean() > 0.95  # the model itself is sound
 
@@ -110,7 +97,7 @@ def test_the_centre_and_stroke_band_are_mnists_own(mnist: dict[str, np.ndarray])
 
 
 def test_the_command_predicts_what_the_model_reads(
-    mnist: dict[str, np.ndarray], trained: Path, tmp_path: Path
+    mnist: dict[str, np.ndarray], real_model: Path, tmp_path: Path
 ) -> None:
     """A folder of users' files through ``python -m stages.predict --json``."""
     folder = tmp_path / "digits"
@@ -121,12 +108,12 @@ def test_the_command_predicts_what_the_model_reads(
         looks[i % len(looks)](digit, rng, folder / f"digit{i:02d}")
         for i, digit in enumerate(mnist["test_images"][:30])
     ]
-    result = run_stage("predict", tmp_path, "digits", "--model", str(trained), "--json")
+    result = invoke_stage("predict", tmp_path, "digits", "--model", str(real_model), "--json")
     assert result.returncode == 0, result.stderr
     answers = {Path(item["file"]).name: item for item in json.loads(result.stdout)}
     assert sorted(answers) == sorted(f.name for f in files)
 
-    model = Model.load(trained)
+    model = Model.load(real_model)
     expected = predicted(model, np.stack([mnist_digit(read_image(f)) for f in files]))
     got = np.array([int(answers[f.name]["prediction"]) for f in files])
     assert np.array_equal(got, expected)

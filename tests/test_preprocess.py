@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 from support.idx import gz, gz_files, idx_bytes, link_files, truncated, write_files
+from support.in_process import invoke_stage
 from support.params import write_params
 from support.stage import (
     digests,
     error_lines,
-    run_stage,
     stage_command,
     stage_environment,
     temporaries,
@@ -53,7 +53,7 @@ def load_outputs(out_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 def test_scale_outputs(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     project = make_project(tmp_path, arrays)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 0, result.stderr
     out_dir = project / "data/processed"
     assert sorted(p.name for p in out_dir.iterdir()) == OUTPUTS
@@ -107,7 +107,7 @@ def test_standardize_uses_training_split_statistics(
     bright[IDX_FILES.train_images] = arrays[IDX_FILES.train_images].copy()
     bright[IDX_FILES.train_images][val_idx] = 255
     write_files(project / "data/raw/mnist", gz_files(bright))
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 0, result.stderr
     out, meta = load_outputs(project / "data/processed")
     train_pixels = bright[IDX_FILES.train_images][train_idx].astype(np.float64) / 255
@@ -136,7 +136,7 @@ def test_same_seed_same_split_other_seed_other_split(
     runs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         project = make_project(tmp_path / name, arrays, split_seed=seed)
-        assert run_stage("preprocess", project).returncode == 0
+        assert invoke_stage("preprocess", project).returncode == 0
         runs.append(np.load(project / "data/processed/val_images.npy"))
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -165,7 +165,7 @@ def test_malformed_file(
     files = gz_files(arrays)
     files[broken] = damage(idx_bytes(arrays[broken]))
     project = make_project(tmp_path, arrays, files)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     lines = error_lines(result)
     assert len(lines) == 1, result.stderr
@@ -178,7 +178,7 @@ def test_counts_disagree(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> No
     short = dict(arrays)
     short[IDX_FILES.test_labels] = arrays[IDX_FILES.test_labels][:-1]
     project = make_project(tmp_path, short)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: data/raw/mnist/{IDX_FILES.test_images} holds 10 images but "
@@ -209,7 +209,7 @@ def test_inconsistent_contents(
     tmp_path: Path, arrays: Mapping[str, np.ndarray], change: dict[str, np.ndarray], expected: str
 ) -> None:
     project = make_project(tmp_path, {**arrays, **change})
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     lines = error_lines(result)
     assert len(lines) == 1, result.stderr
@@ -222,7 +222,7 @@ def test_labels_of_another_dtype(tmp_path: Path, arrays: Mapping[str, np.ndarray
     # an IDX file of int32 (type code 0x0C) labels
     files[IDX_FILES.train_labels] = gz(idx_bytes(arrays[IDX_FILES.train_labels], 0x0C))
     project = make_project(tmp_path, arrays, files)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     assert (
         f"{IDX_FILES.train_labels}: expected uint8 labels of shape (n,), got int32" in result.stderr
@@ -233,7 +233,7 @@ def test_missing_raw_file(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> N
     files = gz_files(arrays)
     del files[IDX_FILES.test_labels]
     project = make_project(tmp_path, arrays, files)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: data/raw/mnist/{IDX_FILES.test_labels}: no such file "
@@ -247,7 +247,7 @@ def test_val_size_too_large(
 ) -> None:
     """Fewer training images than classes are left: refused before anything is written."""
     project = make_project(tmp_path, arrays, val_size=val_size)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: params.yaml: data.val_size is {val_size}, which leaves {left} of the 40 "
@@ -258,7 +258,7 @@ def test_val_size_too_large(
 
 def test_bad_params_are_caught_first(tmp_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     project = make_project(tmp_path, arrays, normalize="minmax")
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: params.yaml: data.normalize must be one of scale, standardize, got 'minmax'"
@@ -269,7 +269,7 @@ def test_failure_leaves_previous_outputs_untouched(
     tmp_path: Path, arrays: Mapping[str, np.ndarray]
 ) -> None:
     project = make_project(tmp_path, arrays)
-    assert run_stage("preprocess", project).returncode == 0
+    assert invoke_stage("preprocess", project).returncode == 0
     out_dir = project / "data/processed"
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
     files = gz_files(arrays)
@@ -278,7 +278,7 @@ def test_failure_leaves_previous_outputs_untouched(
     write_params(
         project, data={"dataset": "mnist", "val_size": 5, "split_seed": 3}
     )  # would change every split
-    assert run_stage("preprocess", project).returncode == 1
+    assert invoke_stage("preprocess", project).returncode == 1
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
 
 
@@ -288,7 +288,7 @@ def test_a_stray_top_level_key_is_refused_with_a_hint(
     project = make_project(tmp_path, arrays)
     with (project / "params.yaml").open("a", encoding="utf-8") as params:
         params.write("val_size: 10\n")
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: params.yaml: unknown key val_size (did you mean data.val_size?)"
@@ -302,7 +302,7 @@ def test_a_val_size_that_leaves_one_training_image_is_refused(
 ) -> None:
     link_files(tmp_path / "data/raw/mnist", mnist_dir)
     write_params(tmp_path, data={"val_size": 59999})
-    result = run_stage("preprocess", tmp_path)
+    result = invoke_stage("preprocess", tmp_path)
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: params.yaml: data.val_size is 59999, which leaves 1 of the 60000 training "
@@ -319,7 +319,7 @@ def test_sigterm_while_writing_cleans_up_and_exits_143(
     real MNIST splits (210 MB) are being written: a message, exit 143, the previous outputs
     as they were and no temporary file left."""
     project = make_project(tmp_path, arrays)
-    assert run_stage("preprocess", project).returncode == 0
+    assert invoke_stage("preprocess", project).returncode == 0
     out_dir = project / "data/processed"
     before = digests(out_dir, OUTPUTS)
     link_files(project / "data/raw/mnist", mnist_dir)
@@ -354,7 +354,7 @@ def test_a_fraction_of_the_training_images_goes_to_validation(
     """data.val_size 0.1 of the 40 training images: 4, stratified; the test set is the
     dataset's own, whatever data.test_size says."""
     project = make_project(tmp_path, arrays, val_size=0.1, test_size=0.5)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 0, result.stderr
     _, meta = load_outputs(project / "data/processed")
     assert meta["splits"] == {"train": 36, "val": 4, "test": 10}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from support.in_process import invoke_stage
 from support.params import write_params
 from support.picture_folders import write_shapes_folder
 from support.stage import (
@@ -51,7 +52,7 @@ def load_outputs(out_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def preprocess(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = run_stage("preprocess", project, *args)
+    result = invoke_stage("preprocess", project, *args)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -94,12 +95,15 @@ def test_counts_take_exactly_so_many_pictures(tmp_path: Path) -> None:
     assert (meta["test_size"], meta["val_size"]) == (7, 5)
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_bytes_as_one(tmp_path: Path) -> None:
     """Above 128 pictures the construction runs on two processes; the files are the same."""
     counts = {"bar": 40, "corner": 40, "cross": 40, "ring": 40}
     project = make_project(tmp_path, counts)
     one = preprocess(project, "--workers", "1", "--out-dir", "one")
-    two = preprocess(project, "--workers", "2", "--out-dir", "two")
+    # A program of its own: the workers' forkserver would otherwise outlive the command.
+    two = run_stage("preprocess", project, "--workers", "2", "--out-dir", "two")
+    assert two.returncode == 0, two.stderr
     assert "on 1 process" in one.stderr
     assert "on 2 processes" in two.stderr
     assert digests(project / "one", OUTPUTS) == digests(project / "two", OUTPUTS)
@@ -238,15 +242,25 @@ BAD_FOLDERS = {
 }
 
 
-@pytest.mark.parametrize("bad", BAD_FOLDERS)
-def test_a_bad_folder_is_one_line_and_keeps_the_previous_outputs(tmp_path: Path, bad: str) -> None:
-    project = make_project(tmp_path)
+@pytest.fixture(scope="module")
+def preprocessed_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose folder preprocess has built once, for tests to copy. Never write."""
+    project = make_project(tmp_path_factory.mktemp("preprocessed"))
     preprocess(project)
+    return project
+
+
+@pytest.mark.parametrize("bad", BAD_FOLDERS)
+def test_a_bad_folder_is_one_line_and_keeps_the_previous_outputs(
+    preprocessed_once: Path, tmp_path: Path, bad: str
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(preprocessed_once, project, symlinks=True)
     out_dir = project / "data/processed"
     before = digests(out_dir, OUTPUTS)
     damage, expected = BAD_FOLDERS[bad]
     damage(project)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     assert error_lines(result) == [expected]
     assert "Traceback" not in result.stderr
@@ -265,7 +279,7 @@ def test_a_folder_the_pipeline_writes_is_refused(tmp_path: Path, place: str) -> 
     would be lost, and a folder holding them would change as the pipeline runs."""
     project = make_project(tmp_path, images=place)
     (project / "data/raw").mkdir(parents=True)
-    result = run_stage("preprocess", project)
+    result = invoke_stage("preprocess", project)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert line.startswith(f"error: params.yaml: data.images is {place}, which overlaps data/")
@@ -273,6 +287,7 @@ def test_a_folder_the_pipeline_writes_is_refused(tmp_path: Path, place: str) -> 
     assert not (project / "data/processed").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_building_on_two_processes_stops_them_all(tmp_path: Path) -> None:
     """Ctrl-C reaches the stage and its workers (one process group): one line, exit 130,
     no worker's traceback, no process left, nothing written."""

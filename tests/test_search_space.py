@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 from support import REPO
+from support.in_process import invoke_stage
 from support.params import write_params
-from support.stage import run_stage
 
 from nnlib.metrics import accuracy
 from nnlib.model import Model
@@ -48,9 +48,17 @@ def refusal(tmp_path: Path, text: str) -> str:
 
 
 def test_the_repository_search_space_loads_against_its_params() -> None:
+    """Every key, range, seed and setting of search.yaml, as the file says them."""
     space = search_space.load_space(REPO / "search.yaml", REPO / "params.yaml")
-    assert space.params
-    assert space.sampler.seed >= 0
+    written = yaml.safe_load((REPO / "search.yaml").read_text(encoding="utf-8"))
+    assert {
+        key: dimension.model_dump(exclude_defaults=True) for key, dimension in space.params.items()
+    } == written["params"]
+    assert space.fixed == written["fixed"]
+    sampler = dict(written["sampler"])
+    assert (space.sampler.name, space.sampler.seed) == (sampler.pop("name"), sampler.pop("seed"))
+    assert space.sampler.arguments == sampler
+    assert type(space.make_sampler()).__name__ == space.sampler.name
 
 
 @pytest.mark.parametrize(
@@ -302,7 +310,7 @@ def test_the_objective_is_the_validation_accuracy_of_the_saved_model(
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["train"].update(epochs=6, restore_best=restore_best, monitor="val_loss")
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_stage("train", workdir)
+    result = invoke_stage("train", workdir)
     assert result.returncode == 0, result.stderr
     with (workdir / "reports" / "train_history.csv").open() as handle:
         rows = list(csv.DictReader(handle))

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from support import REPO
 from support.idx import write_files
+from support.in_process import invoke_stage
 from support.params import write_params
 from support.processed import write_processed
 from support.stage import (
@@ -39,7 +40,7 @@ OUTPUTS = ("models/model.npz", "reports/train_history.csv")
 
 
 def test_options_override_params_in_both_spellings(workdir: Path) -> None:
-    result = run_stage(
+    result = invoke_stage(
         "train",
         workdir,
         "--epochs",
@@ -61,7 +62,7 @@ def test_options_override_params_in_both_spellings(workdir: Path) -> None:
 def test_params_option_reads_another_file(workdir: Path) -> None:
     other = workdir / "other.yaml"
     other.write_text((workdir / "params.yaml").read_text().replace("epochs: 3", "epochs: 2"))
-    result = run_stage("train", workdir, "--params", str(other))
+    result = invoke_stage("train", workdir, "--params", str(other))
     assert result.returncode == 0, result.stderr
     assert "Epoch 2/2" in result.stderr
 
@@ -103,7 +104,7 @@ def test_bad_params_stop_train_before_any_work(
         params[section][key] = value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
-    result = run_stage("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert message in line
@@ -112,19 +113,19 @@ def test_bad_params_stop_train_before_any_work(
 
 
 def test_bad_option_values_give_one_line(workdir: Path) -> None:
-    not_int = run_stage("train", workdir, "--epochs", "ten")
+    not_int = invoke_stage("train", workdir, "--epochs", "ten")
     assert not_int.returncode == 2
     (line,) = error_lines(not_int)
     assert line.startswith("error: Invalid value for '--epochs': ")
     assert "integer" in line
-    zero = run_stage("train", workdir, "--epochs", "0")
+    zero = invoke_stage("train", workdir, "--epochs", "0")
     assert zero.returncode == 2  # a bad option value, whoever checks it
     assert error_lines(zero) == ["error: --epochs must be an integer >= 1, got 0"]
 
 
 def test_diverging_run_stops_with_a_clear_message(workdir: Path) -> None:
     write_params(workdir, train={"optimizer": "sgd", "learning_rate": 1e12, "momentum": 0.0})
-    result = run_stage("train", workdir)
+    result = invoke_stage("train", workdir)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert "training diverged in epoch 1/20" in line
@@ -134,7 +135,7 @@ def test_diverging_run_stops_with_a_clear_message(workdir: Path) -> None:
 
 def test_train_without_processed_data_names_the_missing_file(tmp_path: Path) -> None:
     write_params(tmp_path)
-    result = run_stage("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: data/processed/meta.json: no such file (run `python -m stages.preprocess` first)"
@@ -142,7 +143,7 @@ def test_train_without_processed_data_names_the_missing_file(tmp_path: Path) -> 
 
 
 def test_sigint_during_training_keeps_the_previous_model(workdir: Path) -> None:
-    assert run_stage("train", workdir, "--epochs", "1").returncode == 0
+    assert invoke_stage("train", workdir, "--epochs", "1").returncode == 0
     model = workdir / "models" / "model.npz"
     previous = model.read_bytes()
 
@@ -176,16 +177,16 @@ def test_a_pipeline_without_validation_split_runs_through(
         data={"val_size": 0},
         train={"epochs": 2, "batch_size": 8, "monitor": "loss"},
     )
-    assert run_stage("preprocess", tmp_path).returncode == 0
+    assert invoke_stage("preprocess", tmp_path).returncode == 0
     assert np.load(tmp_path / "data/processed/val_images.npy").shape == (0, 784)
-    assert run_stage("train", tmp_path).returncode == 0
-    assert run_stage("evaluate", tmp_path).returncode == 0
+    assert invoke_stage("train", tmp_path).returncode == 0
+    assert invoke_stage("evaluate", tmp_path).returncode == 0
 
 
 def test_monitoring_a_missing_validation_split_is_one_line(tmp_path: Path) -> None:
     write_processed(tmp_path / "data" / "processed", {"train": 40, "val": 0, "test": 10})
     write_params(tmp_path, train={"monitor": "val_accuracy"})
-    result = run_stage("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert "train.monitor is val_accuracy" in line
@@ -196,7 +197,7 @@ def test_labels_beyond_the_class_names_name_the_file(trained: Path) -> None:
     labels = np.load(path)
     labels[0] = 12
     np.save(path, labels)
-    result = run_stage("train", trained)
+    result = invoke_stage("train", trained)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert "train_labels.npy: labels 0..12 do not fit the 10 class names" in line
@@ -206,7 +207,7 @@ def test_an_unwritable_history_path_fails_before_training(trained: Path) -> None
     model = trained / "models" / "model.npz"
     before = model.read_bytes()
     (trained / "afile").write_text("")
-    result = run_stage("train", trained, "--history", "afile/history.csv", "--epochs", "50")
+    result = invoke_stage("train", trained, "--history", "afile/history.csv", "--epochs", "50")
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: afile/history.csv: cannot write there, afile is not a directory"
@@ -217,7 +218,7 @@ def test_an_unwritable_history_path_fails_before_training(trained: Path) -> None
 
 def test_a_params_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_bytes(b"\xff\xfe\x00garbage")
-    result = run_stage("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert error_lines(result) == ["error: params.yaml: not UTF-8 text"]
 
 
@@ -236,7 +237,7 @@ def test_a_stray_top_level_key_is_refused_with_a_hint(workdir: Path) -> None:
     """``batch_size: 64`` at the top of params.yaml would do nothing: it is refused."""
     with (workdir / "params.yaml").open("a", encoding="utf-8") as params:
         params.write("batch_size: 64\n")
-    result = run_stage("train", workdir)
+    result = invoke_stage("train", workdir)
     assert result.returncode == 1
     assert error_lines(result) == [
         "error: params.yaml: unknown key batch_size (did you mean train.batch_size?)"
@@ -264,7 +265,7 @@ def test_a_run_that_learns_nothing_fails_and_keeps_the_previous_outputs(
         path = labels_path(trained / "data" / "processed", "val")
         np.save(path, np.random.default_rng(0).permutation(np.load(path)))
     write_params(trained, train={"epochs": 3, "batch_size": 16, "learning_rate": learning_rate})
-    result = run_stage("train", trained)
+    result = invoke_stage("train", trained)
     assert result.returncode == 1
     (line,) = error_lines(result)
     assert line.startswith(f"error: {reason}")
@@ -285,7 +286,7 @@ def test_healthy_runs_on_real_mnist_are_never_refused(
         tmp_path, train={"epochs": 3, "learning_rate": learning_rate, "lr_schedule": "constant"}
     )
     assert f"learning_rate: {learning_rate}\n" in params.read_text()
-    result = run_stage("train", tmp_path, "--data-dir", str(real_processed))
+    result = invoke_stage("train", tmp_path, "--data-dir", str(real_processed))
     assert result.returncode == 0, result.stderr
     assert error_lines(result) == []
     with (tmp_path / "reports" / "train_history.csv").open(encoding="utf-8") as history:
@@ -317,7 +318,7 @@ def test_non_finite_pixels_are_refused_naming_the_file(
     images[7, 300] = value
     np.save(path, images)
     before = digests(trained, OUTPUTS)
-    result = run_stage("train", trained)
+    result = invoke_stage("train", trained)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: data/processed/{split}_images.npy: image 7 holds NaN or infinite values; "
@@ -354,7 +355,7 @@ def test_unreadable_arrays_are_one_line_that_never_suggests_pickles(
     trained: Path, content: bytes, problem: str
 ) -> None:
     (trained / "data" / "processed" / "train_images.npy").write_bytes(content)
-    result = run_stage("train", trained)
+    result = invoke_stage("train", trained)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: data/processed/train_images.npy: {problem}"
@@ -367,7 +368,7 @@ def test_unreadable_arrays_are_one_line_that_never_suggests_pickles(
 def test_an_object_array_is_refused_as_python_objects(trained: Path) -> None:
     path = trained / "data" / "processed" / "train_images.npy"
     np.save(path, np.array([{"pixels": 1}], dtype=object), allow_pickle=True)
-    result = run_stage("train", trained)
+    result = invoke_stage("train", trained)
     assert error_lines(result) == [
         "error: data/processed/train_images.npy: holds Python objects, not a plain .npy "
         "array; run `python -m stages.preprocess` first"
@@ -400,7 +401,7 @@ def test_a_training_split_smaller_than_a_batch_or_the_classes_is_refused(
     """E.g. data.val_size 59999 leaves 1 training image: no batch, no class but one."""
     write_processed(tmp_path / "data" / "processed", {"train": n_train, "val": 20, "test": 10})
     write_params(tmp_path, train={"batch_size": batch_size})
-    result = run_stage("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert result.returncode == 1
     assert error_lines(result) == [
         f"error: params.yaml: the training split holds {n_train} images, fewer than "
@@ -414,7 +415,7 @@ def test_dropout_trains_reproducibly_and_the_model_is_scored_and_read(workdir: P
     """``model.dropout: 0.3`` puts a dropout layer after each hidden layer of the saved model;
     two runs give the same bytes (the masks come from train.seed), and evaluate scores it."""
     write_params(workdir, model={"dropout": 0.3}, train={"epochs": 2, "batch_size": 16})
-    assert run_stage("train", workdir).returncode == 0
+    assert invoke_stage("train", workdir).returncode == 0
     first = digests(workdir, OUTPUTS)
     model = Model.load(workdir / "models" / "model.npz")
     assert [type(layer).__name__ for layer in model.layers] == [
@@ -424,10 +425,10 @@ def test_dropout_trains_reproducibly_and_the_model_is_scored_and_read(workdir: P
         "Dropout",
         "DenseLayer",
     ]
-    result = run_stage("evaluate", workdir)
+    result = invoke_stage("evaluate", workdir)
     assert result.returncode == 0, result.stderr
-    assert run_stage("train", workdir).returncode == 0
+    assert invoke_stage("train", workdir).returncode == 0
     assert digests(workdir, OUTPUTS) == first
     write_params(workdir, model={"dropout": 0.0}, train={"epochs": 2, "batch_size": 16})
-    assert run_stage("train", workdir).returncode == 0
+    assert invoke_stage("train", workdir).returncode == 0
     assert digests(workdir, OUTPUTS) != first

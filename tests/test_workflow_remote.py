@@ -102,7 +102,7 @@ def clone_of(project: Project, root: Path) -> Project:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, server: tuple[str, object]) -> Project:
+def committed(tmp_path_factory: pytest.TempPathFactory, server: tuple[str, object]) -> Project:
     """A tiny project with the remote in its config, after a committed run, nothing pushed."""
     project = tiny_project(tmp_path_factory.mktemp("ci-remote"))
     with_remote(project, server[0], "store")
@@ -112,10 +112,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory, server: tuple[str, object]
 
 
 def test_push_step_without_secrets_pushes_nothing(
-    trained: Project, server: tuple[str, object]
+    committed: Project, server: tuple[str, object]
 ) -> None:
     before = keys(server[1], "store/")
-    result = run_step(trained, step_script("dvc push"), secrets=False)
+    result = run_step(committed, step_script("dvc push"), secrets=False)
     assert result.returncode == 0, result.stderr
     assert "no credentials for it: nothing pushed" in result.stdout
     assert keys(server[1], "store/") == before
@@ -123,26 +123,26 @@ def test_push_step_without_secrets_pushes_nothing(
 
 
 def test_push_then_pull_steps_share_the_run_through_the_remote(
-    trained: Project, server: tuple[str, object], tmp_path: Path
+    committed: Project, server: tuple[str, object], tmp_path: Path
 ) -> None:
-    pushed = run_step(trained, step_script("dvc push"), secrets=True)
+    pushed = run_step(committed, step_script("dvc push"), secrets=True)
     assert pushed.returncode == 0, pushed.stderr
     stored = keys(server[1], "store/")
     assert any(key.startswith("store/files/md5/") for key in stored)
     assert any(key.startswith("store/runs/") for key in stored)  # --run-cache
 
-    clone = clone_of(trained, tmp_path / "clone")
+    clone = clone_of(committed, tmp_path / "clone")
     assert not (clone.root / MODEL).exists()
     pulled = run_step(clone, step_script("dvc pull"), secrets=True)
     assert pulled.returncode == 0, pulled.stderr
-    assert (clone.root / MODEL).read_bytes() == (trained.root / MODEL).read_bytes()
+    assert (clone.root / MODEL).read_bytes() == (committed.root / MODEL).read_bytes()
     assert "up to date" in clone.dvc("status").stdout  # make repro would run nothing
 
 
 def test_pull_step_without_secrets_leaves_the_pipeline_to_run(
-    trained: Project, tmp_path: Path
+    committed: Project, tmp_path: Path
 ) -> None:
-    clone = clone_of(trained, tmp_path / "clone")
+    clone = clone_of(committed, tmp_path / "clone")
     result = run_step(clone, step_script("dvc pull"), secrets=False)
     assert result.returncode == 0, result.stderr
     assert "the pipeline runs from scratch" in result.stdout
@@ -150,11 +150,11 @@ def test_pull_step_without_secrets_leaves_the_pipeline_to_run(
 
 
 def test_pull_step_with_nothing_pushed_for_the_branch_goes_on(
-    trained: Project, tmp_path: Path
+    committed: Project, tmp_path: Path
 ) -> None:
     """A branch whose outputs nobody pushed: the pull misses them and the job goes on to run
     the pipeline."""
-    clone = clone_of(trained, tmp_path / "clone")
+    clone = clone_of(committed, tmp_path / "clone")
     clone.dvc("remote", "modify", "storage", "url", f"s3://{BUCKET}/empty-store")
     result = run_step(clone, step_script("dvc pull"), secrets=True)
     assert result.returncode == 0, result.stderr

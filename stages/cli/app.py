@@ -6,7 +6,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -157,14 +157,22 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
         signal.signal(signal.SIGINT, previous_int)
 
 
-def run(app: typer.Typer) -> NoReturn:
-    """Run ``app`` as a program; usage errors become one line and exit code 2."""
+def invoke(
+    app: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None
+) -> int:
+    """Run ``app`` on ``args`` (the command line's when None) and return its exit code;
+    usage errors become one line and exit code 2. ``run`` and the tests call this."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=args, prog_name=prog_name, standalone_mode=False)
     except typer.Abort:
         print("error: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except TyperException as exc:  # typer's (vendored click) usage errors: bad option values
         print(f"error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
-    sys.exit(code or 0)
+        return getattr(exc, "exit_code", EXIT_USAGE)
+    return code or 0
+
+
+def run(app: typer.Typer) -> NoReturn:
+    """Run ``app`` as a program: ``python -m stages.<name>``."""
+    sys.exit(invoke(app))

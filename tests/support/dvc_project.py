@@ -57,6 +57,12 @@ class Project:
         project.commit("project copy")
         return project
 
+    def copy(self, root: Path) -> Project:
+        """A private copy in ``root`` (repository, DVC cache and workspace), for one test to
+        change while the others start from this one."""
+        shutil.copytree(self.root, root, symlinks=True)
+        return Project(root, Path(self.env["MNIST_MIRROR"]))
+
     def run(
         self, *args: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:

@@ -10,12 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlib.activations import ReLU, Softmax
-from nnlib.layers import DenseLayer
-from nnlib.losses import CrossEntropyLoss
-from nnlib.model import Model
 from nnlib.serialization import model_bytes
-from support.processed import CLASS_NAMES, N_FEATURES, NORMALIZATION
+from support.models import digit_model
 
 #: float32 [16384, 8192]: 512 MiB of weights
 HUGE_SHAPE = (16384, 8192)
@@ -23,30 +19,11 @@ HUGE_BYTES = HUGE_SHAPE[0] * HUGE_SHAPE[1] * 4
 _ZEROS = bytes(1 << 20)
 
 
-def small_model() -> Model:
-    """784-16-10, fit for the processed data of ``support.processed``."""
-    rng = np.random.default_rng(0)
-    metadata = {
-        "normalization": NORMALIZATION,
-        "class_names": CLASS_NAMES,
-        "dataset": "mnist",
-        "image_shape": [28, 28],
-    }
-    return Model(
-        [
-            DenseLayer(N_FEATURES, 16, ReLU(), rng=rng),
-            DenseLayer(16, len(CLASS_NAMES), Softmax(), rng=rng),
-        ],
-        loss=CrossEntropyLoss(),
-        metadata=metadata,
-    )
-
-
 def write_huge_member_model(path: Path, *, meta_agrees: bool = False) -> Path:
-    """``path``: the small model with ``layer0_weights.npy`` replaced by a consistent,
-    deflate-compressed member of float32 zeros of ``HUGE_SHAPE`` (the file stays near
-    0.5 MB). With ``meta_agrees`` the model description says layer 0 has that shape too."""
-    with zipfile.ZipFile(io.BytesIO(model_bytes(small_model()))) as source:
+    """``path``: ``support.models.digit_model`` with ``layer0_weights.npy`` replaced by a
+    consistent, deflate-compressed member of float32 zeros of ``HUGE_SHAPE`` (the file stays
+    near 0.5 MB). With ``meta_agrees`` the model description says layer 0 has that shape too."""
+    with zipfile.ZipFile(io.BytesIO(model_bytes(digit_model()))) as source:
         entries = {info.filename: source.read(info) for info in source.infolist()}
     if meta_agrees:
         meta = json.loads(str(np.load(io.BytesIO(entries["meta.npy"]))))

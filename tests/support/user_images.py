@@ -1,4 +1,4 @@
-"""Simple drawings and models for the preprocessing's and predict's unit tests.
+"""Simple drawings for the preprocessing's and predict's unit tests.
 
 MNIST digits redrawn as users' files look are in ``bench/user_looks.py`` (``LOOKS``),
 which the benchmark uses too; pytest puts bench/ on the path (pyproject.toml).
@@ -11,11 +11,6 @@ import zlib
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from nnlib import DenseLayer, Model, ReLU, Softmax
-from nnlib.losses import CrossEntropyLoss
-
-SCALE_NORMALIZATION = {"method": "scale", "divisor": 255.0, "mean": 0.0, "std": 1.0}
 
 
 def ring_digit(
@@ -81,27 +76,6 @@ def enlarged(ink: np.ndarray, factor: float) -> np.ndarray:
     size = (round(ink.shape[1] * factor), round(ink.shape[0] * factor))
     big = Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.BICUBIC)
     return np.clip(np.asarray(big, dtype=np.float32), 0.0, 1.0)
-
-
-def random_model(
-    dataset: str = "mnist",
-    normalization: dict | None = None,
-    class_names: list[str] | None = None,
-    seed: int = 0,
-) -> Model:
-    """A 784-16-10 model with random weights and the metadata predict reads."""
-    rng = np.random.default_rng(seed)
-    metadata = {
-        "normalization": dict(normalization or SCALE_NORMALIZATION),
-        "class_names": class_names or [str(k) for k in range(10)],
-        "dataset": dataset,
-        "image_shape": [28, 28],
-    }
-    return Model(
-        [DenseLayer(784, 16, ReLU(), rng=rng), DenseLayer(16, 10, Softmax(), rng=rng)],
-        loss=CrossEntropyLoss(),
-        metadata=metadata,
-    )
 
 
 def png_header_only(width: int, height: int) -> bytes:
