@@ -194,7 +194,8 @@ def test_an_override_is_named_by_its_option_and_is_a_usage_error(tmp_path: Path)
         load_params(path, {"train.epochs": (0, "--epochs")})
     path = write_params(tmp_path)
     assert load_params(path, {"train.epochs": (7, "--epochs")}).train.epochs == 7
-    assert load_params(path, {"train.epochs": (None, "--epochs")}).train.epochs == 20
+    epochs = project_params()["train"]["epochs"]
+    assert load_params(path, {"train.epochs": (None, "--epochs")}).train.epochs == epochs
 
 
 @pytest.mark.parametrize(
@@ -257,8 +258,9 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
     """PyYAML alone keeps the last value silently; DVC refuses such a file."""
     path = tmp_path / "params.yaml"
     text = (REPO / "params.yaml").read_text()
-    path.write_text(text.replace("  epochs: 20\n", "  epochs: 20\n  epochs: 1\n"))
-    line = text.splitlines().index("  epochs: 20") + 1
+    epochs = f"  epochs: {project_params()['train']['epochs']}"
+    path.write_text(text.replace(f"{epochs}\n", f"{epochs}\n  epochs: 1\n"))
+    line = text.splitlines().index(epochs) + 1
     with pytest.raises(ParamsError) as caught:
         load_params(path)
     assert str(caught.value) == (

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from support import REPO
 from support.in_process import invoke_stage
-from support.params import alias_bomb
+from support.params import alias_bomb, project_params
 from support.processed import write_processed
 from support.stage import error_lines, run_measured
 
@@ -55,12 +55,11 @@ def test_train_refuses_an_alias_bomb_at_once_in_one_short_line(tmp_path: Path) -
 
 
 def test_train_refuses_a_key_given_twice(tmp_path: Path) -> None:
-    """``epochs: 20`` then ``epochs: 1``: PyYAML alone takes the last, silently."""
+    """``epochs: 40`` then ``epochs: 1``: PyYAML alone takes the last, silently."""
     text = (REPO / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(
-        text.replace("  epochs: 20\n", "  epochs: 20\n  epochs: 1\n")
-    )
-    line = text.splitlines().index("  epochs: 20") + 1
+    epochs = f"  epochs: {project_params()['train']['epochs']}"
+    (tmp_path / "params.yaml").write_text(text.replace(f"{epochs}\n", f"{epochs}\n  epochs: 1\n"))
+    line = text.splitlines().index(epochs) + 1
     write_processed(tmp_path / "data" / "processed", {"train": 40, "val": 10, "test": 10})
     result = invoke_stage("train", tmp_path)
     assert result.returncode == 1

@@ -17,7 +17,7 @@ import yaml
 from support import REPO
 from support.idx import write_files
 from support.in_process import invoke_stage
-from support.params import write_params
+from support.params import project_params, write_params
 from support.processed import write_processed
 from support.stage import (
     digests,
@@ -128,7 +128,7 @@ def test_diverging_run_stops_with_a_clear_message(workdir: Path) -> None:
     result = invoke_stage("train", workdir)
     assert result.returncode == 1
     (line,) = error_lines(result)
-    assert "training diverged in epoch 1/20" in line
+    assert f"training diverged in epoch 1/{project_params()['train']['epochs']}" in line
     assert line.endswith("(train.learning_rate is 1e+12)")
     assert not (workdir / "models" / "model.npz").exists()
 
