@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
-from stages.outputs.claims import OutputError, claimed
+from stages.outputs.claims import OutputError, claimed, signals_deferred
 from stages.outputs.journal import Move, fsync_directory, remove_journals, write_journals
 
 __all__ = ["COMMIT_GUARDS", "OutputError", "OutputSet", "atomic_write", "remove_abandoned"]
@@ -108,8 +108,11 @@ class OutputSet:
         # (or the first, for a set written without one) lasts until the set is done.
         self._claims.enter_context(claimed(target))
         try:
-            temporary = _Temporary(target)
-            self._files[target] = temporary
+            # Interrupted between the two, a temporary file would be made but unrecorded,
+            # and left behind.
+            with signals_deferred():
+                temporary = _Temporary(target)
+                self._files[target] = temporary
             encoding = None if "b" in mode else "utf-8"
             with open(os.dup(temporary.fd), mode, encoding=encoding) as handle:
                 yield handle

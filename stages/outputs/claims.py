@@ -168,7 +168,7 @@ def release_raw(key: Path | None) -> None:
 
 
 @contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
+def signals_deferred() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM back while a claim is taken or let go, so that the unwinding
     they cause never finds a lock file made but not yet recorded (main thread only; the
     stages' other threads block both)."""
@@ -203,10 +203,10 @@ def claimed(*targets: str | os.PathLike[str]) -> Iterator[None]:
     keys: list[Path] = []
     try:
         for path in sorted(paths, key=lambda p: str(p.resolve())):
-            with _signals_deferred():
+            with signals_deferred():
                 keys.append(_acquire(path))
         yield
     finally:
-        with _signals_deferred():
+        with signals_deferred():
             for key in reversed(keys):
                 _release(key)
