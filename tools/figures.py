@@ -138,6 +138,89 @@ def render_looks() -> list[str]:
     return lines
 
 
+def render_fonts() -> list[str]:
+    data = load("predict_looks")
+    fonts = data["font_digits"]
+    strokes = fonts["strokes"]
+    looks = list(next(iter(strokes.values()))["looks"])
+    lines = [
+        f"From {source(data)}: digits 0-9 in {len(fonts['fonts'])} fonts "
+        f"({fonts['digits_per_cell']} digits a cell), accuracy; the last two columns range "
+        "over the looks.",
+        "",
+        f"| strokes | {' | '.join(looks)} | without the strokes step | plain resize |",
+        "|---" * (len(looks) + 3) + "|",
+    ]
+    refused = 0
+    for name, row in strokes.items():
+        cells = [f"{row['looks'][look]['construction']:.3f}" for look in looks]
+        without = [row["looks"][look]["without_strokes_step"] for look in looks]
+        plain = [row["looks"][look]["plain_resize"] for look in looks]
+        refused += sum(row["looks"][look]["unread"] for look in looks)
+        lines.append(
+            f"| {name} | {' | '.join(cells)} | {min(without):.2f}-{max(without):.2f} "
+            f"| {min(plain):.2f}-{max(plain):.2f} |"
+        )
+    lines += ["", f"{refused} font images were refused as blank (counted as wrong)."]
+    return lines
+
+
+def render_augment() -> list[str]:
+    data = load("augment")
+    distortion = data["distortion_seconds"]
+    seed_net, wide = data["seed_net_batch_32"], data["wide_net_batch_128"]
+    lines = [
+        f"From {source(data)}: {data['images']:,} images.",
+        "",
+        "| distortion of every training image, one core | seconds |",
+        "|---|---|",
+    ]
+    for name, row in distortion.items():
+        lines.append(f"| {name} | {row['wall_seconds']:.3f} |")
+    lines += [
+        "",
+        "| seed net (784-64-32-10), batch 32, per epoch | wall seconds (median) | epoch 1 |",
+        "|---|---|---|",
+    ]
+    for name, row in seed_net.items():
+        lines.append(f"| {name} | {row['steady_seconds']:.3f} | {row['epoch1_seconds']:.3f} |")
+    lines += [
+        "",
+        f"With the worker an epoch takes {data['background_over_slower_of_the_two']:+.1%} "
+        "beyond the slower of training alone and distortion alone; with a thread "
+        f"{data['thread_over_slower_of_the_two']:+.1%}.",
+        "",
+        "| 784-800-10, batch 128, per epoch | wall seconds (median) |",
+        "|---|---|",
+    ]
+    for name, row in wide.items():
+        threads, _, mode = name.partition("_threads_")
+        label = f"{threads} BLAS thread{'s' if threads != '1' else ''}, " + (
+            "augmented, worker" if mode == "background" else "no augmentation"
+        )
+        lines.append(f"| {label} | {row['steady_seconds']:.3f} |")
+    return lines
+
+
+def render_accurate() -> list[str]:
+    data = load("accurate")
+    curve = data["val_curve"]
+    marks = [e for e in (10, 25, 50, 100, 150, 200, 300) if e <= len(curve)]
+    return [
+        f"From {source(data)}: `make accurate` from a fresh clone.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| wall time, the whole command | {data['wall_seconds'] / 60:.1f} minutes |",
+        f"| training | {data['epochs']} epochs in {data['train_seconds'] / 60:.1f} minutes |",
+        f"| validation accuracy, last epoch | {data['val_accuracy']:.4f} |",
+        f"| test accuracy | **{data['test_accuracy']:.4f}** (loss {data['test_loss']:.4f}) |",
+        "| validation accuracy along the way | "
+        + ", ".join(f"epoch {e}: {curve[e - 1]:.4f}" for e in marks)
+        + " |",
+    ]
+
+
 def render_results() -> list[str]:
     """The README's summary: the default model, the accurate preset, speed, predict."""
     metrics = json.loads((REPO / "metrics.json").read_text(encoding="utf-8"))
@@ -178,6 +261,9 @@ RENDERERS: dict[str, Callable[[], list[str]]] = {
     "speed": render_speed,
     "defaults": render_defaults,
     "looks": render_looks,
+    "fonts": render_fonts,
+    "augment": render_augment,
+    "accurate": render_accurate,
 }
 FILES = ("README.md", *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md"))))
 
