@@ -26,7 +26,7 @@ SEARCH_WORKERS ?= 2
 SEARCH_TRIALS ?= 20
 
 .PHONY: setup repro accurate test test-fast report figures bench bench-augment bench-predict \
-	bench-predict-speed bench-repro bench-accurate \
+	bench-predict-speed bench-repro bench-accurate bench-search \
 	bench-defaults bench-own-images example-images sweep-timing search s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
@@ -111,6 +111,11 @@ bench-repro: setup
 # `make accurate` from a fresh clone, timed, validation and test read (bench/accurate.json).
 bench-accurate: setup
 	python bench/accurate.py
+
+# The measured search: make search from a fresh clone, timed, its best trial beside the
+# defaults (bench/search.json; about 10 minutes).
+bench-search: setup
+	python bench/search.py
 
 # The measured figures of README.md and docs/, rendered from bench/*.json (tools/figures.py).
 figures: setup

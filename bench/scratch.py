@@ -46,3 +46,11 @@ def timed(cwd: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     if result.returncode != 0:
         sys.exit(f"error: {' '.join(args)} exited {result.returncode}\n{result.stderr[-3000:]}")
     return seconds, result.stdout + result.stderr
+
+
+def stdout_of(cwd: Path, env: dict[str, str], *args: str) -> str:
+    """What ``args`` prints on stdout (its log on stderr left out)."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"error: {' '.join(args)} exited {result.returncode}\n{result.stderr[-3000:]}")
+    return result.stdout

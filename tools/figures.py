@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -221,11 +222,32 @@ def render_accurate() -> list[str]:
     ]
 
 
+def render_search() -> list[str]:
+    data = load("search")
+    best, default = data["best"], data["default"]
+    params = ", ".join(f"{key} {value}" for key, value in best["params"].items())
+    states = ", ".join(f"{count} {state}" for state, count in data["states"].items() if count)
+    return [
+        f"From {source(data)}: `make search SEARCH_TRIALS={data['trials']}` on the real MNIST "
+        f"from a fresh clone, {data['workers']} workers on this 2-core machine.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| trials | {data['trials']} ({states}) in {data['wall_seconds'] / 60:.1f} minutes |",
+        f"| best trial | {best['experiment']}: {params} |",
+        f"| its validation accuracy (what the study maximized) | {best['value']:.4f} |",
+        f"| its test accuracy, read once | {best['test_accuracy']:.4f} |",
+        f"| params.yaml's own values | validation {default['val_accuracy']:.4f}, "
+        f"test {default['test_accuracy']:.4f} |",
+    ]
+
+
 def render_results() -> list[str]:
     """The README's summary: the default model, the accurate preset, speed, predict."""
     metrics = json.loads((REPO / "metrics.json").read_text(encoding="utf-8"))
     defaults, speed, repro = load("defaults"), load("speed"), load("repro")
     accurate, looks, own = load("accurate"), load("predict_looks"), load("own_images")
+    search = load("search")
     chosen = defaults["configurations"][defaults["params_yaml"]]
     seed_net = speed["seed_net"]
     agreement = [row["agreement"] for row in looks["mnist_test_digits"]["looks"].values()]
@@ -253,6 +275,11 @@ def render_results() -> list[str]:
         f"{refused} refused | `{looks['command']}` |",
         f"| your own images: 10,000 pictures in users' looks | test accuracy "
         f"{own['test_accuracy']:.3f} | `{own['command']}` |",
+        f"| `make search`, 2 workers | {search['trials']} trials in "
+        f"{search['wall_seconds'] / 60:.1f} minutes; best validation accuracy "
+        f"{search['best']['value']:.4f} (test {search['best']['test_accuracy']:.4f}) against "
+        f"{search['default']['val_accuracy']:.4f} ({search['default']['test_accuracy']:.4f}) "
+        f"for params.yaml's | `{search['command']}` |",
     ]
 
 
@@ -264,6 +291,7 @@ RENDERERS: dict[str, Callable[[], list[str]]] = {
     "fonts": render_fonts,
     "augment": render_augment,
     "accurate": render_accurate,
+    "search": render_search,
 }
 FILES = ("README.md", *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md"))))
 
@@ -280,9 +308,21 @@ def rendered(text: str) -> str:
     return BLOCK.sub(block, text)
 
 
+def code_changed_since(commit: str) -> bool:
+    """Whether nnlib/ or stages/ differ between ``commit`` and the checkout."""
+    result = subprocess.run(
+        ["git", "diff", "--quiet", commit, "--", "nnlib", "stages"], cwd=REPO, check=False
+    )
+    return result.returncode != 0
+
+
 def main(
     check: Annotated[bool, typer.Option(help="Fail if a block differs; write nothing.")] = False,
 ) -> None:
+    for path in sorted((REPO / "bench").glob("*.json")):
+        commit = json.loads(path.read_text(encoding="utf-8")).get("commit")
+        if commit and code_changed_since(commit):
+            print(f"note: {path.name} was measured at {commit[:7]}; the code has changed since")
     stale = []
     for name in FILES:
         path = REPO / name
