@@ -31,6 +31,6 @@ def run_description(command: str) -> dict[str, Any]:
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
-            "load_average_at_start": os.getloadavg()[0],
+            "load_average_when_written": os.getloadavg()[0],
         },
     }
