@@ -41,15 +41,22 @@ class Project:
         self.env["MNIST_MIRROR"] = str(mirror)
 
     @classmethod
-    def create(cls, root: Path, mirror: Path, params: Mapping[str, Mapping[str, Any]]) -> Project:
+    def create(
+        cls, root: Path, mirror: Path, params: Mapping[str, Mapping[str, Any]] | None
+    ) -> Project:
         """Copy the code into ``root``, write params (the project's, with ``params``' keys
-        replaced per section), then ``git init`` and commit."""
+        replaced per section and augmentation off; None: the project's params.yaml as it
+        is), then ``git init`` and commit."""
+        if params is None:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / "params.yaml", root / "params.yaml")
+        else:
+            write_params(root, **params)
         for name in PROJECT_FILES:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
         for name in PROJECT_DIRS:
             shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        write_params(root, **params)
         project = cls(root, mirror)
         project.git("init", "-q")
         project.git("config", "user.email", "tests@example.com")
