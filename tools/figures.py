@@ -139,6 +139,28 @@ def render_looks() -> list[str]:
     return lines
 
 
+def render_predict_speed() -> list[str]:
+    data = load("predict_speed")
+    described = {
+        "photos": "photos: 1200x900 JPEG, digit 300 px on shaded noisy paper",
+        "looks": "looks: the looks of `bench/predict_looks.py` in turn, 8x8 to a few hundred px",
+    }
+    lines = [
+        f"From {source(data)}: {data['files']:,} files per folder, the command alone, medians "
+        f"of {data['repeats']} runs.",
+        "",
+        "| folder | pictures/s (wall) | pictures per CPU second | user, system CPU | peak memory |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, row in data["kinds"].items():
+        lines.append(
+            f"| {described.get(kind, kind)} | {row['pictures_per_s_wall']:.0f} "
+            f"| {row['pictures_per_cpu_s']:.0f} | {row['user_s']:.1f} s, {row['system_s']:.1f} s "
+            f"| {row['peak_mb']:.0f} MB |"
+        )
+    return lines
+
+
 def render_fonts() -> list[str]:
     data = load("predict_looks")
     fonts = data["font_digits"]
@@ -309,6 +331,7 @@ RENDERERS: dict[str, Callable[[], list[str]]] = {
     "defaults": render_defaults,
     "looks": render_looks,
     "fonts": render_fonts,
+    "predict-speed": render_predict_speed,
     "augment": render_augment,
     "accurate": render_accurate,
     "search": render_search,
