@@ -50,7 +50,17 @@ def test_a_figure_changed_by_hand_is_caught(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["speed", "augment", "defaults", "predict_looks", "own_images", "repro", "accurate", "search"],
+    [
+        "speed",
+        "augment",
+        "defaults",
+        "predict_looks",
+        "predict_speed",
+        "own_images",
+        "repro",
+        "accurate",
+        "search",
+    ],
 )
 def test_each_benchmark_records_its_command_and_commit(name: str) -> None:
     data = json.loads((REPO / "bench" / f"{name}.json").read_text(encoding="utf-8"))
