@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 from results import run_description
-from scratch import REPO, command_environment, scratch_clone, timed
+from scratch import REPO, command_environment, make_command, scratch_clone, timed
 
 TRAINED = re.compile(r"Trained (\d+) epochs in ([\d.]+) s \(([\d.]+) s/epoch")
 
@@ -32,7 +32,7 @@ def main(
     env = command_environment(mnist_dir or Path(os.environ["MNIST_MIRROR"]))
     venv = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv"))
     with scratch_clone() as clone:
-        seconds, output = timed(clone, env, "make", "accurate", f"VENV={venv}")
+        seconds, output = timed(clone, env, *make_command("accurate", venv))
         trained = TRAINED.search(output)
         with (clone / "reports" / "train_history.csv").open(encoding="utf-8") as handle:
             history = list(csv.DictReader(handle))

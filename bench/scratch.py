@@ -37,6 +37,13 @@ def command_environment(mnist_dir: Path) -> dict[str, str]:
     return env
 
 
+def make_command(target: str, venv: Path, *variables: str) -> list[str]:
+    """``make target`` in a clone, with this checkout's ``venv`` taken as set up: without
+    ``--assume-old``, the clone's newer pyproject.toml would make ``make`` reinstall the
+    project into that venv from the clone, which is deleted afterwards."""
+    return ["make", target, f"VENV={venv}", f"--assume-old={venv}/.installed", *variables]
+
+
 def timed(cwd: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     """Run ``args`` in ``cwd``; its wall seconds and its output (stdout and stderr). A
     failure stops the benchmark with the command's output."""

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from results import run_description
-from scratch import REPO, command_environment, scratch_clone, stdout_of, timed
+from scratch import REPO, command_environment, make_command, scratch_clone, stdout_of, timed
 
 
 def experiment_metrics(shown: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def main(
         with (clone / "reports" / "train_history.csv").open(encoding="utf-8") as handle:
             default_val = float(list(csv.DictReader(handle))[-1]["val_accuracy"])
         default_test = json.loads((clone / "metrics.json").read_text())["test"]["accuracy"]
-        seconds, _ = timed(clone, env, "make", "search", f"SEARCH_TRIALS={trials}", f"VENV={venv}")
+        seconds, _ = timed(clone, env, *make_command("search", venv, f"SEARCH_TRIALS={trials}"))
         summary = json.loads(stdout_of(clone, env, "python", "tools/search.py", "best", "--json"))
         shown = json.loads(stdout_of(clone, env, "dvc", "exp", "show", "--json"))
         best = summary["best"]
