@@ -34,6 +34,7 @@ def log_of(result: subprocess.CompletedProcess[str]) -> list[str]:
     return _TIMING.sub("#", _STAMP.sub("", result.stderr)).splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_names_the_program_and_is_the_same_in_process(command: str, tmp_path: Path) -> None:
     program = run_stage(command, tmp_path, "--help")
@@ -116,6 +117,7 @@ CASES: dict[
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_the_program_and_the_in_process_runner_agree(
     case: str, tmp_path: Path, arrays: Mapping[str, np.ndarray]

@@ -142,6 +142,7 @@ def test_train_without_processed_data_names_the_missing_file(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.slow
 def test_sigint_during_training_keeps_the_previous_model(workdir: Path) -> None:
     assert invoke_stage("train", workdir, "--epochs", "1").returncode == 0
     model = workdir / "models" / "model.npz"

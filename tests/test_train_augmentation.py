@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.in_process import invoke_stage
 from support.params import project_params, write_params
 from support.processed import write_processed
 from support.processes import exited
@@ -60,6 +61,7 @@ def history(root: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_the_project_params_switch_augmentation_on_in_the_background(project: Path) -> None:
     """params.yaml's own strengths (the ones the tests' params switch off) are used as is."""
     strengths = project_params()["train"]["augment"]["mnist"]
@@ -74,6 +76,7 @@ def test_the_project_params_switch_augmentation_on_in_the_background(project: Pa
     assert exited(worker_pid(result.stderr))
 
 
+@pytest.mark.slow
 def test_reruns_give_the_same_model_bytes_and_augmentation_changes_them(project: Path) -> None:
     model = project / "models" / "model.npz"
     assert run_stage("train", project).returncode == 0
@@ -112,6 +115,7 @@ def test_commands_that_score_images_load_no_augmentation_code(tmp_path: Path, co
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_ends_the_worker(project: Path) -> None:
     write_params(
         project,
@@ -141,6 +145,7 @@ def start_long_run(root: Path) -> tuple[subprocess.Popen[str], int]:
     return process, worker_pid(seen)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "code", "message"),
     [(signal.SIGINT, 130, "error: interrupted"), (signal.SIGTERM, 143, "error: terminated")],
@@ -160,6 +165,7 @@ def test_an_interrupted_run_ends_the_worker(
     assert not (project / "models" / "model.npz").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_process_group_leaves_one_error_line(project: Path) -> None:
     """A terminal's Ctrl-C reaches the worker too: it ignores it, the trainer stops it."""
     process = subprocess.Popen(
@@ -185,6 +191,7 @@ def test_ctrl_c_on_the_process_group_leaves_one_error_line(project: Path) -> Non
     assert exited(pid)
 
 
+@pytest.mark.slow
 def test_a_killed_trainer_leaves_no_worker_behind(project: Path) -> None:
     """SIGKILL gives the trainer no chance to clean up: the worker notices and ends."""
     process, pid = start_long_run(project)
@@ -234,7 +241,7 @@ def test_bad_strengths_are_one_line_before_any_work(
     tmp_path: Path, augment: object, message: str
 ) -> None:
     write_params(tmp_path, train={"augment": augment})
-    result = run_stage("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert result.returncode == 1
     lines = error_lines(result)
     assert lines[0].startswith(f"error: params.yaml: {message}")
@@ -244,7 +251,7 @@ def test_bad_strengths_are_one_line_before_any_work(
 
 def test_every_missing_strength_is_a_line(tmp_path: Path) -> None:
     write_params(tmp_path, train={"augment": {"mnist": {"rotation": 5}}})
-    result = run_stage("train", tmp_path)
+    result = invoke_stage("train", tmp_path)
     assert result.returncode == 1
     missing = [key for key in STRENGTHS if key != "rotation"]
     assert error_lines(result) == [
