@@ -66,7 +66,13 @@ def main(
         validation = load_split(data_dir, "val", n_classes)
         started = time.perf_counter()
         model, history = train_model(
-            settings, settings.train, meta, training, validation, (784, *sizes, n_classes)
+            settings,
+            settings.train,
+            meta,
+            training,
+            validation,
+            (784, *sizes, n_classes),
+            Path(scratch) / "dvclive",
         )
         seconds = time.perf_counter() - started
     print(

@@ -127,7 +127,10 @@ def scores(
     test = load_split(data_dir, "test", n_classes)
     sizes = (training[0].shape[1], *settings.model.hidden_sizes, n_classes)
     started = time.perf_counter()
-    model, _ = train_model(settings, settings.train, meta, training, validation, sizes)
+    with tempfile.TemporaryDirectory() as live_dir:
+        model, _ = train_model(
+            settings, settings.train, meta, training, validation, sizes, Path(live_dir)
+        )
     return {
         "val": accuracy(validation[1], model.predict(validation[0])),
         "test": accuracy(test[1], model.predict(test[0])),

@@ -97,16 +97,17 @@ def write_confusion_rows(
 def write_per_class_accuracy(
     handle: TextIO, names: list[str], splits: dict[str, tuple[np.ndarray, np.ndarray]]
 ) -> None:
-    """One row per class: its accuracy (recall) in each split, from ``{split: (truth,
-    predicted)}`` label arrays ``(n,)``; a bar chart in dvc.yaml rather than metric columns."""
+    """One ``class,split,accuracy`` row per class and split: the class's accuracy (recall),
+    from ``{split: (truth, predicted)}`` label arrays ``(n,)``; a bar chart in dvc.yaml
+    rather than metric columns (one value column, as a stage's plot output takes)."""
     recalls = {
         split: class_scores(truth, predicted, n_classes=len(names)).recall
         for split, (truth, predicted) in splits.items()
     }
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(("class", *recalls))
+    writer.writerow(("class", "split", "accuracy"))
     for k, name in enumerate(names):
-        writer.writerow((name, *(_rounded(recall[k]) for recall in recalls.values())))
+        writer.writerows((name, split, _rounded(recall[k])) for split, recall in recalls.items())
 
 
 def misclassified_sheet(

@@ -15,7 +15,6 @@ UTF-8 are shown with ``\\xNN`` escapes.
 from __future__ import annotations
 
 import logging
-import resource
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ from stages.images.errors import ImageError
 from stages.images.files import Entry, find_images
 from stages.images.reading import Picture, read_image
 from stages.outputs.atomic import OutputSet
-from stages.outputs.claims import OutputError, OutputsBusy
+from stages.outputs.errors import OutputError, OutputsBusy
 from stages.outputs.predictions import Result, display_path, top_k, write_json, write_table
 from stages.outputs.saved_inputs import plan_targets
 
@@ -90,17 +89,6 @@ def save_inputs(targets: list[Path], images: list[np.ndarray]) -> None:
         for target, pixels in zip(targets, images, strict=True):
             with outputs.open(target) as handle:
                 Image.fromarray(pixels).save(handle, format="PNG")
-
-
-def allow_open_files(n: int) -> None:
-    """Raise the soft limit of open files to hold ``n`` more (each saved input holds its
-    claim and its temporary file open until the set is written), up to the hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = n + 256
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(
-            resource.RLIMIT_NOFILE, (wanted if hard == -1 else min(wanted, hard), hard)
-        )
 
 
 @app.command()
@@ -156,8 +144,7 @@ def main(
         if inputs_dir is not None:
             planned = plan_targets(inputs_dir, [e.path for e in readable], overwrite)
             targets = dict(zip([e.path for e in readable], planned, strict=True))
-            allow_open_files(2 * len(planned))
-            try:  # the claims create a lock file beside each target: the folder's test
+            try:  # locking the folder creates it: the folder's test
                 stage.claim(*planned)
             except OutputsBusy:
                 raise

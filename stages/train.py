@@ -1,9 +1,9 @@
 """Stage 3: train the MLP that params.yaml describes; write the model and its history.
 
 Run as ``python -m stages.train`` (options override params.yaml, e.g. ``--epochs 5``).
-Reads ``data/processed/{train,val}_*.npy`` and ``meta.json``; writes
-``models/model.npz`` and ``reports/train_history.csv`` (one row per epoch, for
-``dvc plots``), together and only after training succeeds.
+Reads ``data/processed/{train,val}_*.npy`` and ``meta.json``; logs each epoch through
+DVCLive into ``dvclive/`` as it ends (``stages.outputs.history``), and writes
+``models/model.npz`` only when training succeeds.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from stages.cli.params import (
 from stages.cli.progress import progress_bar
 from stages.data.model_metadata import model_metadata
 from stages.data.processed import load_meta, load_split
-from stages.outputs.atomic import OutputSet
-from stages.outputs.history import epoch_log, write_history
+from stages.outputs.atomic import atomic_write
+from stages.outputs.history import LIVE_DIR, live_history
 
 logger = logging.getLogger("stages.train")
 
@@ -148,16 +148,18 @@ def fit(
     train: TrainParams,
     data: Dataset,
     validation: tuple[np.ndarray, np.ndarray] | None,
+    live_dir: Path,
 ) -> History:
-    """Run the training loop with a progress bar and the blog post's per-epoch log lines.
+    """Run the training loop with a progress bar, the blog post's per-epoch log lines and
+    each epoch's figures logged into ``live_dir`` through DVCLive.
 
     A run that diverges or does not learn stops with one line (StageError).
     """
-    with progress_bar("training", total=train.epochs) as advance, epoch_log() as log_epoch:
+    with progress_bar("training", total=train.epochs) as advance, live_history(live_dir) as log:
 
         def on_epoch_end(record: EpochRecord, epochs: int) -> None:
             logger.info(epoch_line(record, epochs))
-            log_epoch(record, epochs)
+            log(record)
             advance()
 
         try:
@@ -184,10 +186,12 @@ def train_model(
     training: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray] | None,
     layer_sizes: tuple[int, ...],
+    live_dir: Path,
 ) -> tuple[Model, History]:
     """The model ``settings`` describe (``train`` in place of its train section), trained on
     ``training`` images ``(n, n_features)`` and labels ``(n,)``, distorted afresh each epoch
-    as ``train.augment`` says for ``settings.data.dataset``, watching ``validation``."""
+    as ``train.augment`` says for ``settings.data.dataset``, watching ``validation``; each
+    epoch logged into ``live_dir``."""
     X_train, y_train = training
     rng = np.random.default_rng(train.seed)
     optimizer = build_optimizer(train, math.ceil(len(X_train) / train.batch_size))
@@ -195,7 +199,7 @@ def train_model(
     strengths = Strengths(**train.augment_for(settings.data.dataset).model_dump())
     with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
         data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
-        history = fit(model, train, data, validation)
+        history = fit(model, train, data, validation, live_dir)
     return model, history
 
 
@@ -220,9 +224,12 @@ def main(
     model_path: Annotated[
         Path, typer.Option("--model", help="Where to write the model.", dir_okay=False)
     ] = Path("models/model.npz"),
-    history_path: Annotated[
-        Path, typer.Option("--history", help="Where to write the per-epoch CSV.", dir_okay=False)
-    ] = Path("reports/train_history.csv"),
+    live_dir: Annotated[
+        Path,
+        typer.Option(
+            "--live-dir", help="Where DVCLive logs each epoch's figures.", file_okay=False
+        ),
+    ] = LIVE_DIR,
 ) -> None:
     """Train the model of params.yaml on the training split, watching the validation split."""
     with stage_errors(log_level, NNLibError) as stage:
@@ -232,7 +239,8 @@ def main(
             "train.learning_rate": (learning_rate, "--learning-rate"),
         }
         settings = load_params(params, overrides)
-        stage.claim(model_path, history_path)
+        live_metrics = live_dir / "metrics.json"
+        stage.claim(model_path, live_metrics)
         meta = load_meta(data_dir)
         class_names = list(meta["class_names"])
         X_train, y_train = load_split(data_dir, "train", len(class_names))
@@ -240,7 +248,7 @@ def main(
         validation = (X_val, y_val) if len(X_val) else None
         train = with_available_monitor(settings, validation is not None, params, data_dir)
         check_splits(len(X_train), len(class_names), train, params)
-        check_writable(model_path, history_path)
+        check_writable(model_path, live_metrics)
         layer_sizes = (X_train.shape[1], *settings.model.hidden_sizes, len(class_names))
         check_fits_in_memory(layer_sizes, params)
 
@@ -258,13 +266,10 @@ def main(
         )
         started = time.perf_counter()
         model, history = train_model(
-            settings, train, meta, (X_train, y_train), validation, layer_sizes
+            settings, train, meta, (X_train, y_train), validation, layer_sizes, live_dir
         )
-        with OutputSet() as outputs:
-            with outputs.open(history_path, "w") as handle:
-                write_history(handle, history)
-            with outputs.open(model_path) as handle:
-                model.save(handle)
+        with atomic_write(model_path) as handle:
+            model.save(handle)
         seconds = time.perf_counter() - started
         per_epoch = sum(r.seconds for r in history.epochs) / len(history.epochs)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -276,7 +281,7 @@ def main(
             per_epoch,
             peak_mb,
             model_path,
-            history_path,
+            live_dir,
         )
 
 

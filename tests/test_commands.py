@@ -96,7 +96,7 @@ CASES: dict[
         "train",
         small_processed,
         ["--log-level", "DEBUG"],
-        ["models/model.npz", "reports/train_history.csv"],
+        ["models/model.npz", "dvclive/metrics.json"],
     ),
     "train, --epochs ten": ("train", small_processed, ["--epochs", "ten"], []),
     "evaluate": (

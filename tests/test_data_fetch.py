@@ -291,16 +291,6 @@ def test_present_but_invalid_file_is_removed_when_no_mirror_has_it(
     assert not (tmp_path / IDX_FILES.train_images).exists()
 
 
-def test_stale_temporary_files_are_removed(
-    tmp_path: Path, files: Mapping[str, bytes], table: Mapping[str, str], policy: RetryPolicy
-) -> None:
-    stale = tmp_path / f".{IDX_FILES.train_images}.abc123.tmp"
-    stale.write_bytes(b"partial")
-    with MirrorServer(files) as server:
-        download_files(table, [Mirror(server.url)], tmp_path, policy)
-    assert_verified(tmp_path, files)
-
-
 def test_interrupt_mid_download_leaves_nothing(
     tmp_path: Path,
     files: Mapping[str, bytes],

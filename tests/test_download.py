@@ -61,6 +61,19 @@ def test_second_run_fetches_nothing(project: Path, files: Mapping[str, bytes]) -
     assert_verified(project / "data/raw/mnist", files)
 
 
+def test_a_killed_runs_temporary_file_is_removed(project: Path, files: Mapping[str, bytes]) -> None:
+    stale = project / "data/raw/mnist" / f".{IDX_FILES.train_images}.abc12345.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"partial")
+    with MirrorServer(files) as server:
+        result = invoke_stage(
+            "download", project, "--checksums", "sums", "--mirror", server.url, *FAST
+        )
+    assert result.returncode == 0, result.stderr
+    assert_verified(project / "data/raw/mnist", files)
+    assert temporaries(project) == []
+
+
 BAD_EVERYWHERE = {
     IDX_FILES.train_images: ("corrupt", "checksum mismatch (sha256 of the decompressed data is "),
     IDX_FILES.train_labels: ("404", "HTTP 404"),

@@ -30,6 +30,7 @@ from support.stage import (
 from nnlib.model import Model
 from stages.data.processed import META_FILE, images_path, labels_path, load_split
 from stages.images.contact_sheet import contact_sheet
+from stages.outputs.history import read_live_folder
 
 OUTPUTS = (
     "metrics.json",
@@ -45,9 +46,7 @@ def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path
     assert "Epoch 3/3, Loss: " in trained.stderr
     assert "Avg Accuracy: " in trained.stderr
     assert "Val Accuracy: " in trained.stderr
-    history = (workdir / "reports" / "train_history.csv").read_text().splitlines()
-    assert history[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate"
-    assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
+    assert [row["epoch"] for row in read_live_folder(workdir / "dvclive")] == [1, 2, 3]
 
     evaluated = invoke_stage("evaluate", workdir)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -61,9 +60,10 @@ def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path
         assert "per_class_accuracy" not in scores  # a plot file, not 20 metric columns
     with (workdir / "reports" / "per_class_accuracy.csv").open() as handle:
         per_class = list(csv.DictReader(handle))
-    assert [row["class"] for row in per_class] == CLASS_NAMES
+    assert [row["class"] for row in per_class] == [c for c in CLASS_NAMES for _ in range(2)]
+    assert [row["split"] for row in per_class] == ["test", "train"] * len(CLASS_NAMES)
     for split in ("test", "train"):
-        recalls = [float(row[split]) for row in per_class]
+        recalls = [float(row["accuracy"]) for row in per_class if row["split"] == split]
         # Every split here is class-balanced, so the mean recall is the accuracy.
         assert sum(recalls) / len(recalls) == pytest.approx(metrics[split]["accuracy"], abs=1e-5)
     rows = (workdir / "reports" / "confusion.csv").read_text().splitlines()
@@ -95,10 +95,13 @@ def test_the_plot_files_show_the_models_own_answers(evaluated: Path) -> None:
 
     with (evaluated / "reports" / "per_class_accuracy.csv").open() as handle:
         per_class = list(csv.DictReader(handle))
-    assert [row["class"] for row in per_class] == CLASS_NAMES
+    assert [(row["class"], row["split"]) for row in per_class] == [
+        (name, split) for name in CLASS_NAMES for split in ("test", "train")
+    ]
     for split, (_, y, guesses) in answers.items():
         right = [float(np.mean(guesses[y == k] == k)) for k in range(len(CLASS_NAMES))]
-        assert [float(row[split]) for row in per_class] == pytest.approx(right, abs=1e-6)
+        shown = [float(row["accuracy"]) for row in per_class if row["split"] == split]
+        assert shown == pytest.approx(right, abs=1e-6)
 
     # all of them (fewer than the sheet's 50), in test order, captioned true -> predicted
     missed = np.flatnonzero(predicted != y_test)
@@ -281,8 +284,10 @@ def test_a_full_disk_while_writing_replaces_no_output(evaluated: Path) -> None:
 
 HOLD_AN_OUTPUT = """
 import sys
+from pathlib import Path
 from stages.outputs.atomic import OutputSet
-with OutputSet() as outputs:
+from stages.outputs.folders import locked_folders
+with locked_folders(Path(sys.argv[1])), OutputSet() as outputs:
     with outputs.open(sys.argv[1], "w") as handle:
         handle.write("{}")
         handle.flush()
@@ -308,14 +313,14 @@ def test_a_second_writer_of_an_output_is_refused_at_once(evaluated: Path) -> Non
         assert writer.stdout.readline() == "writing\n"
         (live,) = (name for name in temporaries(evaluated) if name.endswith(".tmp"))
         held = temporaries(evaluated)
-        assert held == sorted([live, ".metrics.json.lock"])
+        assert held == [live]
         before = digests(evaluated, OUTPUTS)
         drop_test_samples(evaluated, 5)
         result = invoke_stage("evaluate", evaluated)
         assert result.returncode == 1
         assert error_lines(result) == [
-            f"error: metrics.json: another run (pid {writer.pid}) is writing it; wait for "
-            "that run to end or stop it, then run again"
+            f"error: metrics.json: another run (pid {writer.pid}) is writing outputs into the "
+            "same folder; wait for that run to end or stop it, then run again"
         ]
         assert "accuracy" not in result.stderr
         assert temporaries(evaluated) == held

@@ -1,4 +1,4 @@
-"""stages.outputs.atomic: a set of files replaced all together or not at all."""
+"""stages.outputs.atomic: a set of files written beside their targets, then renamed over them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.stage import stage_environment
 
-from stages.outputs.atomic import OutputError, OutputSet, atomic_write, remove_abandoned
+from stages.outputs.atomic import OutputError, OutputSet, atomic_write
 
 
 def write_set(files: dict[Path, str], fail_with: Exception | None = None) -> None:
@@ -50,38 +51,21 @@ def test_a_failure_in_the_block_replaces_nothing(tmp_path: Path) -> None:
     assert contents(tmp_path) == {"a.txt": "old a"}
 
 
-def fail_moves_onto(monkeypatch: pytest.MonkeyPatch, bad: Path) -> None:
-    """From now on, moving a file onto ``bad`` fails as a failing disk fails it."""
+def test_a_failing_rename_names_its_target_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "c.txt").write_text("old c")
     replace = os.replace
 
     def failing(source: object, destination: object) -> None:
-        if Path(destination) == bad:
+        if Path(destination) == tmp_path / "c.txt":
             raise OSError(errno.EIO, os.strerror(errno.EIO), str(destination))
         replace(source, destination)
 
     monkeypatch.setattr(os, "replace", failing)
-
-
-def test_a_failing_move_puts_the_replaced_files_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The third target cannot be replaced: the first two get their old bytes."""
-    (tmp_path / "a.txt").write_text("old a")
-    (tmp_path / "b.txt").write_text("old b")
-    fail_moves_onto(monkeypatch, tmp_path / "c.txt")
-    new = {tmp_path / name: f"new {name}" for name in ("a.txt", "b.txt", "c.txt")}
     with pytest.raises(OutputError, match=r"c\.txt: cannot replace \(Input/output error\)"):
-        write_set(new)
-    assert contents(tmp_path) == {"a.txt": "old a", "b.txt": "old b"}
-
-
-def test_a_new_file_is_removed_again_when_the_set_fails_to_move(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fail_moves_onto(monkeypatch, tmp_path / "c.txt")
-    with pytest.raises(OutputError):
-        write_set({tmp_path / "new.txt": "x", tmp_path / "c.txt": "x"})
-    assert list(tmp_path.iterdir()) == []
+        write_set({tmp_path / "c.txt": "new c"})
+    assert contents(tmp_path) == {"c.txt": "old c"}
 
 
 def test_a_folder_where_an_output_goes_is_refused_before_writing(tmp_path: Path) -> None:
@@ -89,6 +73,12 @@ def test_a_folder_where_an_output_goes_is_refused_before_writing(tmp_path: Path)
     with pytest.raises(OutputError, match=r"c\.txt: is a directory, expected a file path"):
         write_set({tmp_path / "a.txt": "x", tmp_path / "c.txt": "x"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+def test_a_file_where_a_folder_goes_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "models").write_text("a file")
+    with pytest.raises(OutputError, match=r"cannot write there, .*models is not a directory"):
+        write_set({tmp_path / "models" / "model.npz": "x"})
 
 
 def test_a_write_error_names_the_target(tmp_path: Path) -> None:
@@ -115,56 +105,26 @@ def current_umask() -> int:
     return mask
 
 
-def test_abandoned_temporaries_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    """A temporary nobody holds was left by a killed writer; a held one belongs to a live one."""
-    target = tmp_path / "metrics.json"
-    abandoned = tmp_path / ".metrics.json.dead0000.tmp"
-    abandoned.write_text("left by a killed run")
-    live = tmp_path / ".metrics.json.live0000.tmp"
-    live.write_text("being written")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time\n"
-            f"fd = os.open({str(live)!r}, os.O_RDWR)\n"
-            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
+# Writes 600 files as one set with at most 32 files open at once.
+MANY_FILES = """
+import resource, sys
+from pathlib import Path
+from stages.outputs.atomic import OutputSet
+resource.setrlimit(resource.RLIMIT_NOFILE, (32, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+with OutputSet() as outputs:
+    for n in range(600):
+        with outputs.open(Path(sys.argv[1]) / f"{n}.txt", "w") as handle:
+            handle.write(str(n))
+"""
+
+
+def test_a_set_holds_no_file_open_between_its_files(tmp_path: Path) -> None:
+    written = subprocess.run(
+        [sys.executable, "-c", MANY_FILES, str(tmp_path)],
+        env=stage_environment(),
+        capture_output=True,
         text=True,
+        check=False,
     )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "locked\n"
-        assert remove_abandoned(target) == [abandoned]
-        with atomic_write(target, "w") as handle:  # its own clean-up keeps the live file too
-            handle.write("{}")
-        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "metrics.json"]
-    finally:
-        holder.kill()
-        holder.wait()
-    assert remove_abandoned(target) == [live]  # the writer died: its file is abandoned now
-
-
-def test_a_set_cleans_up_temporaries_of_its_targets_left_by_a_killed_run(tmp_path: Path) -> None:
-    script = (
-        "import os, sys, time\n"
-        "from stages.outputs.atomic import OutputSet\n"
-        "with OutputSet() as outputs, outputs.open(sys.argv[1], 'w') as handle:\n"
-        "    handle.write('partial'); handle.flush(); print('writing', flush=True)\n"
-        "    time.sleep(60)\n"
-    )
-    target = tmp_path / "history.csv"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True
-    )
-    assert writer.stdout is not None
-    assert writer.stdout.readline() == "writing\n"
-    writer.kill()  # SIGKILL: no clean-up runs
-    writer.wait()
-    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 1
-    with atomic_write(target, "w") as handle:
-        handle.write("complete")
-    assert contents(tmp_path) == {"history.csv": "complete"}
+    assert written.returncode == 0, written.stderr
+    assert contents(tmp_path) == {f"{n}.txt": str(n) for n in range(600)}

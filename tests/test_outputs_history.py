@@ -1,55 +1,113 @@
-"""stages/outputs/history.py: the per-epoch lines train appends to ``$TRAIN_EPOCH_LOG`` for a
-program that watches it (the search's pruner), checked against the history CSV."""
+"""stages/outputs/history.py: train logs each epoch through DVCLive as it ends (what
+``dvc exp show`` and the search's pruner read while training runs), and reads it back."""
 
 from __future__ import annotations
 
-import csv
 import json
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
+import pytest
 from support.in_process import invoke_stage
-from support.stage import error_lines
+from support.params import write_params
+from support.stage import digests, stage_environment
+
+from stages.outputs.history import METRICS, metric_file, read_history, read_live_folder
+
+EPOCH_LINE = re.compile(
+    r"Epoch (\d+)/\d+, Loss: ([\d.]+), Avg Accuracy: ([\d.]+), "
+    r"Val Loss: ([\d.]+), Val Accuracy: ([\d.]+), LR: ([\d.e+-]+)"
+)
 
 
-def test_train_appends_one_json_line_per_epoch_as_the_csv_records_it(workdir: Path) -> None:
-    log = workdir / "epochs.jsonl"
-    log.write_text('{"earlier": "run"}\n')
-    result = invoke_stage("train", workdir, env={"TRAIN_EPOCH_LOG": str(log)})
+def test_train_logs_every_epoch_as_its_log_line_says(workdir: Path) -> None:
+    result = invoke_stage("train", workdir)
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert lines[0] == {"earlier": "run"}  # appended, not replaced
-    with (workdir / "reports" / "train_history.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(lines[1:]) == len(rows) == 3
-    for line, row in zip(lines[1:], rows, strict=True):
-        assert line["epoch"] == int(row["epoch"])
-        assert line["epochs"] == 3
-        for name, column in (
-            ("loss", "train_loss"),
-            ("accuracy", "train_accuracy"),
-            ("val_loss", "val_loss"),
-            ("val_accuracy", "val_accuracy"),
-            ("learning_rate", "learning_rate"),
+    lines = [match.groups() for match in EPOCH_LINE.finditer(result.stderr)]
+    rows = read_live_folder(workdir / "dvclive")
+    assert len(rows) == len(lines) == 3
+    for row, line in zip(rows, lines, strict=True):
+        assert row["epoch"] == int(line[0])
+        for field, shown in zip(
+            ("loss", "accuracy", "val_loss", "val_accuracy"), line[1:5], strict=True
         ):
-            assert float(f"{line[name]:.6g}") == float(row[column]), name
+            assert f"{row[field]:.4f}" == shown, field
+        assert f"{row['learning_rate']:.3g}" == line[5]
+    summary = json.loads((workdir / "dvclive" / "metrics.json").read_text())
+    assert summary["step"] == 3
+    assert summary["val_accuracy"] == rows[-1]["val_accuracy"]
+    assert not (workdir / "dvclive" / "dvc.yaml").exists()  # dvc.yaml stays hand-written
 
 
-def test_without_the_variable_train_writes_no_epoch_lines(workdir: Path) -> None:
-    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
-    result = invoke_stage("train", workdir, env={"TRAIN_EPOCH_LOG": ""})
+def test_a_rerun_writes_the_same_bytes(workdir: Path) -> None:
+    files = ["dvclive/metrics.json", *(f"dvclive/{metric_file(m)}" for m in METRICS)]
+    assert invoke_stage("train", workdir).returncode == 0
+    first = digests(workdir, files)
+    assert None not in first.values()
+    assert invoke_stage("train", workdir).returncode == 0
+    assert digests(workdir, files) == first
+
+
+def test_without_a_validation_split_no_validation_figure_is_logged(workdir: Path) -> None:
+    processed = workdir / "data" / "processed"
+    np.save(processed / "val_images.npy", np.load(processed / "val_images.npy")[:0])
+    np.save(processed / "val_labels.npy", np.load(processed / "val_labels.npy")[:0])
+    write_params(
+        workdir,
+        data={"val_size": 0},
+        train={"epochs": 3, "batch_size": 16, "learning_rate": 0.01, "monitor": "accuracy"},
+    )
+    result = invoke_stage("train", workdir)
     assert result.returncode == 0, result.stderr
-    after = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
-    assert set(after) - set(before) == {
-        Path("models"),
-        Path("models/model.npz"),
-        Path("reports"),
-        Path("reports/train_history.csv"),
+    rows = read_live_folder(workdir / "dvclive")
+    assert [row["val_accuracy"] for row in rows] == [None, None, None]
+    assert not (workdir / "dvclive" / metric_file("val_accuracy")).exists()
+
+
+def test_read_history_keeps_only_complete_epochs() -> None:
+    files = {
+        metric_file("loss"): "step\tloss\n1\t0.5\n2\t0.4\n3\t0.3",  # 3 half written
+        metric_file("val_accuracy"): "step\tval_accuracy\n1\t0.9\n2\tnan\n",
+        metric_file("learning_rate"): "step\tlearning_rate\n1\t0.001\n2\t0.0005\n",
     }
+    rows = read_history(files.get)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert rows[0] == {
+        "epoch": 1,
+        "loss": 0.5,
+        "accuracy": None,
+        "val_loss": None,
+        "val_accuracy": 0.9,
+        "learning_rate": 0.001,
+    }
+    assert rows[1]["val_accuracy"] != rows[1]["val_accuracy"]  # nan, as logged
+    assert read_history({}.get) == []
 
 
-def test_an_epoch_log_that_cannot_be_opened_fails_in_one_line(workdir: Path) -> None:
-    log = workdir / "no-such-folder" / "epochs.jsonl"
-    result = invoke_stage("train", workdir, env={"TRAIN_EPOCH_LOG": str(log)})
-    assert result.returncode == 1
-    assert error_lines(result) == [f"error: {log}: No such file or directory"]
-    assert not (workdir / "models" / "model.npz").exists()
+@pytest.mark.slow
+def test_the_history_grows_while_training_runs(trained: Path) -> None:
+    """Each epoch is on disk as it ends, not when training is over."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", "--epochs", "400", "--batch-size", "1"],
+        cwd=trained,
+        env=stage_environment(),
+        stderr=subprocess.DEVNULL,
+    )
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            rows = read_live_folder(trained / "dvclive")
+            if len(rows) >= 2:
+                seen = [int(row["epoch"]) for row in rows]
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "training ended before two epochs were seen"
+    finally:
+        process.kill()
+        process.wait()
+    assert seen[:2] == [1, 2]

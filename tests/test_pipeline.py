@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from support.dvc_project import Project
+from support.dvc_project import Project, assert_last_run_comes_back, ran_stages
 from support.idx import checksum_table, gz_files, make_arrays, write_checksums, write_files
-from support.stage import digests, error_lines, temporaries
+from support.stage import digests, error_lines
+
+from stages.outputs.history import METRICS, read_live_folder
 
 pytestmark = pytest.mark.pipeline
 
@@ -29,7 +31,8 @@ STAGES = ("download", "preprocess", "train", "evaluate")
 # What train and evaluate write, and the record of the last run.
 RECORDED = (
     "models/model.npz",
-    "reports/train_history.csv",
+    "dvclive/metrics.json",
+    "dvclive/plots/metrics/val_accuracy.tsv",
     "metrics.json",
     "reports/confusion.csv",
     "reports/per_class_accuracy.csv",
@@ -57,10 +60,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
 def project(built: Project, tmp_path: Path) -> Project:
     """A private copy of the built project (repository, DVC cache and workspace)."""
     return built.copy(tmp_path / "project")
-
-
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", output))
 
 
 def test_repro_writes_metrics_and_a_second_repro_runs_nothing(project: Project) -> None:
@@ -95,8 +94,24 @@ def test_changed_epochs_reruns_only_train_and_evaluate(project: Project) -> None
     project.set_param("train", "epochs", 4)
     rerun = project.dvc("repro")
     assert ran_stages(rerun.stdout) == {"train", "evaluate"}
-    history = (project.root / "reports" / "train_history.csv").read_text().splitlines()
-    assert len(history) == 1 + 4  # header + one row per epoch
+    assert len(read_live_folder(project.root / "dvclive")) == 4
+
+
+def test_params_put_back_restore_the_earlier_run_from_the_run_cache(project: Project) -> None:
+    """Another train.epochs trains; putting params.yaml back trains nothing: DVC's run-cache
+    restores train's and evaluate's outputs, metrics and plots as the first run wrote them."""
+    first = digests(project.root, RECORDED)
+    project.set_param("train", "epochs", 3)
+    assert ran_stages(project.dvc("repro").stdout) == {"train", "evaluate"}
+    assert digests(project.root, RECORDED)["models/model.npz"] != first["models/model.npz"]
+
+    project.git("checkout", "params.yaml")
+    restored = project.dvc("repro")
+    assert ran_stages(restored.stdout) == set()
+    assert "Stage 'train' is cached - skipping run" in restored.stdout
+    assert "Stage 'evaluate' is cached - skipping run" in restored.stdout
+    assert digests(project.root, RECORDED) == first
+    assert "up to date" in project.dvc("status").stdout
 
 
 def test_an_nnlib_edit_reruns_the_model_stages_and_never_the_data(project: Project) -> None:
@@ -126,8 +141,11 @@ def test_metrics_show_json_holds_test_accuracy(project: Project) -> None:
 
 
 def test_metrics_show_fits_a_120_column_terminal(project: Project) -> None:
-    """Per-class accuracy is a plot, not metric columns: the table stays readable."""
-    table = project.dvc("metrics", "show").stdout.splitlines()
+    """Per-class accuracy is a plot, not metric columns: evaluate's table stays readable
+    (DVCLive's file adds its own columns to the full table)."""
+    full = project.dvc("metrics", "show").stdout.splitlines()
+    assert [line.split()[0] for line in full[1:]] == ["dvclive/metrics.json", "metrics.json"]
+    table = project.dvc("metrics", "show", "metrics.json").stdout.splitlines()
     assert table[0].split() == [
         "Path",
         "test.accuracy",
@@ -140,10 +158,14 @@ def test_metrics_show_fits_a_120_column_terminal(project: Project) -> None:
     assert max(len(line) for line in table) <= 120
 
 
-def test_plots_show_renders_every_plot(project: Project) -> None:
+def test_plots_show_renders_every_plot_once(project: Project) -> None:
+    shown = json.loads(project.dvc("plots", "show", "--json").stdout)["data"]
+    live = [f"dvclive/plots/metrics/{name}.tsv" for name in METRICS]
+    evaluate = ["reports/confusion.csv", "reports/per_class_accuracy.csv"]
+    assert sorted(shown) == sorted([*live, *evaluate, "reports/misclassified.png"])
     project.dvc("plots", "show", "-o", "rendered")
     html = (project.root / "rendered" / "index.html").read_text()
-    for title in ("Loss", "Accuracy", "Confusion matrix (test split)", "misclassified.png"):
+    for title in ("val_accuracy.tsv", "Confusion matrix (test split)", "Per-class accuracy"):
         assert title in html
     assert list((project.root / "rendered").rglob("*.png"))
 
@@ -163,7 +185,7 @@ def test_exp_run_with_set_param_is_listed_by_exp_show(project: Project) -> None:
 
 
 def test_forced_repro_twice_gives_identical_metrics_and_model(project: Project) -> None:
-    outputs = ("metrics.json", "models/model.npz", "reports/train_history.csv")
+    outputs = RECORDED[:-1]
     project.dvc("repro", "--force")
     first = {name: (project.root / name).read_bytes() for name in outputs}
     project.dvc("repro", "--force")
@@ -205,8 +227,8 @@ def test_dvc_yaml_deps_name_exactly_the_code_folders_the_stage_runs(
 
 
 def test_a_run_that_learns_nothing_is_not_recorded(project: Project) -> None:
-    """Adam at 1e6 keeps a finite loss but learns nothing: train fails, DVC records nothing,
-    and the previous model, history, metrics and plots stay."""
+    """Adam at 1e6 keeps a finite loss but learns nothing: train fails in one line and DVC
+    records nothing; the last good run comes back as DVC brings any run back."""
     before = digests(project.root, RECORDED)
     project.set_param("train", "learning_rate", 1e6)
     result = project.dvc("repro", check=False)
@@ -215,8 +237,7 @@ def test_a_run_that_learns_nothing_is_not_recorded(project: Project) -> None:
     assert line.startswith("error: training is not learning: the training loss rose from ")
     assert line.endswith("a smaller learning rate usually helps (train.learning_rate is 1e+06)")
     assert ran_stages(result.stdout) == {"train"}
-    assert digests(project.root, RECORDED) == before
-    assert temporaries(project.root) == []
+    assert_last_run_comes_back(project, before, RECORDED)
 
 
 def test_a_key_added_by_hand_reruns_train_which_refuses_it(project: Project) -> None:
@@ -232,9 +253,9 @@ def test_a_key_added_by_hand_reruns_train_which_refuses_it(project: Project) -> 
     assert error_lines(result) == [
         "error: params.yaml: unknown key train.dropout (did you mean model.dropout?)"
     ]
-    assert digests(project.root, RECORDED) == before
+    assert "Epoch" not in result.stderr
+    assert_last_run_comes_back(project, before, RECORDED)
 
-    project.git("checkout", "params.yaml")
     with (project.root / "params.yaml").open("a", encoding="utf-8") as params:
         params.write("batch_size: 64\n")
     result = project.dvc("repro", check=False)
@@ -242,7 +263,7 @@ def test_a_key_added_by_hand_reruns_train_which_refuses_it(project: Project) -> 
     assert error_lines(result) == [
         "error: params.yaml: unknown key batch_size (did you mean train.batch_size?)"
     ]
-    assert digests(project.root, RECORDED) == before
+    assert_last_run_comes_back(project, before, RECORDED)
 
 
 def test_exp_run_refuses_a_key_it_appends(project: Project) -> None:
@@ -254,8 +275,8 @@ def test_exp_run_refuses_a_key_it_appends(project: Project) -> None:
     assert error_lines(result) == [
         "error: params.yaml: unknown key train.dropout (did you mean model.dropout?)"
     ]
-    assert digests(project.root, RECORDED) == before
     assert project.dvc("exp", "list", "--name-only").stdout.strip() == ""
+    assert_last_run_comes_back(project, before, RECORDED)
 
 
 def test_exp_run_trains_with_dropout(project: Project) -> None:
@@ -283,19 +304,19 @@ def test_exp_run_takes_a_learning_rate_in_exponent_form(project: Project) -> Non
     project.commit("learning rate 0.01")
     project.dvc("exp", "run", "-S", "train.learning_rate=1e-3")
     assert float(project.params()["train"]["learning_rate"]) == 0.001
-    history = (project.root / "reports" / "train_history.csv").read_text().splitlines()
-    assert [row.rsplit(",", 1)[1] for row in history[1:]] == ["0.001", "0.001"]
+    rows = read_live_folder(project.root / "dvclive")
+    assert [row["learning_rate"] for row in rows] == [0.001, 0.001]
 
 
-def test_a_full_disk_under_repro_keeps_every_output(project: Project) -> None:
+def test_a_full_disk_under_repro_records_nothing(project: Project) -> None:
     """The disk fills up while train saves: the history (1 kB) was written, the model
-    (200 kB) was not. Neither replaces its predecessor and DVC records nothing."""
-    project.set_param("train", "epochs", 3)
+    (200 kB) was not. The failure names the file, DVC records nothing, and the last good run
+    comes back."""
     before = digests(project.root, RECORDED)
+    project.set_param("train", "epochs", 3)
     project.limit_stage_file_size(64 * 1024)
     result = project.dvc("repro", check=False)
     assert result.returncode != 0
     assert "Epoch 3/3" in result.stderr
     assert error_lines(result) == ["error: models/model.npz: cannot write (File too large)"]
-    assert digests(project.root, RECORDED) == before
-    assert temporaries(project.root) == []
+    assert_last_run_comes_back(project, before, RECORDED)

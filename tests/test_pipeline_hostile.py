@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.dvc_project import Project
+from support.dvc_project import Project, assert_last_run_comes_back
 from support.params import alias_bomb
 from support.processes import stage_pids, wait_for
 from support.stage import digests, error_lines, temporaries
 from support.tiny_pipeline import tiny_project
 
 from stages.cli.yaml_loader import MAX_VALUES
+from stages.outputs.history import read_live_folder
 
 pytestmark = pytest.mark.pipeline
 
 RECORDED = (
     "models/model.npz",
-    "reports/train_history.csv",
+    "dvclive/metrics.json",
     "metrics.json",
     "reports/confusion.csv",
     "dvc.lock",
@@ -61,8 +62,8 @@ def test_no_validation_split_alone_runs_with_every_other_default(project: Projec
     result = project.dvc("repro", check=False)
     assert result.returncode == 0, result.stderr
     assert "up to date" in project.dvc("status").stdout
-    history = (project.root / "reports/train_history.csv").read_text().splitlines()
-    assert history[1].split(",")[3:5] == ["", ""]  # no validation figures
+    rows = read_live_folder(project.root / "dvclive")
+    assert {(row["val_loss"], row["val_accuracy"]) for row in rows} == {(None, None)}
     assert file_md5(project.root / "models/model.npz") == recorded_model_md5(project)
 
 
@@ -98,7 +99,7 @@ def test_an_alias_bomb_is_refused_by_the_first_stage_that_reads_it(project: Proj
         f"error: params.yaml: the values at line 4 expand to more than {MAX_VALUES:,} "
         "(aliases repeat what they point to); write the values out"
     ]
-    assert digests(project.root, RECORDED) == before
+    assert_last_run_comes_back(project, before, RECORDED)
 
 
 def test_a_key_given_twice_is_refused_by_dvc_and_by_the_stages(project: Project) -> None:
@@ -115,7 +116,7 @@ def test_a_key_given_twice_is_refused_by_dvc_and_by_the_stages(project: Project)
     assert by_hand.returncode == 1
     (line,) = error_lines(by_hand)
     assert line.startswith("error: params.yaml: key train.epochs is given twice (lines ")
-    assert digests(project.root, RECORDED) == before
+    assert digests(project.root, RECORDED) == before  # neither dvc nor train started
 
 
 def test_a_train_left_running_by_a_killed_dvc_never_replaces_the_recorded_model(
@@ -150,10 +151,10 @@ def test_a_train_left_running_by_a_killed_dvc_never_replaces_the_recorded_model(
     assert again.returncode == 0, again.stdout + again.stderr
     assert orphan not in stage_pids(project.root, "train")
     assert file_md5(project.root / "models/model.npz") == recorded_model_md5(project)
-    assert len((project.root / "reports/train_history.csv").read_text().splitlines()) == 1 + 3
+    assert len(read_live_folder(project.root / "dvclive")) == 3
     assert (
-        f"error: the dvc process that started this stage (pid {dvc.pid}) has ended; stopped "
-        "without replacing the outputs, which dvc would not record"
+        f"error: the dvc process that started this stage (pid {dvc.pid}) has ended; stopped, "
+        "since dvc would not record the outputs"
     ) in log.read_text()
     assert "up to date" in project.dvc("status").stdout
     assert temporaries(project.root) == []

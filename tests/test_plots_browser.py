@@ -22,15 +22,18 @@ from support.dvc_project import Project
 from support.headless_chromium import Chromium, find_chromium, network_namespace
 from support.tiny_pipeline import N_CLASSES, N_TEST, tiny_project
 
+from stages.outputs.history import METRICS
+
 pytestmark = [pytest.mark.pipeline, pytest.mark.browser]
 
-# Plot ids in dvc.yaml -> the div ids DVC gives them.
+# Each chart's title (dvc.yaml's, else its file) -> the div id DVC gives it (from its file).
+LIVE_CHARTS = {
+    f"dvclive/plots/metrics/{name}.tsv": f"dvclive_plots_metrics_{name}_tsv" for name in METRICS
+}
 CHARTS = {
-    "Loss": "Loss",
-    "Accuracy": "Accuracy",
-    "Learning rate": "Learning_rate",
-    "Confusion matrix (test split)": "Confusion_matrix__test_split_",
-    "Per-class accuracy": "Per-class_accuracy",
+    **LIVE_CHARTS,
+    "Confusion matrix (test split)": "reports_confusion_csv",
+    "Per-class accuracy": "reports_per_class_accuracy_csv",
 }
 IMAGE_DIV = "reports_misclassified_png"
 
@@ -138,10 +141,9 @@ def test_plots_page_draws_every_chart_offline(
         assert chart is not None, f"{title}: nothing drawn"
         assert min(chart["width"], chart["height"]) > 100, title
         assert title in chart["titles"]
-    # A train and a validation curve per revision, each through every epoch.
-    for title in ("Loss", "Accuracy"):
-        assert charts[CHARTS[title]]["lines"] >= 2 * revisions, title
-    assert charts[CHARTS["Learning rate"]]["lines"] >= revisions  # one curve per revision
+    # One curve per revision through every epoch, in each of DVCLive's charts.
+    for title, div_id in LIVE_CHARTS.items():
+        assert charts[div_id]["lines"] >= revisions, title
     # Every cell shows its count: the counts add up to the test set, once per revision.
     cells = charts[CHARTS["Confusion matrix (test split)"]]["cell_texts"]
     assert all(re.fullmatch(r"\d+", text) for text in cells), cells
@@ -155,19 +157,22 @@ def test_plots_page_draws_every_chart_offline(
 
 
 def test_per_class_plot_file_holds_each_splits_recall(project: Project) -> None:
-    """The bars' data: the test column is the test split's recall as the confusion rows count
-    it, and on these balanced splits each column averages to that split's accuracy."""
+    """The bars' data: the test rows are the test split's recall as the confusion rows count
+    it, and on these balanced splits each split's rows average to its accuracy."""
     with (project.root / "reports" / "per_class_accuracy.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["class"] for row in rows] == [str(k) for k in range(N_CLASSES)]
+    assert [(row["class"], row["split"]) for row in rows] == [
+        (str(k), split) for k in range(N_CLASSES) for split in ("test", "train")
+    ]
     with (project.root / "reports" / "confusion.csv").open() as handle:
         pairs = [(row["actual"], row["predicted"]) for row in csv.DictReader(handle)]
-    for row in rows:
+    for row in rows[::2]:
         of_class = [predicted for actual, predicted in pairs if actual == row["class"]]
-        assert float(row["test"]) == pytest.approx(of_class.count(row["class"]) / len(of_class))
+        expected = of_class.count(row["class"]) / len(of_class)
+        assert float(row["accuracy"]) == pytest.approx(expected)
     metrics = json.loads((project.root / "metrics.json").read_text())
     assert set(metrics) == {"test", "train"}
     for split in ("test", "train"):
         assert "per_class_accuracy" not in metrics[split]
-        mean = sum(float(row[split]) for row in rows) / N_CLASSES
+        mean = sum(float(row["accuracy"]) for row in rows if row["split"] == split) / N_CLASSES
         assert mean == pytest.approx(metrics[split]["accuracy"], abs=1e-5)

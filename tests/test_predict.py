@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -409,3 +410,33 @@ def test_peak_memory_does_not_grow_with_the_number_of_files(
         assert lines == count
         peaks[count] = result.peak_bytes
     assert peaks[4000] - peaks[400] < 4 * 2**20, peaks
+
+
+def open_files_limit(n: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that lets the child hold at most ``n`` files open."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+    return limit
+
+
+@pytest.mark.slow
+def test_save_inputs_of_more_pictures_than_files_it_may_open(pictures: Path) -> None:
+    """2,000 pictures under a limit of 256 open files (``ulimit -n 256``, macOS's default):
+    all saved."""
+    source = write_digit(pictures / "small.png", seven_digit((40, 40), (8, 12), 24, 4))
+    folder = linked_copies(source, pictures / "many", 2000)
+    result = subprocess.run(
+        stage_command("predict", str(folder), "--model", "model.npz", "--save-inputs", "seen"),
+        cwd=pictures,
+        env=stage_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=open_files_limit(256),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = sorted(p.name for p in (pictures / "seen").iterdir())
+    assert saved == [f"digit{n:05d}.png" for n in range(2000)]
+    assert temporaries(pictures) == []

@@ -26,9 +26,12 @@ from support import REPO
 from support.dvc_project import Project
 from support.tiny_pipeline import tiny_project
 
+from stages.outputs.history import METRICS
+
 sys.path.insert(0, str(REPO / "tools"))
 
 import report_charts
+from report import chart_title
 
 pytestmark = pytest.mark.pipeline
 
@@ -41,9 +44,17 @@ EMBED = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 
 
 def chart_titles() -> list[str]:
-    """The titles of the chart plots of dvc.yaml (the image plot is a path, not a mapping)."""
-    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
-    return [next(iter(plot)) for plot in plots if isinstance(plot, dict)]
+    """The titles of the charts of dvc.yaml's stages: a plot's ``title``, else its file (one
+    per DVCLive figure); the image plot is no chart."""
+    titles = []
+    for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values():
+        for entry in stage.get("plots", []):
+            path, props = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+            if path == "dvclive/plots":
+                titles += [f"{path}/metrics/{name}.tsv" for name in METRICS]
+            elif not path.endswith(".png"):
+                titles.append(props.get("title", path))
+    return titles
 
 
 @dataclass
@@ -132,12 +143,15 @@ def test_metrics_table_has_each_changed_metric_with_both_values_and_the_change(
     history: History, report: Report
 ) -> None:
     old, new = history.metrics[BASE], history.metrics["workspace"]
-    rows = report.table("Metrics")
+    rows = [row for row in report.table("Metrics") if row["Path"] == "metrics.json"]
     assert [row["Metric"] for row in rows] == sorted(k for k in new if new[k] != old[k])
+    assert {row["Path"] for row in report.table("Metrics")} == {
+        "metrics.json",
+        "dvclive/metrics.json",
+    }
     tolerance = 10**-PRECISION
     for row in rows:
         name = row["Metric"]
-        assert row["Path"] == "metrics.json"
         assert as_number(row[BASE]) == pytest.approx(old[name], abs=tolerance)
         assert as_number(row["workspace"]) == pytest.approx(new[name], abs=tolerance)
         assert as_number(row["Change"]) == pytest.approx(new[name] - old[name], abs=2 * tolerance)
@@ -176,8 +190,8 @@ def dvc_charts(project: Project, *revisions: str) -> dict[str, dict[str, Any]]:
     result = project.dvc("plots", "diff", *revisions, "--json", "-o", "../dvc-plots-for-test")
     shown = json.loads(result.stdout)["data"]
     return {
-        title: entry["content"]
-        for title, entries in shown.items()
+        chart_title(plot_id, entry["content"]): entry["content"]
+        for plot_id, entries in shown.items()
         for entry in entries
         if entry["type"] == "vega"
     }
@@ -231,7 +245,7 @@ def test_first_pull_request_says_the_base_has_no_metrics(
     history: History, first_report: Report
 ) -> None:
     assert f"`{NO_RUN}` has no metrics yet" in first_report.text
-    rows = first_report.table("Metrics")
+    rows = [row for row in first_report.table("Metrics") if row["Path"] == "metrics.json"]
     new = history.metrics["workspace"]
     assert [row["Metric"] for row in rows] == sorted(new)
     for row in rows:

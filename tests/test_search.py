@@ -11,8 +11,6 @@ and a journal file. Everything on the tiny generated dataset, in seconds per tri
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import signal
@@ -32,6 +30,8 @@ from support.postgres import Postgres, Unavailable, postgres_server
 from support.s3 import S3Server, add_remote, aws_environment, clone, share
 from support.stage import temporaries
 from support.tiny_pipeline import tiny_project
+
+from stages.outputs.history import read_history
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.s3]
 
@@ -292,9 +292,9 @@ def test_the_best_trial_printed_is_the_studys(team_search: TeamSearch) -> None:
 
     # The study's value is the validation accuracy of the epoch the pulled model holds.
     ref = third.run("git", "for-each-ref", "--format=%(objectname)", f"refs/exps/*/*/{best}")
-    history = third.git("show", f"{ref.stdout.strip()}:reports/train_history.csv").stdout
-    rows = list(csv.DictReader(io.StringIO(history)))
-    assert float(rows[-1]["val_accuracy"]) == study.best_value
+    commit = ref.stdout.strip()
+    rows = read_history(lambda name: third.git("show", f"{commit}:dvclive/{name}").stdout or None)
+    assert rows[-1]["val_accuracy"] == study.best_value
     assert int(rows[-1]["epoch"]) == EPOCHS
 
     third.dvc("exp", "apply", best)
@@ -395,7 +395,7 @@ def test_a_worker_killed_after_its_trial_completed_keeps_the_experiment(
         if t.user_attrs["worker"].endswith("/0")
     )
     clone_root = project.root / ".search" / "workers" / "0"
-    record = {"study": study.study_name, "trial_id": done._trial_id}
+    record = {"study": study.study_name, "trial_number": done.number}
     record["experiment"] = done.user_attrs["experiment"]
     (clone_root / ".search" / "running.json").write_text(json.dumps(record))
     again = subprocess.run(

@@ -3,7 +3,6 @@ objective's epoch (tools/search_study.py, tools/search_trial.py), without runnin
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from support.params import write_params
 from nnlib.metrics import accuracy
 from nnlib.model import Model
 from stages.data.processed import load_meta, load_split
+from stages.outputs.history import read_live_folder
 
 optuna = pytest.importorskip("optuna", reason="optuna comes with the search extra")
 sys.path.insert(0, str(REPO / "tools"))
@@ -255,32 +255,32 @@ def test_an_unreachable_database_is_one_line_without_its_password() -> None:
 
 ROWS = [
     {
-        "epoch": "1",
-        "train_loss": "0.9",
-        "train_accuracy": "0.6",
-        "val_loss": "0.5",
-        "val_accuracy": "0.8",
+        "epoch": 1,
+        "loss": 0.9,
+        "accuracy": 0.6,
+        "val_loss": 0.5,
+        "val_accuracy": 0.8,
     },
     {
-        "epoch": "2",
-        "train_loss": "0.5",
-        "train_accuracy": "0.8",
-        "val_loss": "0.3",
-        "val_accuracy": "0.9",
+        "epoch": 2,
+        "loss": 0.5,
+        "accuracy": 0.8,
+        "val_loss": 0.3,
+        "val_accuracy": 0.9,
     },
     {
-        "epoch": "3",
-        "train_loss": "0.3",
-        "train_accuracy": "0.9",
-        "val_loss": "0.4",
-        "val_accuracy": "0.9",
+        "epoch": 3,
+        "loss": 0.3,
+        "accuracy": 0.9,
+        "val_loss": 0.4,
+        "val_accuracy": 0.9,
     },
     {
-        "epoch": "4",
-        "train_loss": "0.2",
-        "train_accuracy": "0.9",
-        "val_loss": "0.6",
-        "val_accuracy": "0.85",
+        "epoch": 4,
+        "loss": 0.2,
+        "accuracy": 0.9,
+        "val_loss": 0.6,
+        "val_accuracy": 0.85,
     },
 ]
 
@@ -288,15 +288,15 @@ ROWS = [
 @pytest.mark.parametrize(
     ("restore_best", "monitor", "epoch"),
     [
-        (False, "val_accuracy", "4"),
-        (True, "val_accuracy", "2"),  # the first of two best
-        (True, "val_loss", "2"),
-        (True, "loss", "4"),
-        (True, "accuracy", "3"),
+        (False, "val_accuracy", 4),
+        (True, "val_accuracy", 2),  # the first of two best
+        (True, "val_loss", 2),
+        (True, "loss", 4),
+        (True, "accuracy", 3),
     ],
 )
 def test_the_kept_epoch_is_the_one_the_model_holds(
-    restore_best: bool, monitor: str, epoch: str
+    restore_best: bool, monitor: str, epoch: int
 ) -> None:
     assert search_trial.kept_epoch(ROWS, restore_best, monitor)["epoch"] == epoch
 
@@ -312,8 +312,7 @@ def test_the_objective_is_the_validation_accuracy_of_the_saved_model(
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     result = invoke_stage("train", workdir)
     assert result.returncode == 0, result.stderr
-    with (workdir / "reports" / "train_history.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_live_folder(workdir / "dvclive")
     kept = search_trial.kept_epoch(rows, restore_best, "val_loss")
     data = workdir / "data" / "processed"
     X_val, y_val = load_split(data, "val", len(load_meta(data)["class_names"]))

@@ -23,7 +23,12 @@ pytestmark = [pytest.mark.pipeline, pytest.mark.queue]
 pytest.importorskip("threadpoolctl", reason="threadpoolctl comes with the dev extra")
 
 GRID = ("-S", "train.learning_rate=1e-3,3e-3", "-S", "model.hidden_sizes=[64,32],[128,64]")
-NARROW = ("--only-changed", "--drop", "Created|State|Executor|.*_macro|train\\.loss|models/")
+NARROW = (
+    "--only-changed",
+    "--drop",
+    "Created|State|Executor|.*_macro|train\\.loss|models/|dvclive/|val_|loss|accuracy|step"
+    "|learning_rate",
+)
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Runs a stage module, then writes the BLAS pools its process holds to $BLAS_AUDIT_DIR/<pid>.
 AUDIT = """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 import signal
 import subprocess
@@ -34,9 +33,10 @@ from nnlib.optimizers import OPTIMIZERS
 from stages.cli.params import Optimizer as OptimizerName
 from stages.cli.params import load_params
 from stages.data.processed import images_path, labels_path
+from stages.outputs.history import read_live_folder
 from stages.train import available_memory, build_optimizer
 
-OUTPUTS = ("models/model.npz", "reports/train_history.csv")
+OUTPUTS = ("models/model.npz", "dvclive/metrics.json")
 
 
 def test_options_override_params_in_both_spellings(workdir: Path) -> None:
@@ -56,7 +56,7 @@ def test_options_override_params_in_both_spellings(workdir: Path) -> None:
     assert (
         "Starting training for 1 epochs with batch size 8 and learning rate 0.002" in result.stderr
     )
-    assert len((workdir / "reports" / "train_history.csv").read_text().splitlines()) == 2
+    assert len(read_live_folder(workdir / "dvclive")) == 1
 
 
 def test_params_option_reads_another_file(workdir: Path) -> None:
@@ -204,14 +204,14 @@ def test_labels_beyond_the_class_names_name_the_file(trained: Path) -> None:
     assert "train_labels.npy: labels 0..12 do not fit the 10 class names" in line
 
 
-def test_an_unwritable_history_path_fails_before_training(trained: Path) -> None:
+def test_an_unwritable_live_folder_fails_before_training(trained: Path) -> None:
     model = trained / "models" / "model.npz"
     before = model.read_bytes()
     (trained / "afile").write_text("")
-    result = invoke_stage("train", trained, "--history", "afile/history.csv", "--epochs", "50")
+    result = invoke_stage("train", trained, "--live-dir", "afile/live", "--epochs", "50")
     assert result.returncode == 1
     assert error_lines(result) == [
-        "error: afile/history.csv: cannot write there, afile is not a directory"
+        "error: afile/live/metrics.json: cannot write there, afile is not a directory"
     ]
     assert "Epoch 1/" not in result.stderr
     assert model.read_bytes() == before
@@ -258,9 +258,10 @@ def test_a_stray_top_level_key_is_refused_with_a_hint(workdir: Path) -> None:
     ],
     ids=["adam-at-1e6", "labels-unlike-images"],
 )
-def test_a_run_that_learns_nothing_fails_and_keeps_the_previous_outputs(
+def test_a_run_that_learns_nothing_fails_and_keeps_the_previous_model(
     trained: Path, learning_rate: float, shuffle_val_labels: bool, reason: str
 ) -> None:
+    """The model stays the last good one; the live history shows the failed run's epochs."""
     before = digests(trained, OUTPUTS)
     if shuffle_val_labels:
         path = labels_path(trained / "data" / "processed", "val")
@@ -272,7 +273,10 @@ def test_a_run_that_learns_nothing_fails_and_keeps_the_previous_outputs(
     assert line.startswith(f"error: {reason}")
     assert re.search(r"try another learning rate|a smaller learning rate usually helps", line)
     assert "Traceback" not in result.stderr
-    assert digests(trained, OUTPUTS) == before
+    after = digests(trained, OUTPUTS)
+    assert after["models/model.npz"] == before["models/model.npz"]
+    assert after["dvclive/metrics.json"] != before["dvclive/metrics.json"]
+    assert len(read_live_folder(trained / "dvclive")) == result.stderr.count("Epoch ")
     assert temporaries(trained) == []
 
 
@@ -290,14 +294,13 @@ def test_healthy_runs_on_real_mnist_are_never_refused(
     result = invoke_stage("train", tmp_path, "--data-dir", str(real_processed))
     assert result.returncode == 0, result.stderr
     assert error_lines(result) == []
-    with (tmp_path / "reports" / "train_history.csv").open(encoding="utf-8") as history:
-        rows = list(csv.DictReader(history))
-    assert [row["learning_rate"] for row in rows] == [f"{float(learning_rate):g}"] * 3
+    rows = read_live_folder(tmp_path / "dvclive")
+    assert [row["learning_rate"] for row in rows] == [pytest.approx(float(learning_rate))] * 3
     assert max(float(row["val_accuracy"]) for row in rows) > 0.9
 
 
-def test_a_full_disk_while_saving_keeps_the_previous_model_and_history(trained: Path) -> None:
-    """The history (1 kB) still fits, the model (200 kB) no longer does: neither is replaced."""
+def test_a_full_disk_while_saving_keeps_the_previous_model(trained: Path) -> None:
+    """The history (1 kB) still fits, the model (200 kB) no longer does: it is not replaced."""
     limit = 64 * 1024
     assert (trained / OUTPUTS[0]).stat().st_size > limit > (trained / OUTPUTS[1]).stat().st_size
     before = digests(trained, OUTPUTS)
@@ -305,7 +308,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_model_and_history(trained: 
     assert result.returncode == 1
     assert "Epoch 2/2" in result.stderr  # it failed while saving, not before
     assert error_lines(result) == ["error: models/model.npz: cannot write (File too large)"]
-    assert digests(trained, OUTPUTS) == before
+    assert digests(trained, OUTPUTS)["models/model.npz"] == before["models/model.npz"]
     assert temporaries(trained) == []
 
 

@@ -3,7 +3,6 @@ distorted, its background worker ended on every way out, its params checked."""
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ from nnlib import Model
 from stages.augment.distortions import Strengths
 from stages.augment.epochs import describe
 from stages.data.processed import load_split
+from stages.outputs.history import read_live_folder
 
 STRENGTHS = {
     "rotation": 12,
@@ -57,8 +57,7 @@ def worker_pid(stderr: str) -> int:
 
 
 def history(root: Path) -> list[dict[str, Any]]:
-    with (root / "reports" / "train_history.csv").open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    return read_live_folder(root / "dvclive")
 
 
 @pytest.mark.slow

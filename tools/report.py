@@ -131,6 +131,14 @@ class Plots:
     files: dict[str, bytes] = field(default_factory=dict)  # file name -> content
 
 
+def chart_title(plot_id: str, spec: dict[str, Any]) -> str:
+    """The title a chart shows (dvc.yaml's ``title``, else its file), else its plot id."""
+    title = spec.get("title")
+    if isinstance(title, dict):
+        title = title.get("text")
+    return title if isinstance(title, str) and title else plot_id
+
+
 def plots(base: str) -> Plots:
     """Every plot of ``dvc plots diff BASE``: charts as PNG, image plots per revision."""
     result = Plots()
@@ -147,9 +155,10 @@ def plots(base: str) -> Plots:
         for plot_id, entries in shown.get("data", {}).items():
             for entry in entries:
                 if entry["type"] == "vega":
-                    name = f"{file_stem(plot_id, taken)}.png"
-                    result.files[name] = render_png(plot_id, entry["content"])
-                    result.charts[plot_id] = name
+                    title = chart_title(plot_id, entry["content"])
+                    name = f"{file_stem(title, taken)}.png"
+                    result.files[name] = render_png(title, entry["content"])
+                    result.charts[title] = name
                 elif entry["type"] == "image":
                     revisions = entry.get("revisions") or []
                     role = WORKSPACE if WORKSPACE in revisions else "base"

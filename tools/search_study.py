@@ -272,9 +272,11 @@ def recover(clone: Clone, storage: Any, study_name: str) -> None:
     experiment = record.get("experiment") or ""
     if record.get("pgid") and end_stale_group(int(record["pgid"]), clone.root):
         logger.info("ended the processes of %s, left running by a worker that stopped", experiment)
-    trial = None
-    if record.get("study") == study_name and "trial_id" in record:
-        trial = storage.get_trial(record["trial_id"])
+    trial = trial_id = None
+    if record.get("study") == study_name and "trial_number" in record:
+        study_id = storage.get_study_id_from_name(study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, record["trial_number"])
+        trial = storage.get_trial(trial_id)
     lost = (
         trial is not None
         and trial.state == TrialState.RUNNING
@@ -283,8 +285,8 @@ def recover(clone: Clone, storage: Any, study_name: str) -> None:
     for what in remove_stale_run(clone.root, clone.runs, experiment, remove_experiment=lost):
         logger.info("removed %s, left by a run that did not finish", what)
     if lost:
-        storage.set_trial_user_attr(trial._trial_id, "lost", "its worker stopped during it")
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        storage.set_trial_user_attr(trial_id, "lost", "its worker stopped during it")
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
         logger.info("trial %d (%s) was lost when its worker stopped", trial.number, experiment)
     clone.clear_record()
 
@@ -338,7 +340,7 @@ class Worker:
         name = f"{self.settings.study}-{trial.number}"
         trial.set_user_attr("experiment", name)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{self.clone.root}")
-        record = {"study": self.settings.study, "trial_id": trial._trial_id, "experiment": name}
+        record = {"study": self.settings.study, "trial_number": trial.number, "experiment": name}
         self.clone.write_record(record)
         logger.info("trial %d (%s): %s", trial.number, name, _describe(values))
         started = time.monotonic()

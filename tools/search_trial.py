@@ -5,17 +5,15 @@ The experiment runs in a scratch clone of the worker's clone (``.search/runs/NAM
 shares its DVC cache and is deleted when the trial ends, however it ends: DVC never writes in
 the worker's clone, so a run stopped or killed at any moment (even while DVC stashes or
 edits params.yaml) leaves nothing half-done there. A completed experiment's commit is fetched
-into the worker's clone, which pushes it. The train stage appends each epoch's figures to the
-file ``$TRAIN_EPOCH_LOG`` names (stages/outputs/history.py); the watcher reads it as it grows.
-Stopping a run is Ctrl-C to its process group, then deleting the scratch clone.
+into the worker's clone, which pushes it. The train stage logs each epoch through DVCLive
+into the scratch clone's ``dvclive/`` as it ends (stages/outputs/history.py); the watcher
+reads it as it grows. Stopping a run is Ctrl-C to its process group, then deleting the
+scratch clone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import os
 import shutil
 import signal
@@ -29,7 +27,8 @@ from typing import Any
 
 import yaml
 
-HISTORY = "reports/train_history.csv"  # the train stage's per-epoch history (dvc.yaml)
+from stages.outputs.history import LIVE_DIR, read_history, read_live_folder
+
 PARAMS = "params.yaml"
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 60
@@ -72,22 +71,16 @@ def stage_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class EpochReader:
-    """The complete JSON lines appended to a file since the last read."""
+    """The epochs a live folder has completed since the last read."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.seen = 0
 
     def new_epochs(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        rows = read_live_folder(self.directory)
+        new, self.seen = rows[self.seen :], max(self.seen, len(rows))
+        return new
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -176,12 +169,10 @@ def run_experiment(
     Whatever happens, the run is stopped and ``scratch`` deleted before this returns.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    epochs = scratch.with_name(f"{scratch.name}.epochs")
-    env = stage_environment({"TRAIN_EPOCH_LOG": str(epochs)})
+    env = stage_environment()
     process = None
     try:
         _prepare_scratch(clone, scratch)
-        epochs.write_bytes(b"")
         with log.open("wb") as output:
             # HEAD's data, out of the shared cache: the data stages then have nothing to do.
             checkout = _run_in_group(
@@ -191,7 +182,7 @@ def run_experiment(
                 return Finished(checkout.returncode, None, _last_error(log))
             command = dvc_command("exp", "run", "--name", name, *overrides)
             process = _run_in_group(command, scratch, env, output, on_start)
-            reader = EpochReader(epochs)
+            reader = EpochReader(scratch / LIVE_DIR)
             stopped_after = None
             while True:
                 running = process.poll() is None
@@ -211,7 +202,6 @@ def run_experiment(
         if process is not None and process.poll() is None:
             stop_group(process)
         shutil.rmtree(scratch, ignore_errors=True)
-        epochs.unlink(missing_ok=True)
 
 
 # --- the experiment's result ----------------------------------------------------------------
@@ -236,24 +226,31 @@ def experiment_commit(clone: Path, name: str) -> str | None:
     return result.stdout.strip() or None
 
 
-def kept_epoch(rows: list[dict[str, str]], restore_best: bool, monitor: str) -> dict[str, str]:
+def kept_epoch(rows: list[dict[str, Any]], restore_best: bool, monitor: str) -> dict[str, Any]:
     """The history row whose weights the model file holds: the last epoch's, or with
     ``train.restore_best`` the first best one by ``monitor`` (as nnlib's training loop
     keeps it: lowest loss, highest accuracy)."""
     if not restore_best:
         return rows[-1]
-    column = {"loss": "train_loss", "accuracy": "train_accuracy"}.get(monitor, monitor)
     sign = 1.0 if monitor.endswith("loss") else -1.0
-    return min(rows, key=lambda row: sign * float(row[column]))
+    return min(rows, key=lambda row: sign * float(row[monitor]))
 
 
 def validation_accuracy(clone: Path, commit: str) -> tuple[float, int]:
-    """The validation accuracy of the model experiment ``commit`` trained, and its epoch."""
-    history = git(clone, "show", f"{commit}:{HISTORY}")
+    """The validation accuracy of the model experiment ``commit`` trained, and its epoch,
+    from the DVCLive history committed with it."""
+
+    def read(relative: str) -> str | None:
+        path = f"{commit}:{LIVE_DIR.as_posix()}/{relative}"
+        result = subprocess.run(
+            ["git", "show", path], cwd=clone, capture_output=True, text=True, check=False
+        )
+        return result.stdout if result.returncode == 0 else None
+
     params = yaml.safe_load(git(clone, "show", f"{commit}:{PARAMS}"))
-    rows = list(csv.DictReader(io.StringIO(history)))
-    if not rows or not rows[-1].get("val_accuracy"):
-        raise TrialFailed(f"experiment {commit[:7]}: {HISTORY} has no validation accuracy")
+    rows = read_history(read)
+    if not rows or rows[-1]["val_accuracy"] is None:
+        raise TrialFailed(f"experiment {commit[:7]}: {LIVE_DIR} has no validation accuracy")
     train = params["train"]
     row = kept_epoch(rows, bool(train.get("restore_best")), str(train.get("monitor")))
     return float(row["val_accuracy"]), int(row["epoch"])

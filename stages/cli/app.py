@@ -14,10 +14,10 @@ import typer
 from typer.exceptions import TyperException
 
 from stages.cli.errors import PREVIEW_CHARS, ParamsError, StageError
-from stages.cli.lifeline import Lifeline, ParentGone
+from stages.cli.lifeline import Lifeline
 from stages.data.errors import DataError
-from stages.outputs.atomic import COMMIT_GUARDS, OutputError
-from stages.outputs.claims import claimed
+from stages.outputs.errors import OutputError
+from stages.outputs.folders import locked_folders
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -33,13 +33,13 @@ logger = logging.getLogger(__name__)
 
 # Failures the user can act on: their message is the one line shown.
 # Commands that use nnlib add its NNLibError (this module stays independent of nnlib).
-EXPECTED_ERRORS = (StageError, ParamsError, DataError, OutputError, ParentGone)
+EXPECTED_ERRORS = (StageError, ParamsError, DataError, OutputError)
 #: the longest error line printed: values in messages are previews, this is the last guard
 MAX_LINE = 20 * PREVIEW_CHARS
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived: unwind like Ctrl-C, so every output set cleans up after itself."""
+    """SIGTERM arrived: unwind like Ctrl-C, so every output set removes its temporaries."""
 
 
 def _raise_terminated(signum: int, frame: object) -> NoReturn:
@@ -99,15 +99,16 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 class Stage:
-    """What a command holds while it runs: its claims on its outputs."""
+    """What a command holds while it runs: the locks of its output folders."""
 
-    def __init__(self, claims: contextlib.ExitStack) -> None:
-        self._claims = claims
+    def __init__(self, held: contextlib.ExitStack) -> None:
+        self._held = held
 
     def claim(self, *outputs: Path) -> None:
-        """Hold ``outputs`` until the command ends: a second run that wants any of them is
-        refused at once, naming this one's pid; what killed runs left there is cleared."""
-        self._claims.enter_context(claimed(*outputs))
+        """Lock the folders of ``outputs`` (files) until the command ends: a second run
+        writing into any of them is refused at once, naming this one's pid
+        (``stages.outputs.folders``)."""
+        self._held.enter_context(locked_folders(*outputs))
 
 
 @contextlib.contextmanager
@@ -118,8 +119,8 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
     their message, one ``error:`` line per line of it, and exit with the error's
     ``exit_code`` (1 unless it says 2); anything else is a bug and says so. With
     ``--log-level DEBUG`` the traceback is logged as well. Ctrl-C exits with 130 and SIGTERM
-    with 143, after the block has cleaned up. Yields the ``Stage``, to claim outputs; its
-    claims end with the block. Under dvc, the stage stops when dvc dies (``lifeline``).
+    with 143, after the block has cleaned up. Yields the ``Stage``, to lock output folders;
+    the locks end with the block. Under dvc, the stage stops when dvc dies (``lifeline``).
     """
     setup_logging(log_level)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -127,10 +128,9 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     lifeline = Lifeline()
     lifeline.watch()
-    COMMIT_GUARDS.append(lifeline.check)
     try:
-        with contextlib.ExitStack() as claims:
-            yield Stage(claims)
+        with contextlib.ExitStack() as held:
+            yield Stage(held)
     except typer.Exit:
         raise
     except KeyboardInterrupt:
@@ -152,7 +152,6 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
         _fail(f"unexpected {type(exc).__name__}: {exc}{hint}", EXIT_FAILURE)
     finally:
         lifeline.stop()
-        COMMIT_GUARDS.remove(lifeline.check)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
 

@@ -1,27 +1,18 @@
-"""Whether the dvc process that started this stage is still alive.
+"""A stage started by dvc stops when that dvc process dies.
 
-DVC runs a stage's command as its child, through a shell (``$SHELL -c cmd``, which may exec
-the command in its place), and records the outputs in ``dvc.lock`` when the command ends.
-If dvc itself is killed (``kill -9`` of dvc alone), the stage runs on as an orphan: nobody
-will record what it writes, and a newer ``dvc repro`` may meanwhile have recorded other
-outputs. Such a stage must not replace its outputs.
-
-How it is detected: DVC sets ``DVC_STAGE`` in the environment of the commands it runs, so
-the dvc process is the nearest ancestor whose own environment lacks it. At the start the
-stage records its ancestors up to that one, each as (pid, start time), so that a reused pid
-does not pass for the same process. When any of them dies, its children are re-parented at
-once (to init or a subreaper), so walking up from this process no longer gives the recorded
-chain: that comparison is the check. ``PR_SET_PDEATHSIG`` would not do: it watches only
-the direct parent, which is the shell that outlives dvc. Linux only (``/proc``); elsewhere,
-and when not started by dvc, there is nothing to watch.
-
-A thread polls the chain twice a second and, when it breaks, sends SIGTERM to this process,
-so the stage stops at once the way ``kill`` stops it (outputs as they were); the commit of an
-output set checks once more just before it moves any file.
+DVC runs a stage's command as its child through ``$SHELL -c cmd`` (which may exec the command
+in its place) and records the outputs when the command ends. A dvc killed outright
+(``kill -9``) leaves its stage running as an orphan whose outputs nobody will record, so the
+stage stops itself. DVC sets ``DVC_STAGE`` in the environment of the commands it runs: dvc is
+the nearest ancestor without it. When a process of the chain up to dvc dies, the one below it
+is re-parented at once, so the chain read again from this process no longer matches: a thread
+compares twice a second and sends this process SIGTERM, which stops it as ``kill`` would.
+Linux only (``/proc``); elsewhere, and outside dvc, there is nothing to watch.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -32,91 +23,63 @@ POLL_SECONDS = 0.5
 _PROC = Path("/proc")
 
 
-class ParentGone(Exception):
-    """The dvc process that started this stage has ended."""
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of ``/proc/<pid>/stat`` after the command name: state, ppid, ..."""
+def _parent(pid: int) -> int | None:
+    """The parent pid of a live process (None if it has ended)."""
     try:
-        text = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+        fields = (_PROC / str(pid) / "stat").read_text(errors="replace").rpartition(")")[2]
     except OSError:
         return None
-    return text.rpartition(")")[2].split()
+    state, ppid = fields.split()[:2]
+    return None if state in ("Z", "X") else int(ppid)
 
 
-def _identity(pid: int) -> tuple[int, int, int] | None:
-    """(pid, start time in clock ticks, parent pid) of a live process, or None."""
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):  # zombie or dead: it has ended
-        return None
-    return pid, int(fields[19]), int(fields[1])
-
-
-def _sets_stage_env(pid: int) -> bool | None:
-    """Whether ``pid``'s environment has DVC_STAGE; None if it cannot be read."""
+def _runs_in_stage(pid: int) -> bool:
     try:
         environ = (_PROC / str(pid) / "environ").read_bytes()
     except OSError:
-        return None
-    return any(entry.startswith(f"{DVC_STAGE_ENV}=".encode()) for entry in environ.split(b"\0"))
+        return False
+    return f"\0{DVC_STAGE_ENV}=".encode() in b"\0" + environ
 
 
-def ancestry(start: int, length: int | None = None) -> list[tuple[int, int]]:
-    """(pid, start time) of ``start`` and its ancestors: ``length`` of them, or, when
-    ``length`` is None, up to the first one without DVC_STAGE in its environment (dvc)."""
-    chain: list[tuple[int, int]] = []
-    pid = start
-    while pid > 1 and (length is None or len(chain) < length):
-        identity = _identity(pid)
-        if identity is None:
-            break
-        chain.append(identity[:2])
-        if length is None and _sets_stage_env(pid) is not True:
-            break
-        pid = identity[2]
+def chain_to_dvc() -> list[int]:
+    """This process's ancestors up to dvc: the parent first, dvc last; [] outside dvc."""
+    if DVC_STAGE_ENV not in os.environ or not _PROC.joinpath("self", "stat").exists():
+        return []
+    chain = [os.getppid()]
+    while _runs_in_stage(chain[-1]) and (parent := _parent(chain[-1])) not in (None, 0, 1):
+        chain.append(parent)
     return chain
 
 
 class Lifeline:
-    """The chain from this process's parent up to dvc, recorded at the start of a stage."""
+    """The chain up to dvc, recorded when the stage starts, and the thread that watches it."""
 
     def __init__(self) -> None:
-        watched = DVC_STAGE_ENV in os.environ and _PROC.joinpath("self", "stat").exists()
-        self.chain = ancestry(os.getppid()) if watched else []
+        self.chain = chain_to_dvc()
         self.lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def dvc_pid(self) -> int | None:
-        return self.chain[-1][0] if self.chain else None
-
     def intact(self) -> bool:
         """Whether every process of the recorded chain is alive and still our ancestor."""
-        if not self.chain:
-            return True
-        return ancestry(os.getppid(), len(self.chain)) == self.chain
+        links = itertools.pairwise(self.chain)
+        return not self.chain or (
+            os.getppid() == self.chain[0] and all(_parent(c) == p for c, p in links)
+        )
 
     def message(self) -> str:
         return (
-            f"the dvc process that started this stage (pid {self.dvc_pid}) has ended; "
-            "stopped without replacing the outputs, which dvc would not record"
+            f"the dvc process that started this stage (pid {self.chain[-1]}) has ended; "
+            "stopped, since dvc would not record the outputs"
         )
-
-    def check(self) -> None:
-        """ParentGone if the dvc process has ended (a commit guard)."""
-        if not self.intact():
-            self.lost = True
-            raise ParentGone(self.message())
 
     def watch(self) -> None:
         """Poll in a thread; SIGTERM this process when the chain breaks."""
-        if not self.chain or self._thread is not None:
+        if not self.chain:
             return
 
         def poll() -> None:
-            # Ctrl-C and SIGTERM go to the main thread, which may hold them back a moment.
+            # Ctrl-C and SIGTERM must reach the main thread.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             while not self._stop.wait(POLL_SECONDS):
                 if not self.intact():
@@ -130,5 +93,5 @@ class Lifeline:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=2 * POLL_SECONDS)
+            self._thread.join()
             self._thread = None

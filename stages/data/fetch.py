@@ -39,7 +39,7 @@ from stages.data.checksums import CHUNK_SIZE, BadPayload, GzipDigest, verify_fil
 from stages.data.deadlines import Deadline, DeadlinePassed
 from stages.data.errors import DataError
 from stages.data.mirrors import MIRROR_ENV, Mirror
-from stages.outputs.atomic import atomic_write, remove_abandoned
+from stages.outputs.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -330,13 +330,6 @@ def human_size(n_bytes: int) -> str:
     return f"{size:.1f} GB"
 
 
-def _remove_abandoned_temporaries(directory: Path, names: list[str]) -> None:
-    # A killed run (SIGKILL, power loss) can leave temporary files behind.
-    for name in names:
-        for stale in remove_abandoned(directory / name):
-            logger.info("removed %s, left over by an interrupted run", stale)
-
-
 @dataclass(frozen=True)
 class Summary:
     downloaded: list[str]
@@ -358,7 +351,6 @@ def download_files(
     file that no mirror could give, on one line.
     """
     target_dir.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_temporaries(target_dir, list(checksums))
     unreachable: set[Mirror] = set()
     downloaded: list[str] = []
     present: list[str] = []

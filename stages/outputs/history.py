@@ -1,65 +1,91 @@
-"""The per-epoch training history: ``reports/train_history.csv``, one row per epoch; and,
-while training runs, one JSON line per epoch for a program that watches it."""
+"""The per-epoch training history, written through DVCLive as each epoch ends.
+
+``<live dir>/metrics.json`` holds the latest epoch (``step`` is its number): what
+``dvc exp show``, ``dvc metrics show`` and VS Code's DVC extension read, also while training
+runs. ``<live dir>/plots/metrics/<name>.tsv`` holds one row per epoch of each figure in
+``METRICS`` (``step`` and the value), drawn by ``dvc plots``. No timings are logged, so
+reruns give identical files. ``learning_rate`` is logged last in each epoch: its rows count
+the epochs that are complete in every file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import json
-import math
-import os
+import io
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nnlib.training import EpochRecord, History
+    from nnlib.training import EpochRecord
 
-# Names a file that train appends each epoch's figures to as the epoch ends.
-EPOCH_LOG_VARIABLE = "TRAIN_EPOCH_LOG"
-
-HISTORY_FIELDS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "learning_rate",
-)
+#: the train stage's DVCLive folder (dvc.yaml)
+LIVE_DIR = Path("dvclive")
+#: the EpochRecord figures logged as DVCLive metrics of the same names, in this order (named
+#: as ``train.monitor`` names them, apart from evaluate's ``train.*`` and ``test.*`` scores)
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 
-def write_history(handle: TextIO, history: History) -> None:
-    """One CSV row per epoch into ``handle`` (no timings, so that reruns give identical files)."""
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(HISTORY_FIELDS)
-    for r in history.epochs:
-        row = (r.epoch, r.loss, r.accuracy, r.val_loss, r.val_accuracy, r.learning_rate)
-        writer.writerow(["" if v is None else f"{v:.6g}" for v in row])
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+def metric_file(metric: str) -> str:
+    """The path of ``metric``'s per-epoch file inside the live folder."""
+    return f"plots/metrics/{metric}.tsv"
 
 
 @contextlib.contextmanager
-def epoch_log() -> Iterator[Callable[[EpochRecord, int], None]]:
-    """``log(record, epochs)``: append one line to the file ``$TRAIN_EPOCH_LOG`` names, if set.
+def live_history(directory: Path) -> Iterator[Callable[[EpochRecord], None]]:
+    """``log(record)``: one epoch into ``directory`` (emptied of an earlier run's history
+    first). dvc.yaml names the files as the stage's metrics and plots, so DVCLive writes no
+    dvc.yaml and saves no experiment of its own."""
+    from dvclive import Live  # imports part of DVC: only when training
 
-    Each line is a JSON object flushed as its epoch ends, for a program that watches training
-    (the search stops hopeless trials from it): ``{"epoch": 3, "epochs": 20, "loss": ...,
-    "accuracy": ..., "val_loss": ..., "val_accuracy": ..., "learning_rate": ...}``, with
-    null for a figure that is missing or not finite.
-    """
-    path = os.environ.get(EPOCH_LOG_VARIABLE)
-    if not path:
-        yield lambda record, epochs: None
-        return
-    with open(path, "a", encoding="utf-8") as handle:
+    class StageLive(Live):
+        def _init_dvc(self) -> None:
+            """Nothing: with dvc.yaml hand-written and no experiment to save, DVCLive needs
+            no DVC repository, and opening one costs half a second and writes DVC's state
+            database (which fails on a full disk before training starts)."""
 
-        def log(record: EpochRecord, epochs: int) -> None:
-            line = {"epoch": record.epoch, "epochs": epochs}
-            for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
-                line[name] = _finite_or_none(getattr(record, name))
-            handle.write(json.dumps(line, allow_nan=False) + "\n")
-            handle.flush()
+    with StageLive(str(directory), dvcyaml=False, save_dvc_exp=False) as live:
+
+        def log(record: EpochRecord) -> None:
+            live.step = record.epoch
+            for metric in METRICS:
+                value = getattr(record, metric)
+                if value is not None:
+                    live.log_metric(metric, float(value))
+            live.next_step()
 
         yield log
+
+
+def _rows(text: str | None) -> list[dict[str, str]]:
+    """The complete rows of a DVCLive TSV file (a line still being written is left out)."""
+    if not text:
+        return []
+    complete = text[: text.rfind("\n") + 1]
+    return list(csv.DictReader(io.StringIO(complete), delimiter="\t"))
+
+
+def read_history(read: Callable[[str], str | None]) -> list[dict[str, float | None]]:
+    """One row per complete epoch, ``{"epoch": 1, "loss": ..., "val_accuracy": ...}``
+    (None for a figure not logged), from a live folder whose files ``read(relative path)``
+    returns as text (None for a missing file): on disk, or in a git commit."""
+    steps = [row["step"] for row in _rows(read(metric_file("learning_rate")))]
+    rows: list[dict[str, float | None]] = [{"epoch": int(step)} for step in steps]
+    for metric in METRICS:
+        logged = {row["step"]: float(row[metric]) for row in _rows(read(metric_file(metric)))}
+        for step, row in zip(steps, rows, strict=True):
+            row[metric] = logged.get(step)
+    return rows
+
+
+def read_live_folder(directory: Path) -> list[dict[str, float | None]]:
+    """``read_history`` of a live folder on disk."""
+
+    def read(relative: str) -> str | None:
+        try:
+            return (directory / relative).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    return read_history(read)

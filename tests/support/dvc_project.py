@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import yaml
 
 from support import REPO
 from support.params import write_params
+from support.stage import digests, temporaries
 
 PROJECT_FILES = (".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "dvc.yaml")
 # .dvc/plots: the custom plot templates and the offline page template (built by make setup).
@@ -116,3 +118,26 @@ class Project:
         params[section][key] = value
         text = yaml.safe_dump(params, sort_keys=False)
         (self.root / "params.yaml").write_text(text, encoding="utf-8")
+
+
+def ran_stages(output: str) -> set[str]:
+    """The stages a dvc command's output says it ran."""
+    return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def assert_last_run_comes_back(
+    project: Project, before: Mapping[str, str | None], recorded: Sequence[str]
+) -> None:
+    """After a failed ``dvc repro``: dvc.lock still records the last good run, ``dvc
+    checkout`` brings its model back, and with params.yaml put back ``dvc repro`` restores
+    every one of ``recorded`` (files, as ``support.stage.digests`` of ``before``) from the
+    run-cache without running a stage, leaving no temporary file."""
+    assert digests(project.root, ["dvc.lock"]) == {"dvc.lock": before["dvc.lock"]}
+    project.dvc("checkout", "models/model.npz")
+    assert digests(project.root, ["models/model.npz"]) == {
+        "models/model.npz": before["models/model.npz"]
+    }
+    project.git("checkout", "params.yaml")
+    assert ran_stages(project.dvc("repro").stdout) == set()
+    assert digests(project.root, recorded) == before
+    assert temporaries(project.root) == []

@@ -129,17 +129,11 @@ def digests(root: Path, names: Iterable[str]) -> dict[str, str | None]:
     }
 
 
-#: what writing an output set leaves beside its files while it runs: temporary files,
-#: backups, claims (locks) and commit journals
-LEFTOVER_SUFFIXES = (".tmp", ".bak", ".lock", ".journal", ".new")
-
-
 def temporaries(root: Path) -> list[str]:
-    """Temporary files and folders (``.<name>.<random>.tmp``/``.bak``, ``.<name>.lock``,
-    ``.<name>.journal``) under ``root``, outside git's and DVC's own folders."""
+    """Hidden temporary files (``.<name>.<random>.tmp``, what an output set writes before
+    its renames) under ``root``, outside git's and DVC's own folders."""
     return sorted(
         str(path.relative_to(root))
         for path in root.rglob(".*")
-        if path.suffix in LEFTOVER_SUFFIXES
-        and not {".git", ".dvc"} & set(path.relative_to(root).parts)
+        if path.suffix == ".tmp" and not {".git", ".dvc"} & set(path.relative_to(root).parts)
     )
