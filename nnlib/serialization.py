@@ -27,8 +27,10 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from nnlib.errors import ModelFormatError
-from nnlib.layers import Layer, layer_class, layer_from_config
+from nnlib.layer_kinds import layer_class, layer_from_config
+from nnlib.layers import Layer
 from nnlib.losses import LOSSES
+from nnlib.shapes import stack_shapes
 
 FORMAT_NAME = "nnlib.mlp"
 FORMAT_VERSION = 2
@@ -45,6 +47,7 @@ class SavableModel(Protocol):
     layers: list[Layer]
     dtype: np.dtype
     metadata: dict[str, Any]
+    input_shape: tuple[int, ...]
 
     @property
     def loss(self) -> Any: ...
@@ -52,12 +55,14 @@ class SavableModel(Protocol):
 
 @dataclass(frozen=True)
 class SavedModel:
-    """A model file's parts: its layers (parameters loaded), loss name, dtype and metadata."""
+    """A model file's parts: its layers (parameters loaded), loss name, dtype, metadata and
+    the shape of one input sample (the one they fix)."""
 
     layers: list[Layer]
     loss: str
     dtype: np.dtype
     metadata: dict[str, Any]
+    input_shape: tuple[int, ...]
 
 
 def _plain(value: Any) -> Any:
@@ -283,16 +288,18 @@ def _build(
     meta: dict[str, Any],
     dtype: np.dtype,
     arrays: Mapping[str, np.ndarray],
-) -> list[Layer]:
-    """The layers ``meta`` describes, holding ``arrays`` (``layer{i}_{name}``)."""
+) -> tuple[list[Layer], tuple[int, ...]]:
+    """The layers ``meta`` describes, holding ``arrays`` (``layer{i}_{name}``), and the shape
+    of one input sample, checked to pass through them."""
     try:
         layers = [layer_from_config(config, dtype) for config in meta["layers"]]
+        input_shape = stack_shapes(layers).input_shape
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"{path}: inconsistent model description ({exc})") from None
     for i, layer in enumerate(layers):
         for name, target in layer.named_parameters().items():
             np.copyto(target, arrays[f"layer{i}_{name}"])
-    return layers
+    return layers, input_shape
 
 
 def read_model(path: str | os.PathLike[str]) -> SavedModel:
@@ -333,5 +340,5 @@ def read_model(path: str | os.PathLike[str]) -> SavedModel:
                 raise ModelFormatError(f"{path}: unexpected entries {unexpected}")
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ModelFormatError(f"{path}: truncated or corrupt model file ({exc})") from exc
-    layers = _build(path, meta, dtype, arrays)
-    return SavedModel(layers, str(meta.get("loss")), dtype, meta["metadata"])
+    layers, input_shape = _build(path, meta, dtype, arrays)
+    return SavedModel(layers, str(meta.get("loss")), dtype, meta["metadata"], input_shape)
