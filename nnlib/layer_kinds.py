@@ -7,9 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from nnlib.convolution import Conv2D
+from nnlib.flatten import Flatten
 from nnlib.layers import DenseLayer, Dropout, Layer
+from nnlib.pooling import MaxPool2D
 
-LAYERS: dict[str, type[Layer]] = {cls.kind: cls for cls in (DenseLayer, Dropout)}
+LAYERS: dict[str, type[Layer]] = {
+    cls.kind: cls for cls in (DenseLayer, Dropout, Conv2D, MaxPool2D, Flatten)
+}
 
 
 def layer_class(config: Mapping[str, Any]) -> type[Layer]:

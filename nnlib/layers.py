@@ -4,7 +4,8 @@ Every layer has ``forward(x, training=...)``, ``backward(grad)`` (returning the 
 its input), its parameters (possibly none), ``output_shape`` (the shape of one output for a
 given input shape, so a stack checks itself when it is built) and a ``config()`` that
 rebuilds it (``nnlib.layer_kinds.layer_from_config``). Batches are ``(n, *shape)``:
-``(n, features)`` for dense layers. In training mode a layer writes into buffers it
+``(n, features)`` for dense layers, ``(n, C, H, W)`` for image layers
+(``nnlib.convolution``, ``nnlib.pooling``). In training mode a layer writes into buffers it
 keeps per batch size and remembers what its backward needs; out of it (``training=False``,
 prediction) it allocates and remembers nothing.
 """
