@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from support import nnlib_reference as ref
 
+import nnlib.pooling as pooling
 from nnlib import MaxPool2D
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -129,3 +130,19 @@ def test_bad_arguments_are_refused(args: tuple, message: str) -> None:
 def test_inputs_it_cannot_take_are_named(input_shape: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MaxPool2D(2).output_shape(input_shape)
+
+
+@pytest.mark.parametrize("variant", ["2", "3-stride-2-overlapping", "2-stride-3-gaps"])
+def test_backward_a_few_samples_at_a_time_equals_the_reference(
+    variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backward routes a few samples at a time (to stay in cache); one at a time gives the
+    same gradients."""
+    monkeypatch.setattr(pooling, "_SAMPLES_BYTES", 1)
+    layer = pool(variant)
+    x = images(variant, np.float64, ties=True)
+    out = layer.forward(channels_last(x), training=True)
+    grad = np.random.default_rng(2).normal(size=out.shape)
+    expected = ref.maxpool2d_backward(x, grad, layer.kernel_size, layer.stride)
+    grad_x = layer.backward(channels_last(grad))
+    np.testing.assert_allclose(grad_x, expected, rtol=1e-14, atol=1e-14)
