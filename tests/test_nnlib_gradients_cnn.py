@@ -20,6 +20,7 @@ from support import nnlib_reference as ref
 from support.models import CNN_INPUT, ReplayedUniforms, cnn_layers, random_parameters
 
 from nnlib import (
+    SGD,
     Conv2D,
     CrossEntropyLoss,
     DenseLayer,
@@ -214,3 +215,20 @@ def test_gradients_through_dropout_after_a_convolution() -> None:
     assert 0 < (mask == 0).sum() < mask.size  # some dropped, some kept
     np.testing.assert_array_equal(mask == 0, uniforms.transpose(0, 3, 1, 2) < 0.4)
     assert_every_gradient_matches(model, x, y)
+
+
+def test_a_cnns_backward_is_its_gradient_then_a_step() -> None:
+    """model.backward(y, y_pred, lr) with plain SGD moves every parameter of the CNN by
+    exactly -lr * dL/dp (central differences), through the one flat vector."""
+
+    def make(rng: np.random.Generator) -> list[Layer]:
+        return cnn_layers(rng=rng, dtype=np.float64, second=Tanh)
+
+    model, x, y = checked_case(make, CNN_INPUT, seed=17, scale=0.2)
+    numeric = ref.numerical_gradient(
+        lambda: model.compute_loss(y, model.forward(x)), model.parameters[0], EPS
+    )
+    before = model.get_weights()
+    model.optimizer = SGD(learning_rate=1.0)
+    model.backward(y, model.forward(x), learning_rate=0.05)
+    np.testing.assert_allclose(model.parameters[0], before - 0.05 * numeric, rtol=1e-9, atol=1e-10)
