@@ -73,9 +73,11 @@ BASE ?= main
 report: setup
 	python tools/report.py --base "$(BASE)" --output report $(REPORT_ARGS)
 
-# Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes).
+# Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes),
+# then the CNN's milliseconds per step beside PyTorch's and its products' (bench/cnn.json).
 bench: setup
 	python bench/bench_speed.py
+	python bench/bench_cnn.py
 
 # Seconds to distort 60,000 images, and seed-net epochs without augmentation, with it from
 # the background worker and with it in between, side by side (a few minutes).

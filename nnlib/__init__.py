@@ -27,13 +27,16 @@ from nnlib.activations import (
     Tanh,
     get_activation,
 )
+from nnlib.convolution import Conv2D
 from nnlib.data import Dataset
 from nnlib.errors import ModelFormatError, NNLibError, NonFiniteLossError, NotLearningError
+from nnlib.flatten import Flatten
 from nnlib.layers import DenseLayer, Dropout, Layer
 from nnlib.losses import CrossEntropyLoss, Loss, MeanSquaredError
 from nnlib.metrics import accuracy, class_scores, confusion_matrix, log_loss
 from nnlib.model import Model
 from nnlib.optimizers import SGD, Adam, AdamW, Optimizer
+from nnlib.pooling import MaxPool2D
 from nnlib.schedules import ConstantSchedule, CosineSchedule, Schedule
 from nnlib.training import EpochRecord, History, training_loop
 
@@ -43,17 +46,20 @@ __all__ = [
     "Adam",
     "AdamW",
     "ConstantSchedule",
+    "Conv2D",
     "CosineSchedule",
     "CrossEntropyLoss",
     "Dataset",
     "DenseLayer",
     "Dropout",
     "EpochRecord",
+    "Flatten",
     "History",
     "Identity",
     "Layer",
     "LeakyReLU",
     "Loss",
+    "MaxPool2D",
     "MeanSquaredError",
     "Model",
     "ModelFormatError",

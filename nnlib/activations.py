@@ -49,6 +49,10 @@ class Activation:
         return f"{type(self).__name__}()"
 
 
+#: ReLU's backward multiplies by a boolean mask from this many values on
+_RELU_MASK_FROM = 4096
+
+
 class ReLU(Activation):
     name = "relu"
     default_init = "he"
@@ -58,14 +62,20 @@ class ReLU(Activation):
 
     def __init__(self) -> None:
         self._signs = BatchBuffers()
+        self._positive = BatchBuffers()
 
     def backward(
         self, a: np.ndarray, grad: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
         # a >= 0, so sign(a) is the 0/1 derivative; as a float array the product is one
-        # float32 loop (a bool mask costs a cast: 0.5 us more at batch 32).
-        signs = np.sign(a, out=self._signs.get(a.shape[0], a.shape[1], a.dtype))
-        return np.multiply(grad, signs, out=out)
+        # float32 loop (a bool mask costs a cast: 0.1-0.5 us more at batch 32). From a few
+        # thousand values on, the mask wins: np.sign is not vectorized, a > 0 is (0.96 ms
+        # against 1.75 ms for a convolution's 73,728 x 32 outputs). Same numbers either way.
+        if a.size < _RELU_MASK_FROM:
+            signs = np.sign(a, out=self._signs.get(a.shape[0], a.shape[1], a.dtype))
+            return np.multiply(grad, signs, out=out)
+        positive = np.greater(a, 0, out=self._positive.get(a.shape[0], a.shape[1], np.dtype(bool)))
+        return np.multiply(grad, positive, out=out)
 
 
 class LeakyReLU(Activation):

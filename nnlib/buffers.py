@@ -8,11 +8,12 @@ _SHAPES_KEPT = 4  # a training run uses one or two (the batch size and the remai
 
 
 class BatchBuffers:
-    """``(n, width)`` arrays kept for the few batch shapes a run uses, so that a training
-    step allocates nothing."""
+    """Arrays kept for the few batch shapes a run uses, so that a training step allocates
+    nothing: ``get`` for ``(n, width)`` batches, ``shaped`` for any shape. One instance
+    serves one of the two."""
 
     def __init__(self) -> None:
-        self._arrays: dict[tuple[int, int, np.dtype], np.ndarray] = {}
+        self._arrays: dict[tuple, np.ndarray] = {}
         self._last: np.ndarray | None = None
 
     def get(self, n: int, width: int, dtype: np.dtype) -> np.ndarray:
@@ -24,11 +25,22 @@ class BatchBuffers:
             and last.dtype == dtype
         ):
             return last
-        key = (n, width, dtype)
+        return self._new((n, width), dtype, zeros=False)
+
+    def shaped(self, shape: tuple[int, ...], dtype: np.dtype, *, zeros: bool = False) -> np.ndarray:
+        """An array of ``shape``; with ``zeros`` it was filled with zeros when allocated (what
+        the caller writes into it later stays)."""
+        last = self._last
+        if last is not None and last.shape == shape and last.dtype == dtype:
+            return last
+        return self._new(shape, dtype, zeros=zeros)
+
+    def _new(self, shape: tuple[int, ...], dtype: np.dtype, zeros: bool) -> np.ndarray:
+        key = (shape, dtype)
         array = self._arrays.get(key)
         if array is None:
             if len(self._arrays) >= _SHAPES_KEPT:
                 self._arrays.pop(next(iter(self._arrays)))
-            array = self._arrays[key] = np.empty((n, width), dtype)
+            array = self._arrays[key] = np.zeros(shape, dtype) if zeros else np.empty(shape, dtype)
         self._last = array
         return array

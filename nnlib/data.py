@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-#: ``epoch (0, 1, ...) -> inputs (n, n_features)`` for that epoch, rows aligned with ``y``
+#: ``epoch (0, 1, ...) -> inputs`` for that epoch, shaped as ``X``, rows aligned with ``y``
 EpochInputs = Callable[[int], np.ndarray]
 
 
 class Dataset:
-    """Samples ``X`` ``(n, n_features)`` with targets ``y`` ``(n,)`` or ``(n, k)``.
+    """Samples ``X`` ``(n, n_features)`` (or ``(n, C, H, W)``, any ``(n, ...)``) with
+    targets ``y`` ``(n,)`` or ``(n, k)``.
 
     ``get_batches`` reshuffles with ``rng`` on every call (one call per epoch). With
     ``epoch_inputs``, each epoch batches the inputs it returns for that epoch instead of
@@ -29,8 +30,11 @@ class Dataset:
         epoch_inputs: EpochInputs | None = None,
     ) -> None:
         X, y = np.asarray(X), np.asarray(y)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        if X.ndim < 2:
+            raise ValueError(
+                "X must be at least 2-D, (n_samples, n_features) or (n_samples, C, H, W), "
+                f"got shape {X.shape}"
+            )
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
         self.X, self.y = X, y

@@ -1,10 +1,13 @@
-"""The layers a model stacks: each maps a batch forward and its gradient backward.
+"""The layer every model stacks, and the dense and dropout layers.
 
 Every layer has ``forward(x, training=...)``, ``backward(grad)`` (returning the gradient of
-its input), its parameters (possibly none) and a ``config()`` that rebuilds it with
-``layer_from_config``. Batches are ``(n_samples, n_features)``. In training mode a layer
-writes into buffers it keeps per batch size and remembers what its backward needs; out of
-it (``training=False``, prediction) it allocates and remembers nothing.
+its input), its parameters (possibly none), ``output_shape`` (the shape of one output for a
+given input shape, so a stack checks itself when it is built) and a ``config()`` that
+rebuilds it (``nnlib.layer_kinds.layer_from_config``). Batches are ``(n, *shape)``:
+``(n, features)`` for dense layers, ``(n, C, H, W)`` for image layers
+(``nnlib.convolution``, ``nnlib.pooling``). In training mode a layer writes into buffers it
+keeps per batch size and remembers what its backward needs; out of it (``training=False``,
+prediction) it allocates and remembers nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from nnlib.activations import Activation, Identity, activation_from_config, ones
 from nnlib.buffers import BatchBuffers
 from nnlib.initializers import initial_weights
 
+Shape = tuple[int, ...]
+
 
 def float_dtype(dtype: np.typing.DTypeLike) -> np.dtype:
     """``dtype`` as a numpy dtype, refusing anything but float32 and float64."""
@@ -27,19 +32,43 @@ def float_dtype(dtype: np.typing.DTypeLike) -> np.dtype:
     return dtype
 
 
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` as an int, refusing non-integers and values below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+    return int(value)
+
+
+def assign_parameter(target: np.ndarray, value: np.ndarray, name: str) -> None:
+    """Copy ``value`` into the parameter array ``target`` (in its dtype), refusing another
+    shape."""
+    value = np.asarray(value)
+    if value.shape != target.shape:
+        raise ValueError(f"{name} must have shape {target.shape}, got {value.shape}")
+    np.copyto(target, value, casting="same_kind")
+
+
 class Layer:
     """Base class of the layers a ``Model`` stacks.
 
     Subclasses set ``kind`` (their name in a saved model) and implement ``forward``,
-    ``backward``, ``output_size_for`` and ``config``; a layer with parameters also
-    implements ``parameter_shapes``, ``bind`` and ``named_parameters``.
+    ``backward``, ``output_shape`` and ``config``; a layer with parameters also implements
+    ``parameter_shapes``, ``bind`` and ``named_parameters``.
     """
 
     kind: str = ""
-    #: the inputs the layer takes, or None if it takes any width
-    input_size: int | None = None
     #: the dtype of its parameters, or None if it has none (it keeps its input's dtype)
     dtype: np.dtype | None = None
+    #: whether its output always has its input's shape (a model looks through such layers
+    #: for the first one that fixes the input shape)
+    keeps_shape: bool = False
+
+    @property
+    def input_shape(self) -> Shape | None:
+        """The shape of one input (no batch dimension) that the layer alone fixes, or None
+        if it takes what the layer before it gives."""
+        return None
 
     @classmethod
     def parameter_shapes(cls, config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -57,18 +86,19 @@ class Layer:
         """Each parameter array by name (views into the model's flat vector once bound)."""
         return {}
 
-    def output_size_for(self, input_size: int | None) -> int | None:
-        """The output width for inputs of ``input_size``; ValueError if it cannot take them."""
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The shape of one output for inputs of ``input_shape`` (neither has the batch
+        dimension); ValueError saying why if the layer cannot take them."""
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """``(n, input_size)`` -> ``(n, output_size)``."""
+        """``(n, *input_shape)`` -> ``(n, *output_shape)``."""
         raise NotImplementedError
 
     def backward(self, grad: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
-        """Fill the parameters' gradients from ``grad`` = dL/d(output) ``(n, output_size)`` of
-        the last training-mode forward, and return dL/d(input) ``(n, input_size)`` (None when
-        not ``input_gradient``). ``grad`` may be overwritten."""
+        """Fill the parameters' gradients from ``grad`` = dL/d(output) ``(n, *output_shape)``
+        of the last training-mode forward, and return dL/d(input) ``(n, *input_shape)`` (None
+        when not ``input_gradient``). ``grad`` may be overwritten."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -109,11 +139,8 @@ class DenseLayer(Layer):
         rng: np.random.Generator | None = None,
         dtype: np.typing.DTypeLike = np.float32,
     ) -> None:
-        for name, size in (("input_size", input_size), ("output_size", output_size)):
-            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-                raise ValueError(f"{name} must be a positive integer, got {size!r}")
-        self.input_size = int(input_size)
-        self.output_size = int(output_size)
+        self.input_size = check_count("input_size", input_size)
+        self.output_size = check_count("output_size", output_size)
         self.activation = activation_function if activation_function is not None else Identity()
         self.init = init or self.activation.default_init
         self.dtype = float_dtype(dtype)
@@ -136,7 +163,7 @@ class DenseLayer(Layer):
 
     @weights.setter
     def weights(self, value: np.ndarray) -> None:
-        self._assign(self._weights, value, "weights")
+        assign_parameter(self._weights, value, "weights")
 
     @property
     def biases(self) -> np.ndarray:
@@ -144,14 +171,7 @@ class DenseLayer(Layer):
 
     @biases.setter
     def biases(self, value: np.ndarray) -> None:
-        self._assign(self._biases, value, "biases")
-
-    @staticmethod
-    def _assign(target: np.ndarray, value: np.ndarray, name: str) -> None:
-        value = np.asarray(value)
-        if value.shape != target.shape:
-            raise ValueError(f"{name} must have shape {target.shape}, got {value.shape}")
-        np.copyto(target, value, casting="same_kind")
+        assign_parameter(self._biases, value, "biases")
 
     @classmethod
     def parameter_shapes(cls, config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -175,10 +195,15 @@ class DenseLayer(Layer):
     def named_parameters(self) -> dict[str, np.ndarray]:
         return {"weights": self._weights, "biases": self._biases}
 
-    def output_size_for(self, input_size: int | None) -> int:
-        if input_size is not None and input_size != self.input_size:
-            raise ValueError(f"expects {self.input_size} inputs, gets {input_size}")
-        return self.output_size
+    @property
+    def input_shape(self) -> Shape:
+        return (self.input_size,)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if input_shape != (self.input_size,):
+            hint = " (a Flatten before it makes rows of them)" if len(input_shape) > 1 else ""
+            raise ValueError(f"it expects inputs of shape ({self.input_size},){hint}")
+        return (self.output_size,)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Input of another dtype is cast to the layer's, never the other way."""
@@ -256,6 +281,7 @@ class Dropout(Layer):
     """
 
     kind = "dropout"
+    keeps_shape = True
 
     def __init__(self, rate: float = 0.5, *, rng: np.random.Generator | None = None) -> None:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
@@ -267,14 +293,16 @@ class Dropout(Layer):
         #: the last training forward's mask (0 or ``1 / (1 - rate)`` per input), None if identity
         self.mask: np.ndarray | None = None
 
-    def output_size_for(self, input_size: int | None) -> int | None:
-        return input_size
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not training or not self.rate:
             if training:
                 self.mask = None
             return x
+        if x.ndim != 2:
+            return self._forward_any_shape(x)
         n, width = x.shape
         mask = self._masks.get(n, width, x.dtype)
         self.rng.random(out=mask, dtype=x.dtype)
@@ -283,6 +311,21 @@ class Dropout(Layer):
         self.mask = mask
         # Not in place: x is the previous layer's output, which its backward still needs.
         return np.multiply(x, mask, out=self._outputs.get(n, width, x.dtype))
+
+    def _forward_any_shape(self, x: np.ndarray) -> np.ndarray:
+        """``forward`` in training for batches of any shape (image batches). The mask is drawn
+        in the order ``x`` lies in memory, so that the product runs over contiguous arrays
+        (for a channels-last image batch: position by position, the channels of each)."""
+        order = memory_order(x)
+        x_in_memory = x.transpose(order)
+        mask = self._masks.shaped(x_in_memory.shape, x.dtype)
+        self.rng.random(out=mask, dtype=x.dtype)
+        np.greater_equal(mask, x.dtype.type(self.rate), out=mask)
+        mask *= x.dtype.type(1 / (1 - self.rate))
+        out = np.multiply(x_in_memory, mask, out=self._outputs.shaped(mask.shape, x.dtype))
+        back = tuple(np.argsort(order))
+        self.mask = mask.transpose(back)
+        return out.transpose(back)
 
     def backward(self, grad: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         if self.mask is not None:
@@ -300,18 +343,7 @@ class Dropout(Layer):
         return f"Dropout(rate={self.rate})"
 
 
-LAYERS: dict[str, type[Layer]] = {cls.kind: cls for cls in (DenseLayer, Dropout)}
-
-
-def layer_class(config: Mapping[str, Any]) -> type[Layer]:
-    """The layer class ``config["kind"]`` names; ValueError if there is none."""
-    kind = config.get("kind")
-    if kind not in LAYERS:
-        raise ValueError(f"unknown layer kind {kind!r}; known: {', '.join(LAYERS)}")
-    return LAYERS[kind]
-
-
-def layer_from_config(config: Mapping[str, Any], dtype: np.typing.DTypeLike) -> Layer:
-    """The layer ``config`` (from ``Layer.config``) describes, in ``dtype``, with placeholder
-    parameters."""
-    return layer_class(config).from_config(config, dtype)
+def memory_order(x: np.ndarray) -> tuple[int, ...]:
+    """The axes of ``x`` from the largest stride to the smallest: ``x.transpose(order)`` walks
+    its memory in order (is C-contiguous for a transposed contiguous array)."""
+    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))

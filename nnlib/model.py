@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
@@ -9,10 +10,16 @@ from typing import IO, Any
 import numpy as np
 
 from nnlib.activations import Softmax
-from nnlib.layers import BatchBuffers, DenseLayer, Layer
+from nnlib.buffers import BatchBuffers
+from nnlib.layers import DenseLayer, Layer, Shape
 from nnlib.losses import CrossEntropyLoss, Loss, get_loss
 from nnlib.optimizers import Optimizer
 from nnlib.serialization import read_model, save_model
+from nnlib.shapes import stack_shapes
+
+#: ``predict`` runs batches whose largest activation holds about this many values
+_PREDICT_VALUES = 1 << 22
+_PREDICT_MAX_BATCH = 4096
 
 
 class Model:
@@ -24,10 +31,16 @@ class Model:
     gradients) are views into them, so the optimizer updates every parameter in a handful
     of array operations.
 
+    Batches are ``(n, *input_shape)``: ``(n, features)`` for a dense first layer, ``(n, C,
+    H, W)`` for a ``Conv2D`` first; rows of ``C*H*W`` values (``(n, C*H*W)``, in C order)
+    are taken as images too.
+
     Parameters
     ----------
     layers : sequence of Layer
-        Consecutive sizes must match; the layers with parameters share one dtype.
+        Each must take the shape the one before gives (checked here: ValueError naming the
+        layer and the shapes); the last gives flat outputs; the layers with parameters share
+        one dtype.
     loss : Loss
         With ``CrossEntropyLoss`` after a dense layer with ``Softmax`` output,
         backpropagation starts from the fused gradient ``(p - y) / n``.
@@ -36,6 +49,10 @@ class Model:
     metadata : mapping, optional
         Anything JSON can hold that describes the model to its users (how its inputs were
         made, its class names, ...): saved and loaded with it, untouched.
+    input_shape : tuple of int, optional
+        The shape of one input sample, e.g. ``(1, 28, 28)`` for one-channel images; needed
+        when the first layer does not fix it (a ``Conv2D``). A dense first layer fixes
+        ``(input_size,)``.
     """
 
     def __init__(
@@ -44,19 +61,13 @@ class Model:
         loss: Loss,
         optimizer: Optimizer | None = None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        input_shape: Sequence[int] | None = None,
     ) -> None:
-        if not layers:
-            raise ValueError("a model needs at least one layer")
-        width: int | None = None
-        for i, layer in enumerate(layers):
-            try:
-                width = layer.output_size_for(width)
-            except ValueError as exc:
-                raise ValueError(f"layer {i} ({layer.kind}) {exc} from the layer before") from None
-        sized = [layer for layer in layers if layer.input_size is not None]
-        if not sized or width is None:
-            raise ValueError("a model needs at least one layer with a size (a DenseLayer)")
+        shapes = stack_shapes(layers, input_shape)
         dtypes = {layer.dtype for layer in layers if layer.dtype is not None}
+        if not dtypes:
+            raise ValueError("a model needs at least one layer with parameters")
         if len(dtypes) > 1:
             raise TypeError(
                 f"all layers must share one dtype, got {sorted(d.name for d in dtypes)}"
@@ -66,8 +77,14 @@ class Model:
         self.optimizer = optimizer
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.dtype: np.dtype = dtypes.pop()
-        self.input_size: int = sized[0].input_size
-        self.output_size: int = width
+        #: the shape of one input sample, and of each layer's output
+        self.input_shape: Shape = shapes.input_shape
+        self.layer_shapes: list[Shape] = shapes.outputs
+        #: the values of one input sample
+        self.input_size: int = math.prod(self.input_shape)
+        self.output_size: int = shapes.outputs[-1][0]
+        largest = max(math.prod(shape) for shape in [self.input_shape, *self.layer_shapes])
+        self._predict_batch = max(1, min(_PREDICT_MAX_BATCH, _PREDICT_VALUES // largest))
 
         total = sum(layer.n_params for layer in self.layers)
         self._params = np.empty(total, dtype=self.dtype)
@@ -102,9 +119,13 @@ class Model:
 
     def _as_input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"expected input of shape (n, {self.input_size}), got {x.shape}")
-        return x
+        if x.shape[1:] == self.input_shape:
+            return x
+        if len(self.input_shape) > 1 and x.ndim == 2 and x.shape[1] == self.input_size:
+            return x.reshape(len(x), *self.input_shape)
+        expected = ", ".join(map(str, self.input_shape))
+        rows = f" or (n, {self.input_size})" if len(self.input_shape) > 1 else ""
+        raise ValueError(f"expected input of shape (n, {expected}){rows}, got {x.shape}")
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         h = x
@@ -115,7 +136,7 @@ class Model:
         return h
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        """Output ``(n, output_size)`` for a batch ``x`` ``(n, input_size)``.
+        """Output ``(n, output_size)`` for a batch ``x`` ``(n, *input_shape)``.
 
         In training mode (the default, as the blog post calls it before ``backward``)
         dropout is active and the layers keep what ``backward`` needs; ``training=False``
@@ -147,7 +168,7 @@ class Model:
         """Fill ``gradients`` for the last training-mode ``forward`` batch, walking the layers
         in reverse.
 
-        With ``input_gradient`` also return dL/dx ``(n, input_size)`` (training skips it).
+        With ``input_gradient`` also return dL/dx ``(n, *input_shape)`` (training skips it).
         """
         if self._batch is None:
             raise RuntimeError("backward needs a forward pass (in training mode) first")
@@ -184,9 +205,14 @@ class Model:
             self.optimizer.learning_rate = learning_rate  # the optimizer refuses a bad one
         self.optimizer.step(self.parameters, self.gradients)
 
-    def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Output probabilities ``(n, output_size)`` with dropout off; leaves the training
-        state alone."""
+        state alone.
+
+        ``batch_size`` samples go through at a time: by default as many as keep the largest
+        layer output near 4 million values (at most 4096 samples).
+        """
+        batch_size = batch_size or self._predict_batch
         x = self._as_input(x)
         out = np.empty((len(x), self.output_size), dtype=self.dtype)
         for start in range(0, len(x), batch_size):
@@ -212,8 +238,18 @@ class Model:
     def load(cls, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> Model:
         """Read a model written by ``save``; refuses pickles and inconsistent files."""
         saved = read_model(path)
-        return cls(saved.layers, get_loss(saved.loss), optimizer, saved.metadata)
+        return cls(
+            saved.layers,
+            get_loss(saved.loss),
+            optimizer,
+            saved.metadata,
+            input_shape=saved.input_shape,
+        )
 
     def __repr__(self) -> str:
         inner = ",\n    ".join(repr(layer) for layer in self.layers)
-        return f"Model(layers=[\n    {inner}\n], loss={self.loss!r}, optimizer={self.optimizer!r})"
+        shape = "" if len(self.input_shape) == 1 else f", input_shape={self.input_shape}"
+        return (
+            f"Model(layers=[\n    {inner}\n], loss={self.loss!r}, "
+            f"optimizer={self.optimizer!r}{shape})"
+        )

@@ -1,10 +1,15 @@
 """The saved-model format: a versioned ``.npz`` that ``numpy.load`` reads without pickles.
 
-Entries: ``meta`` (a JSON string: format name and version, dtype, loss, each layer's
-config, and the model's metadata mapping) and ``layer{i}_{name}`` for each parameter array
-of layer ``i`` (``layer0_weights``, ``layer0_biases``, ...; a layer without parameters has
-none). The zip is written with fixed timestamps, so the same model always gives the same
-bytes. Version 1 files (dense layers only, the metadata as top-level keys) still load.
+Entries: ``meta`` (a JSON string: format name and version, dtype, loss, the shape of one
+input sample, each layer's config, and the model's metadata mapping) and ``layer{i}_{name}``
+for each parameter array of layer ``i`` (``layer0_weights``, ``layer0_biases``, ...; a layer
+without parameters has none). The zip is written with fixed timestamps, so the same model
+always gives the same bytes.
+
+Versions: 3 (image layers; ``input_shape``) is written. Version 2 files (no
+``input_shape``: the first dense layer fixes it) and version 1 files (dense layers only, the
+metadata as top-level keys) still load. The format keeps its first name, ``nnlib.mlp``, so
+that an older nnlib meeting a newer file names its version.
 
 This module reads and writes layer configs and arrays; it knows no model class.
 """
@@ -27,12 +32,14 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from nnlib.errors import ModelFormatError
-from nnlib.layers import Layer, layer_class, layer_from_config
+from nnlib.layer_kinds import layer_class, layer_from_config
+from nnlib.layers import Layer
 from nnlib.losses import LOSSES
+from nnlib.shapes import stack_shapes
 
 FORMAT_NAME = "nnlib.mlp"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Version 1 kept the pipeline's description as top-level keys; version 2 holds them in
 # "metadata", untouched.
@@ -45,6 +52,7 @@ class SavableModel(Protocol):
     layers: list[Layer]
     dtype: np.dtype
     metadata: dict[str, Any]
+    input_shape: tuple[int, ...]
 
     @property
     def loss(self) -> Any: ...
@@ -52,12 +60,14 @@ class SavableModel(Protocol):
 
 @dataclass(frozen=True)
 class SavedModel:
-    """A model file's parts: its layers (parameters loaded), loss name, dtype and metadata."""
+    """A model file's parts: its layers (parameters loaded), loss name, dtype, metadata and
+    the shape of one input sample."""
 
     layers: list[Layer]
     loss: str
     dtype: np.dtype
     metadata: dict[str, Any]
+    input_shape: tuple[int, ...]
 
 
 def _plain(value: Any) -> Any:
@@ -80,6 +90,7 @@ def model_bytes(model: SavableModel) -> bytes:
         "version": FORMAT_VERSION,
         "dtype": model.dtype.name,
         "loss": model.loss.name,
+        "input_shape": list(model.input_shape),
         "layers": [layer.config() for layer in model.layers],
         "metadata": model.metadata,
     }
@@ -191,7 +202,8 @@ def _read_member(
 
 
 def _parse_meta(path: str | os.PathLike[str], raw: np.ndarray) -> dict[str, Any]:
-    """The ``meta`` entry as a version-2 description (a version-1 one is converted)."""
+    """The ``meta`` entry as a version-3 description (``input_shape`` None in a version-1
+    or 2 one; a version-1 one is converted)."""
     try:
         meta = json.loads(str(raw))
     except json.JSONDecodeError as exc:
@@ -208,6 +220,17 @@ def _parse_meta(path: str | os.PathLike[str], raw: np.ndarray) -> dict[str, Any]
         )
     if version == 1:
         meta = _from_version_1(meta)
+    if version < 3:
+        meta = {**meta, "input_shape": None}
+    else:
+        shape = meta.get("input_shape")
+        if "input_shape" not in meta:
+            raise ModelFormatError(f"{path}: inconsistent model description (no input_shape)")
+        if not isinstance(shape, list) or not all(type(n) is int and n > 0 for n in shape):
+            raise ModelFormatError(
+                f"{path}: inconsistent model description (input_shape {shape!r} is not a "
+                "list of positive integers)"
+            )
     if not isinstance(meta.get("layers"), list) or not meta["layers"]:
         raise ModelFormatError(f"{path}: inconsistent model description (no layers)")
     if not isinstance(meta.get("metadata"), dict):
@@ -283,16 +306,18 @@ def _build(
     meta: dict[str, Any],
     dtype: np.dtype,
     arrays: Mapping[str, np.ndarray],
-) -> list[Layer]:
-    """The layers ``meta`` describes, holding ``arrays`` (``layer{i}_{name}``)."""
+) -> tuple[list[Layer], tuple[int, ...]]:
+    """The layers ``meta`` describes, holding ``arrays`` (``layer{i}_{name}``), and the shape
+    of one input sample, checked to pass through them."""
     try:
         layers = [layer_from_config(config, dtype) for config in meta["layers"]]
+        input_shape = stack_shapes(layers, meta["input_shape"]).input_shape
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"{path}: inconsistent model description ({exc})") from None
     for i, layer in enumerate(layers):
         for name, target in layer.named_parameters().items():
             np.copyto(target, arrays[f"layer{i}_{name}"])
-    return layers
+    return layers, input_shape
 
 
 def read_model(path: str | os.PathLike[str]) -> SavedModel:
@@ -333,5 +358,5 @@ def read_model(path: str | os.PathLike[str]) -> SavedModel:
                 raise ModelFormatError(f"{path}: unexpected entries {unexpected}")
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ModelFormatError(f"{path}: truncated or corrupt model file ({exc})") from exc
-    layers = _build(path, meta, dtype, arrays)
-    return SavedModel(layers, str(meta.get("loss")), dtype, meta["metadata"])
+    layers, input_shape = _build(path, meta, dtype, arrays)
+    return SavedModel(layers, str(meta.get("loss")), dtype, meta["metadata"], input_shape)

@@ -89,3 +89,17 @@ def test_epoch_inputs_of_another_shape_are_refused() -> None:
     data = Dataset(np.zeros((4, 2)), np.zeros(4), epoch_inputs=lambda epoch: np.zeros((4, 3)))
     with pytest.raises(ValueError, match=r"epoch 0 inputs have shape \(4, 3\)"):
         next(data.get_batches(2))
+
+
+def test_image_batches_keep_their_shape_and_pair_with_their_targets() -> None:
+    """(n, C, H, W) samples batch as whole images; an epoch's replacement inputs too."""
+    x = np.arange(7, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 3, 4), np.float32)
+    y = np.arange(7)
+    data = Dataset(x, y, rng=np.random.default_rng(0), epoch_inputs=lambda epoch: x + 100 * epoch)
+    for epoch in range(2):
+        batches = list(data.get_batches(3))
+        assert [xb.shape for xb, _ in batches] == [(3, 2, 3, 4), (3, 2, 3, 4), (1, 2, 3, 4)]
+        for xb, yb in batches:
+            np.testing.assert_array_equal(xb, x[yb] + 100 * epoch)
+    with pytest.raises(ValueError, match="inputs have shape"):
+        Dataset(x, y, epoch_inputs=lambda epoch: x.reshape(7, -1)).get_batches(3).__next__()

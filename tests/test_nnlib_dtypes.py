@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.models import classifier
+from support.models import CNN_INPUT, classifier, small_cnn
 
 from nnlib import (
     SGD,
@@ -77,7 +77,11 @@ def watch_dtypes(model: Model) -> dict[str, set[str]]:
 
     for layer in model.layers:
         watch(layer, "forward", "layer outputs", result)
-        watch(layer.activation, "backward", "activation gradients", result)
+        watch(
+            layer, "backward", "input gradients", lambda value, *_: [] if value is None else [value]
+        )
+        if hasattr(layer, "activation"):
+            watch(layer.activation, "backward", "activation gradients", result)
     watch(model.loss, "per_sample", "per-sample losses", result)
     watch(model.loss, "softmax_gradient", "loss gradients", result)
     watch(
@@ -136,8 +140,27 @@ def test_training_loop_keeps_dtype(dtype: type) -> None:
     training_loop(model, Dataset(x, y, rng=rng), epochs=2, batch_size=16, validation=(x, y))
     name = np.dtype(dtype).name
     roles = ("layer outputs", "activation gradients", "per-sample losses", "loss gradients")
-    assert seen == {role: {name} for role in (*roles, "optimizer arguments")}
+    assert seen == {role: {name} for role in (*roles, "input gradients", "optimizer arguments")}
     assert {a.dtype.name for a in arrays_in(model.optimizer) if a.dtype.kind == "f"} == {name}
+
+
+@DTYPES
+def test_a_cnn_computes_in_its_dtype(dtype: type) -> None:
+    """Conv, pool, dropout and flatten layers too: every output, gradient and buffer they
+    keep is in the model's dtype (or boolean masks), for float64 images given to a float32
+    model as well."""
+    model = small_cnn(dtype=dtype, optimizer=Adam(1e-2), dropout=0.2)
+    seen = watch_dtypes(model)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20, *CNN_INPUT))
+    y = rng.integers(0, 3, size=20)
+    training_loop(model, Dataset(x, y, rng=rng), epochs=2, batch_size=8, validation=(x, y))
+    name = np.dtype(dtype).name
+    roles = ("layer outputs", "activation gradients", "per-sample losses", "loss gradients")
+    assert seen == {role: {name} for role in (*roles, "input gradients", "optimizer arguments")}
+    kept = {a.dtype.name for layer in model.layers for a in arrays_in(layer)}
+    assert kept <= {name, "bool"}
+    assert model.compute_gradients(y[:8], model.forward(x[:8]), input_gradient=True).dtype == dtype
 
 
 @pytest.mark.parametrize("input_dtype", [np.float64, np.float16, np.uint8, np.int64])

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from support import nnlib_reference as ref
-from support.models import classifier, random_parameters
+from support.models import ReplayedUniforms, classifier, random_parameters
 
 from nnlib import (
     SGD,
@@ -179,18 +179,6 @@ def test_backward_is_gradient_then_step(head_name: str) -> None:
     model.backward(y, model.forward(x), learning_rate=0.05)
     np.testing.assert_allclose(model.parameters[0], before - 0.05 * numeric, rtol=1e-9, atol=1e-10)
     assert model.optimizer.learning_rate == 0.05
-
-
-class ReplayedUniforms:
-    """Stands in for a Generator in ``Dropout``: every draw returns the same uniforms, so
-    each forward pass uses the same mask and finite differences are well defined."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        self.values = values
-
-    def random(self, *, out: np.ndarray, dtype: type) -> np.ndarray:
-        out[...] = self.values
-        return out
 
 
 @pytest.mark.parametrize("hidden_name", ["relu", "tanh"])

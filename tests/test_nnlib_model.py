@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support import nnlib_reference as ref
-from support.models import classifier
+from support.models import CNN_INPUT, classifier, small_cnn
 
 from nnlib import SGD, CrossEntropyLoss, DenseLayer, MeanSquaredError, Model, Tanh
 
@@ -124,3 +124,52 @@ def test_backward_refuses_a_non_positive_learning_rate() -> None:
     y_pred = model.forward(np.ones((2, 4)))
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         model.backward(np.array([0, 1]), y_pred, learning_rate=0.0)
+
+
+def test_image_batches_and_flat_rows_give_the_same_outputs() -> None:
+    """A model of image layers takes (n, C, H, W) batches, and rows of C*H*W values in C
+    order (the same images, flattened) alike; other shapes are refused naming both."""
+    model = small_cnn(dtype=np.float64, optimizer=SGD(0.1))
+    x = np.random.default_rng(5).normal(size=(6, *CNN_INPUT))
+    images = model.predict(x)
+    np.testing.assert_array_equal(model.predict(x.reshape(6, -1)), images)
+    np.testing.assert_array_equal(model.forward(x.reshape(6, -1)), model.forward(x))
+    with pytest.raises(ValueError, match=r"\(n, 1, 12, 12\) or \(n, 144\), got \(6, 12, 12\)"):
+        model.predict(x[:, 0])
+    with pytest.raises(ValueError, match=r"got \(6, 2, 12, 12\)"):
+        model.forward(np.concatenate([x, x], axis=1))
+
+
+def test_predict_in_any_batch_size_equals_forward() -> None:
+    """predict runs a few images at a time by default (the conv layers' outputs are large);
+    any batch size gives the same numbers (to the last bits the products round in another
+    order)."""
+    model = small_cnn(dtype=np.float64, dropout=0.5)
+    x = np.random.default_rng(6).normal(size=(10, *CNN_INPUT))
+    expected = model.predict(x, batch_size=10)
+    for batch_size in (None, 1, 3):
+        np.testing.assert_allclose(
+            model.predict(x, batch_size=batch_size), expected, rtol=1e-13, atol=1e-15
+        )
+    assert 1 <= model._predict_batch <= 4096
+    assert classifier([784, 64, 10])._predict_batch == 4096  # an MLP's batches as before
+
+
+def test_a_cnns_parameters_are_views_into_the_flat_vector() -> None:
+    model = small_cnn(dtype=np.float64)
+    conv = model.layers[0]
+    assert model.parameters[0].size == (4 * 9 + 4) + (6 * 4 * 9 + 6) + (24 * 3 + 3)
+    assert np.shares_memory(conv.weights, model.parameters[0])
+    model.set_weights(np.arange(model.parameters[0].size, dtype=np.float64))
+    np.testing.assert_array_equal(conv.weights.ravel(), np.arange(36))
+    np.testing.assert_array_equal(conv.biases, [36, 37, 38, 39])
+
+
+def test_a_cnns_input_gradient_has_the_input_shape() -> None:
+    model = small_cnn(dtype=np.float64)
+    x = np.random.default_rng(7).normal(size=(4, *CNN_INPUT))
+    probs = model.forward(x)
+    assert model.compute_gradients(np.array([0, 1, 2, 0]), probs) is None
+    grad_x = model.compute_gradients(np.array([0, 1, 2, 0]), probs, input_gradient=True)
+    assert grad_x.shape == x.shape
+    assert grad_x.flags.c_contiguous

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.model_files import HUGE_BYTES
-from support.models import classifier, dense_layers, random_parameters
+from support.models import CNN_INPUT, classifier, dense_layers, random_parameters, small_cnn
 from support.stage import measure_peak
 
 from nnlib import (
@@ -305,8 +306,9 @@ def test_a_version_1_file_loads_with_its_description_as_metadata(tmp_path: Path)
         "class_names": meta["class_names"],
         "dataset": "mnist",
     }
-    loaded.save(tmp_path / "v2.npz")
-    assert json.loads(str(np.load(tmp_path / "v2.npz")["meta"]))["version"] == 2
+    loaded.save(tmp_path / "v3.npz")
+    saved_meta = json.loads(str(np.load(tmp_path / "v3.npz")["meta"]))
+    assert (saved_meta["version"], saved_meta["input_shape"]) == (3, [5])
 
 
 MUTATIONS: dict[str, Callable[[dict, dict], None]] = {
@@ -325,7 +327,12 @@ MUTATIONS: dict[str, Callable[[dict, dict], None]] = {
     "dropout-with-weights": lambda meta, arrays: arrays.update(
         layer2_weights=np.zeros((6, 6), np.float32)
     ),
-    "version-3": lambda meta, arrays: meta.update(version=3),
+    "version-4": lambda meta, arrays: meta.update(version=4),
+    "version-3-without-input-shape": lambda meta, arrays: meta.update(version=3),
+    "version-3-input-shape-disagrees": lambda meta, arrays: meta.update(version=3, input_shape=[6]),
+    "version-3-input-shape-not-sizes": lambda meta, arrays: meta.update(
+        version=3, input_shape=[5.0]
+    ),
     "version-0": lambda meta, arrays: meta.update(version=0),
     "version-string": lambda meta, arrays: meta.update(version="2"),
     "no-version": lambda meta, arrays: meta.pop("version"),
@@ -492,3 +499,130 @@ def test_a_huge_member_is_refused_before_its_data_is_read(
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{path}: {reason}")
     assert result.peak_bytes < HUGE_BYTES / 4  # numpy.load of every member peaks above 550 MB
+
+
+# --------------------------------------------------------------------------- image layers
+
+FILES = Path(__file__).parent / "files"
+
+
+def make_cnn(dtype: type = np.float32, seed: int = 0) -> Model:
+    """``support.models.small_cnn`` with a dropout layer, metadata and random parameters."""
+    rng = np.random.default_rng(seed)
+    model = small_cnn(rng=rng, dtype=dtype, optimizer=Adam(1e-3), dropout=0.25, metadata=METADATA)
+    return random_parameters(model, rng, 0.3)
+
+
+@DTYPES
+def test_a_cnn_round_trips_exactly(tmp_path: Path, dtype: type) -> None:
+    """Conv, pool, dropout, flatten and dense layers, the input shape and the weights come
+    back; the loaded model predicts the same bits and trains on."""
+    model = make_cnn(dtype)
+    model.save(tmp_path / "cnn.npz")
+    loaded = Model.load(tmp_path / "cnn.npz", optimizer=Adam(1e-3))
+    assert [layer.config() for layer in loaded.layers] == [layer.config() for layer in model.layers]
+    assert loaded.input_shape == CNN_INPUT
+    assert loaded.dtype == dtype
+    assert loaded.metadata == model.metadata
+    np.testing.assert_array_equal(loaded.get_weights(), model.get_weights())
+    x = np.random.default_rng(1).normal(size=(5, *CNN_INPUT))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    loaded.fit_batch(x, np.array([0, 1, 2, 0, 1]))
+    assert not np.array_equal(loaded.get_weights(), model.get_weights())
+
+
+def test_a_cnn_file_holds_torch_shaped_kernels_and_the_input_shape(tmp_path: Path) -> None:
+    model = make_cnn()
+    model.save(tmp_path / "cnn.npz")
+    with np.load(tmp_path / "cnn.npz", allow_pickle=False) as archive:
+        meta = json.loads(str(archive["meta"]))
+        shapes = {name: archive[name].shape for name in archive.files if name != "meta"}
+    assert (meta["format"], meta["version"], meta["input_shape"]) == ("nnlib.mlp", 3, [1, 12, 12])
+    assert [layer["kind"] for layer in meta["layers"]] == [
+        "conv2d",
+        "maxpool2d",
+        "dropout",
+        "conv2d",
+        "maxpool2d",
+        "flatten",
+        "dense",
+    ]
+    assert shapes == {
+        "layer0_weights": (4, 1, 3, 3),
+        "layer0_biases": (4,),
+        "layer3_weights": (6, 4, 3, 3),
+        "layer3_biases": (6,),
+        "layer6_weights": (24, 3),
+        "layer6_biases": (3,),
+    }
+
+
+def test_a_version_2_file_written_by_the_previous_nnlib_loads(tmp_path: Path) -> None:
+    """tests/files/model_v2.npz was written by nnlib's format-2 writer (commit 9557826:
+    dense 6-5 leaky ReLU, dropout, dense 5-4 tanh, dense 4-3 softmax, random float32
+    weights), with its predictions for five inputs beside it. It loads as the same network
+    and predicts the same; saved again, it becomes version 3."""
+    loaded = Model.load(FILES / "model_v2.npz")
+    assert [layer.kind for layer in loaded.layers] == ["dense", "dropout", "dense", "dense"]
+    assert loaded.input_shape == (6,)
+    assert loaded.layers[0].activation.negative_slope == 0.2
+    assert loaded.metadata == {"class_names": ["a", "b", "c"], "image_shape": [2, 3]}
+    with np.load(FILES / "model_v2.npz", allow_pickle=False) as archive:
+        assert json.loads(str(archive["meta"]))["version"] == 2
+        np.testing.assert_array_equal(loaded.layers[2].weights, archive["layer2_weights"])
+    with np.load(FILES / "model_v2_predictions.npz", allow_pickle=False) as expected:
+        np.testing.assert_allclose(
+            loaded.predict(expected["x"]), expected["probabilities"], rtol=1e-6
+        )
+    loaded.save(tmp_path / "again.npz")
+    again = Model.load(tmp_path / "again.npz")
+    assert json.loads(str(np.load(tmp_path / "again.npz")["meta"]))["version"] == 3
+    np.testing.assert_array_equal(again.get_weights(), loaded.get_weights())
+
+
+def cnn_entries() -> tuple[dict, dict[str, np.ndarray]]:
+    """The meta and arrays of ``make_cnn``'s file, read back with numpy."""
+    model = make_cnn()
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    return json.loads(str(arrays.pop("meta"))), arrays
+
+
+CNN_MUTATIONS: dict[str, Callable[[dict, dict], None]] = {
+    "kernel-shape": lambda meta, arrays: arrays.update(
+        layer0_weights=np.zeros((4, 1, 5, 5), np.float32)
+    ),
+    "kernel-transposed": lambda meta, arrays: arrays.update(
+        layer3_weights=np.zeros((4, 6, 3, 3), np.float32)
+    ),
+    "config-disagrees-with-arrays": lambda meta, arrays: meta["layers"][3].update(out_channels=5),
+    "input-shape-channels": lambda meta, arrays: meta.update(input_shape=[3, 12, 12]),
+    "input-shape-too-small": lambda meta, arrays: meta.update(input_shape=[1, 3, 3]),
+    "input-shape-missing": lambda meta, arrays: meta.pop("input_shape"),
+    "input-shape-flat": lambda meta, arrays: meta.update(input_shape=[144]),
+    "no-flatten": lambda meta, arrays: meta["layers"].__setitem__(
+        5, {"kind": "dropout", "rate": 0}
+    ),
+    "bad-stride": lambda meta, arrays: meta["layers"][1].update(stride=0),
+    "float-kernel": lambda meta, arrays: meta["layers"][0].update(kernel_size=3.0),
+    "negative-padding": lambda meta, arrays: meta["layers"][3].update(padding=-1),
+    "softmax-conv": lambda meta, arrays: meta["layers"][0].update(activation={"name": "softmax"}),
+    "pool-with-weights": lambda meta, arrays: arrays.update(
+        layer1_weights=np.zeros((2, 2), np.float32)
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", list(CNN_MUTATIONS))
+def test_inconsistent_cnn_files_are_refused(tmp_path: Path, mutation: str) -> None:
+    """One fault in an otherwise consistent CNN file: a one-line ModelFormatError."""
+    meta, arrays = cnn_entries()
+    write_npz(tmp_path / "untouched.npz", meta, arrays)
+    Model.load(tmp_path / "untouched.npz")
+    CNN_MUTATIONS[mutation](meta, arrays)
+    path = tmp_path / f"{mutation}.npz"
+    write_npz(path, meta, arrays)
+    load_error(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support import nnlib_reference as ref
-from support.models import classifier
+from support.models import classifier, small_cnn
 
 from nnlib import (
     SGD,
@@ -500,3 +500,48 @@ def test_a_learning_run_passes_the_checks() -> None:
         model, Dataset(x, y, rng=rng), 3, 16, validation=blobs(rng, 300), check_learning=True
     )
     assert history.epochs[-1].val_accuracy > 0.6
+
+
+# --------------------------------------------------------------------------- image batches
+
+
+def bright_halves(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 1, 12, 12) noise with a bright 3x3 square in the left half (class 0), the right
+    half (class 1), or none (class 2)."""
+    x = rng.normal(0.0, 0.3, size=(n, 1, 12, 12))
+    y = rng.integers(0, 3, size=n)
+    for i, label in enumerate(y):
+        if label < 2:
+            row, col = rng.integers(0, 10), rng.integers(0, 3) + 6 * label
+            x[i, 0, row : row + 3, col : col + 3] += 2.0
+    return x, y
+
+
+def test_training_loop_trains_a_cnn_on_image_batches() -> None:
+    """A small CNN (with dropout after a conv) learns where a bright square is from
+    (n, C, H, W) batches, scored on held-out images: most of them right after 8 epochs."""
+    rng = np.random.default_rng(0)
+    x, y = bright_halves(rng, 600)
+    x_val, y_val = bright_halves(rng, 300)
+    model = small_cnn(rng=rng, optimizer=Adam(1e-2), dropout=0.1)
+    history = training_loop(
+        model, Dataset(x, y, rng=rng), epochs=8, batch_size=32, validation=(x_val, y_val)
+    )
+    assert history.epochs[-1].val_accuracy > 0.95
+    assert history.epochs[-1].loss < history.epochs[0].loss
+
+
+def train_cnn_with_seed(seed: int) -> Model:
+    rng = np.random.default_rng(seed)
+    x, y = bright_halves(rng, 64)
+    model = small_cnn(rng=rng, optimizer=Adam(1e-2), dropout=0.3)
+    training_loop(model, Dataset(x, y, rng=rng), epochs=2, batch_size=16)
+    return model
+
+
+def test_a_cnn_trained_with_the_same_seed_is_byte_identical(tmp_path: Path) -> None:
+    """Initialization, shuffling and dropout masks all come from the one Generator."""
+    for name, seed in (("a", 42), ("b", 42), ("c", 43)):
+        train_cnn_with_seed(seed).save(tmp_path / f"{name}.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    assert (tmp_path / "a.npz").read_bytes() != (tmp_path / "c.npz").read_bytes()

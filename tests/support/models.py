@@ -1,8 +1,8 @@
-"""The models the tests build: dense classifiers of any sizes, activations and dtype for
-nnlib's own tests, and the pipeline's models (a small digit model carrying the metadata
-predict and evaluate read, and the blog post's seed net).
+"""The models the tests build: dense classifiers of any sizes, activations and dtype and a
+small convolutional network for nnlib's own tests, and the pipeline's models (a small digit
+model carrying the metadata predict and evaluate read, and the blog post's seed net).
 
-Weights are drawn from ``rng`` layer by layer, in order, as ``DenseLayer`` draws them; a
+Weights are drawn from ``rng`` layer by layer, in order, as the layers draw them; a
 builder given the same generator state builds the same model.
 """
 
@@ -13,8 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from nnlib import Adam, CrossEntropyLoss, DenseLayer, Model, ReLU, Softmax
+from nnlib import (
+    Adam,
+    Conv2D,
+    CrossEntropyLoss,
+    DenseLayer,
+    Dropout,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    Model,
+    ReLU,
+    Softmax,
+)
 from nnlib.activations import Activation
+from nnlib.layers import Layer
 from nnlib.losses import Loss
 from nnlib.optimizers import Optimizer
 from support.processed import CLASS_NAMES, N_FEATURES, NORMALIZATION
@@ -70,12 +83,70 @@ def classifier(
 
 
 def random_biases(model: Model, rng: np.random.Generator, scale: float) -> Model:
-    """``model`` with every dense layer's biases drawn from N(0, scale), layer by layer (they
-    start at zero, which hides a bias term a formula gets wrong)."""
+    """``model`` with every dense and conv layer's biases drawn from N(0, scale), layer by
+    layer (they start at zero, which hides a bias term a formula gets wrong)."""
     for layer in model.layers:
-        if isinstance(layer, DenseLayer):
+        if isinstance(layer, (DenseLayer, Conv2D)):
             layer.biases = rng.normal(0.0, scale, size=layer.biases.shape)
     return model
+
+
+#: the small convolutional network's input: one-channel 12 x 12 images
+CNN_INPUT = (1, 12, 12)
+#: its classes
+CNN_CLASSES = 3
+
+
+def cnn_layers(
+    *,
+    rng: np.random.Generator | int = 0,
+    dtype: type = np.float32,
+    dropout: float | None = None,
+    second: Make = Identity,
+) -> list[Layer]:
+    """conv 4 filters of 3x3 (ReLU) -> max-pool 2 -> [dropout] -> conv 6 filters of 3x3,
+    padding 1 (``second`` activation) -> max-pool 2 (5x5 to 2x2: a row and a column left
+    out) -> flatten -> dense 24 -> 3, softmax: on ``CNN_INPUT`` images. ``dropout`` adds a
+    Dropout after the first pool (drawing from ``rng``)."""
+    rng = generator(rng)
+    layers: list[Layer] = [
+        Conv2D(1, 4, 3, activation_function=ReLU(), rng=rng, dtype=dtype),
+        MaxPool2D(2),
+    ]
+    if dropout is not None:
+        layers.append(Dropout(dropout, rng=rng))
+    layers += [
+        Conv2D(4, 6, 3, padding=1, activation_function=second(), rng=rng, dtype=dtype),
+        MaxPool2D(2),
+        Flatten(),
+        DenseLayer(6 * 2 * 2, CNN_CLASSES, Softmax(), rng=rng, dtype=dtype),
+    ]
+    return layers
+
+
+def small_cnn(
+    *,
+    rng: np.random.Generator | int = 0,
+    dtype: type = np.float32,
+    optimizer: Optimizer | None = None,
+    dropout: float | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Model:
+    """A model of ``cnn_layers``, cross-entropy, for ``CNN_INPUT`` images."""
+    layers = cnn_layers(rng=rng, dtype=dtype, dropout=dropout)
+    return Model(layers, CrossEntropyLoss(), optimizer, metadata=metadata, input_shape=CNN_INPUT)
+
+
+class ReplayedUniforms:
+    """Stands in for a Generator in ``Dropout``: every draw returns the same uniforms, so
+    each forward pass uses the same mask and finite differences are well defined."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def random(self, *, out: np.ndarray, dtype: type) -> np.ndarray:
+        out[...] = self.values
+        return out
 
 
 def random_parameters(model: Model, rng: np.random.Generator, scale: float = 1.0) -> Model:

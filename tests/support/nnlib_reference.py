@@ -3,7 +3,8 @@
 Everything here is written from the formulas, in float64, without importing
 nnlib, and favours obviousness over speed: the point is to disagree with
 nnlib whenever nnlib is wrong. Shapes follow nnlib's conventions: batches are
-``(n_samples, n_features)`` and weights ``(fan_in, fan_out)``.
+``(n_samples, n_features)`` and weights ``(fan_in, fan_out)``; image batches are ``(n, C, H,
+W)`` and convolution weights ``(out_channels, in_channels, k, k)``, as torch's.
 """
 
 from __future__ import annotations
@@ -65,6 +66,62 @@ def mlp_forward(
         zs.append(z)
         outs.append(a)
     return zs, outs
+
+
+# --------------------------------------------------------------------------- image layers
+
+
+def conv2d(
+    x: np.ndarray, weights: np.ndarray, biases: np.ndarray, stride: int = 1, padding: int = 0
+) -> np.ndarray:
+    """Cross-correlation ``(n, C, H, W)`` -> ``(n, out_channels, OH, OW)``, one output value
+    at a time: ``sum(window * kernel) + bias`` over zero-padded input."""
+    x = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    w = np.asarray(weights, np.float64)
+    c_out, _, k, _ = w.shape
+    n, _, height, width = x.shape
+    rows, cols = (height - k) // stride + 1, (width - k) // stride + 1
+    out = np.zeros((n, c_out, rows, cols))
+    for sample in range(n):
+        for o in range(c_out):
+            for r in range(rows):
+                for c in range(cols):
+                    window = x[sample, :, r * stride : r * stride + k, c * stride : c * stride + k]
+                    out[sample, o, r, c] = np.sum(window * w[o]) + biases[o]
+    return out
+
+
+def maxpool2d(x: np.ndarray, kernel: int, stride: int | None = None) -> np.ndarray:
+    """The maximum of every ``kernel x kernel`` window, ``stride`` (default ``kernel``)
+    apart, rows and columns no window covers left out."""
+    stride = stride or kernel
+    n, channels, height, width = x.shape
+    rows, cols = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+    out = np.zeros((n, channels, rows, cols))
+    for r in range(rows):
+        for c in range(cols):
+            window = x[:, :, r * stride : r * stride + kernel, c * stride : c * stride + kernel]
+            out[:, :, r, c] = window.max(axis=(2, 3))
+    return out
+
+
+def maxpool2d_backward(
+    x: np.ndarray, grad: np.ndarray, kernel: int, stride: int | None = None
+) -> np.ndarray:
+    """dL/dx of ``maxpool2d``: each window's gradient to its largest element, the first in
+    row-major window order when several hold the maximum (added up where windows overlap)."""
+    stride = stride or kernel
+    grad_x = np.zeros(x.shape)
+    n, channels, rows, cols = grad.shape
+    for sample in range(n):
+        for ch in range(channels):
+            for r in range(rows):
+                for c in range(cols):
+                    top, left = r * stride, c * stride
+                    window = x[sample, ch, top : top + kernel, left : left + kernel]
+                    i, j = divmod(int(np.argmax(window)), kernel)  # argmax: the first maximum
+                    grad_x[sample, ch, top + i, left + j] += grad[sample, ch, r, c]
+    return grad_x
 
 
 # --------------------------------------------------------------------------- losses
