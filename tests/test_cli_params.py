@@ -12,11 +12,13 @@ from support import REPO
 from support.params import project_params, write_params
 
 from nnlib.activations import HIDDEN_ACTIVATIONS
+from nnlib.layer_kinds import LAYERS
 from nnlib.optimizers import OPTIMIZERS
 from nnlib.schedules import SCHEDULES
 from nnlib.training import MONITORS
 from stages.cli.errors import ParamsError, UsageError
 from stages.cli.params import (
+    LAYER_TYPES,
     Activation,
     Monitor,
     Optimizer,
@@ -90,7 +92,8 @@ def test_a_real_number_written_as_yaml_1_1_text_is_a_number(tmp_path: Path) -> N
             "model",
             "hidden_sizes",
             [64, 0],
-            "model.hidden_sizes must be a non-empty list of integers >= 1, got [64, 0]",
+            "model.hidden_sizes must be a list of integers >= 1 (or [] when model.layers describes "
+            "the network), got [64, 0]",
         ),
         (
             "data",
@@ -233,8 +236,8 @@ def test_every_problem_of_a_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ParamsError) as caught:
         load_params(path)
     assert str(caught.value).splitlines() == [
-        f"{path}: model.hidden_sizes must be a non-empty list of integers >= 1, "
-        "got [64, 0, 'x', -1]",
+        f"{path}: model.hidden_sizes must be a list of integers >= 1 (or [] when model.layers "
+        "describes the network), got [64, 0, 'x', -1]",
         f"{path}: model.activation must be one of relu, leaky_relu, sigmoid, tanh, got 'swish'",
         f"{path}: train.epochs must be an integer >= 1, got 0",
         f"{path}: train.seed is missing",
@@ -312,3 +315,202 @@ def test_without_a_split_an_unused_monitor_falls_back_to_the_training_split(
     train = with_available_monitor(params, False, path, tmp_path)
     assert (params.train.monitor, train.monitor) == ("val_accuracy", "accuracy")
     assert with_available_monitor(params, True, path, tmp_path).monitor == "val_accuracy"
+
+
+# --- model.layers: the network as a list of entries ------------------------------------------
+
+LENET = [
+    {"type": "conv2d", "filters": 8, "kernel": 5, "activation": "relu"},
+    {"type": "maxpool2d", "size": 2},
+    {"type": "conv2d", "filters": 16, "kernel": 3, "stride": 2, "padding": 1},
+    {"type": "maxpool2d", "size": 3, "stride": 1},
+    {"type": "dropout", "rate": 0.25},
+    {"type": "dense", "units": 64, "activation": "tanh"},
+]
+
+
+def test_layers_read_with_their_defaults(tmp_path: Path) -> None:
+    params = load_params(write_params(tmp_path, model={"hidden_sizes": [], "layers": LENET}))
+    assert params.model.hidden_sizes == []
+    assert [entry.model_dump() for entry in params.model.layers] == [
+        {
+            "type": "conv2d",
+            "filters": 8,
+            "kernel": 5,
+            "stride": 1,
+            "padding": 0,
+            "activation": "relu",
+        },
+        {"type": "maxpool2d", "size": 2, "stride": None},
+        {
+            "type": "conv2d",
+            "filters": 16,
+            "kernel": 3,
+            "stride": 2,
+            "padding": 1,
+            "activation": None,
+        },
+        {"type": "maxpool2d", "size": 3, "stride": 1},
+        {"type": "dropout", "rate": 0.25},
+        {"type": "dense", "units": 64, "activation": "tanh"},
+    ]
+
+
+def test_the_shipped_params_are_the_mlp(tmp_path: Path) -> None:
+    params = load_params(write_params(tmp_path))
+    assert (params.model.hidden_sizes, params.model.layers) == ([64, 32], [])
+
+
+@pytest.mark.parametrize(
+    ("left_out", "kept"),
+    [("layers", {"hidden_sizes": [64, 32]}), ("hidden_sizes", {"layers": LENET})],
+)
+def test_a_key_left_out_is_not_set(tmp_path: Path, left_out: str, kept: dict) -> None:
+    """Leaving a key out is the same as [] (what params.yaml writes; older files have no
+    model.layers, and ``dvc exp run -S '~model.hidden_sizes'`` deletes a key)."""
+    params = project_params()
+    params["model"].update(kept)
+    del params["model"][left_out]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert getattr(load_params(path).model, left_out) == []
+
+
+def test_the_entry_types_are_nnlib_layer_kinds() -> None:
+    assert set(LAYER_TYPES) <= set(LAYERS)
+    assert set(LAYERS) - set(LAYER_TYPES) == {"flatten"}  # the pipeline adds it
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"type": "conv2d", "filters": 8, "kernel": 0},
+            "model.layers[1].kernel must be an integer >= 1, got 0",
+        ),
+        (
+            {"type": "conv2d", "filters": 8, "kernel": 5, "padding": -1},
+            "model.layers[1].padding must be an integer >= 0, got -1",
+        ),
+        (
+            {"type": "conv2d", "filters": 2.5, "kernel": 5},
+            "model.layers[1].filters must be an integer >= 1, got 2.5",
+        ),
+        ({"type": "conv2d", "filters": 8}, "model.layers[1].kernel is missing"),
+        (
+            {"type": "maxpool2d", "size": 2, "stride": 0},
+            "model.layers[1].stride must be an integer >= 1, got 0",
+        ),
+        (
+            {"type": "dense", "units": 64, "activation": "Relu"},
+            "model.layers[1].activation must be one of relu, leaky_relu, sigmoid, tanh, "
+            "got 'Relu' (did you mean relu?)",
+        ),
+        (
+            {"type": "dropout", "rate": 1.0},
+            "model.layers[1].rate must be a number >= 0 and < 1, got 1.0",
+        ),
+        (
+            {"type": "conv", "filters": 8, "kernel": 5},
+            "model.layers[1].type must be one of conv2d, maxpool2d, dense, dropout, got 'conv' "
+            "(did you mean conv2d?)",
+        ),
+        (
+            {"filters": 8, "kernel": 5},
+            "model.layers[1].type is missing: one of conv2d, maxpool2d, dense, dropout",
+        ),
+        (
+            "conv2d",
+            "model.layers[1] must be a mapping with a type (conv2d, maxpool2d, dense, dropout) "
+            "and its keys, got 'conv2d'",
+        ),
+        (
+            {"type": "conv2d", "filters": 8, "kernel": 5, "strides": 2},
+            "unknown key model.layers[1].strides (did you mean model.layers[1].stride?)",
+        ),
+        (
+            {"type": "maxpool2d", "size": 2, "filters": 8},
+            "unknown key model.layers[1].filters: a maxpool2d entry takes type, size, stride",
+        ),
+    ],
+    ids=[
+        "kernel-0",
+        "padding-negative",
+        "filters-real",
+        "kernel-missing",
+        "stride-0",
+        "activation-case",
+        "rate-1",
+        "type-unknown",
+        "type-missing",
+        "not-a-mapping",
+        "key-misspelt",
+        "key-of-another-type",
+    ],
+)
+def test_a_bad_entry_is_one_line_naming_its_key_path(
+    tmp_path: Path, entry: object, message: str
+) -> None:
+    layers = [LENET[0], entry, LENET[-1]]
+    path = write_params(tmp_path, model={"hidden_sizes": [], "layers": layers})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_each_bad_entry_of_a_list_is_its_own_line(tmp_path: Path) -> None:
+    layers = [{"type": "conv2d", "filters": 0, "kernel": 5}, LENET[1], {"type": "dense"}]
+    path = write_params(tmp_path, model={"hidden_sizes": [], "layers": layers})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: model.layers[0].filters must be an integer >= 1, got 0",
+        f"{path}: model.layers[2].units is missing",
+    ]
+
+
+def test_layers_that_are_not_a_list_are_refused(tmp_path: Path) -> None:
+    path = write_params(tmp_path, model={"hidden_sizes": [], "layers": "lenet"})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: model.layers must be a list of layer entries, each a mapping with a type "
+        "(conv2d, maxpool2d, dense, dropout) and its keys (or [] when model.hidden_sizes "
+        "describes the network), got 'lenet'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            {"hidden_sizes": [64, 32], "layers": LENET[:1]},
+            "model.hidden_sizes [64, 32] and model.layers (1 entry) are both set, and the "
+            "network is one or the other: set model.hidden_sizes to [] for model.layers' "
+            "network (dvc exp run -S 'model.hidden_sizes=[]' -S 'model.layers=[...]'), or "
+            "model.layers to [] for the MLP",
+        ),
+        (
+            {"hidden_sizes": [], "layers": []},
+            "model.hidden_sizes and model.layers are both empty: set model.hidden_sizes (the "
+            "MLP's hidden layer sizes) or model.layers (a list of layer entries)",
+        ),
+        (
+            {"hidden_sizes": [], "layers": LENET, "dropout": 0.5},
+            "model.dropout is 0.5, which puts dropout after each of model.hidden_sizes' "
+            "layers; model.layers places its own: add {type: dropout, rate: 0.5} entries "
+            "where you want them, and set model.dropout to 0",
+        ),
+    ],
+    ids=["both", "neither", "dropout-with-layers"],
+)
+def test_the_network_is_one_of_the_two_keys(tmp_path: Path, model: dict, message: str) -> None:
+    path = write_params(tmp_path, model=model)
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_dropout_zero_goes_with_layers(tmp_path: Path) -> None:
+    path = write_params(tmp_path, model={"hidden_sizes": [], "layers": LENET, "dropout": 0})
+    assert load_params(path).model.dropout == 0

@@ -82,7 +82,8 @@ def test_the_repository_search_space_loads_against_its_params() -> None:
         (
             "params: {model.hidden_sizes: {choices: [[64], [0, 3]]}}",
             "params.model.hidden_sizes: choice [0, 3] is refused: "
-            "model.hidden_sizes must be a non-empty list of integers >= 1",
+            "model.hidden_sizes must be a list of integers >= 1 (or [] when model.layers describes "
+            "the network)",
         ),
         (
             "params: {train.batch_size: {low: 8.0, high: 64.0}}",

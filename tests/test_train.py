@@ -75,8 +75,9 @@ def _without(params: dict, section: str, key: str) -> dict:
 BAD_PARAMS = [
     ("train", "epochs", 0, "train.epochs must be an integer >= 1, got 0"),
     ("train", "epochs", "ten", "train.epochs must be an integer >= 1, got 'ten'"),
-    ("model", "hidden_sizes", [], "model.hidden_sizes must be a non-empty list"),
-    ("model", "hidden_sizes", [64, -1], "model.hidden_sizes must be a non-empty list"),
+    ("model", "hidden_sizes", [], "model.hidden_sizes and model.layers are both empty"),
+    ("model", "hidden_sizes", [64, -1], "model.hidden_sizes must be a list of integers >= 1"),
+    ("model", "layers", [{"type": "dense"}], "model.layers[0].units is missing"),
     ("model", "activation", "swish", "model.activation must be one of relu, leaky_relu"),
     ("train", "optimizer", "adagrad", "train.optimizer must be one of sgd, adam, adamw"),
     ("train", "learning_rate", -0.1, "train.learning_rate must be a number > 0"),

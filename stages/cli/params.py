@@ -16,8 +16,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -56,7 +58,10 @@ PositiveReal = Annotated[Real, Field(gt=0, description="a number > 0")]
 NonNegativeReal = Annotated[Real, Field(ge=0, description="a number >= 0")]
 Fraction = Annotated[Real, Field(ge=0, lt=1, description="a number >= 0 and < 1")]
 Switch = Annotated[bool, Field(description="true or false")]
-Sizes = Annotated[list[Count], Field(min_length=1, description="a non-empty list of integers >= 1")]
+Sizes = Annotated[
+    list[Count],
+    Field(description="a list of integers >= 1 (or [] when model.layers describes the network)"),
+]
 
 
 def _split_size(minimum: int) -> PlainValidator:
@@ -105,10 +110,90 @@ class DataParams(_Section):
     normalize: Normalize
 
 
+class Conv2DEntry(_Section):
+    """``nnlib.Conv2D``: ``filters`` kernels of ``kernel x kernel``, then the activation."""
+
+    type: Literal["conv2d"]
+    filters: Count
+    kernel: Count
+    stride: Count = 1
+    padding: Natural = 0
+    #: None: ``model.activation``
+    activation: Activation | None = None
+
+
+class MaxPool2DEntry(_Section):
+    """``nnlib.MaxPool2D``: the maximum of each ``size x size`` window, ``stride`` apart."""
+
+    type: Literal["maxpool2d"]
+    size: Count
+    #: None: ``size`` (windows side by side)
+    stride: Count | None = None
+
+
+class DenseEntry(_Section):
+    """``nnlib.DenseLayer`` of ``units`` (a Flatten before it when the input is an image)."""
+
+    type: Literal["dense"]
+    units: Count
+    #: None: ``model.activation``
+    activation: Activation | None = None
+
+
+class DropoutEntry(_Section):
+    """``nnlib.Dropout``: each value zeroed with probability ``rate`` while training."""
+
+    type: Literal["dropout"]
+    rate: Fraction
+
+
+LayerEntry = Conv2DEntry | MaxPool2DEntry | DenseEntry | DropoutEntry
+#: each entry's ``type``, in the order errors list them
+LAYER_TYPES: tuple[str, ...] = tuple(
+    get_args(entry.model_fields["type"].annotation)[0] for entry in get_args(LayerEntry)
+)
+Layers = Annotated[
+    list[Annotated[LayerEntry, Field(discriminator="type")]],
+    Field(
+        description="a list of layer entries, each a mapping with a type "
+        f"({', '.join(LAYER_TYPES)}) and its keys (or [] when model.hidden_sizes describes the "
+        "network)"
+    ),
+]
+
+
 class ModelParams(_Section):
-    hidden_sizes: Sizes
+    """The network: an MLP of ``hidden_sizes`` (the shorthand, and the default) or the stack
+    of ``layers``; exactly one of them is set, the other is ``[]`` or left out. The pipeline
+    adds the Flatten before the first dense entry and the softmax output layer."""
+
+    hidden_sizes: Sizes = Field(default_factory=list)
+    layers: Layers = Field(default_factory=list)
     activation: Activation
     dropout: Fraction
+
+    def problems(self) -> list[str]:
+        """The rules between the section's keys that are broken, one line each."""
+        if self.hidden_sizes and self.layers:
+            entries = f"{len(self.layers)} entr{'y' if len(self.layers) == 1 else 'ies'}"
+            return [
+                f"model.hidden_sizes {self.hidden_sizes} and model.layers ({entries}) are both "
+                "set, and the network is one or the other: set model.hidden_sizes to [] for "
+                "model.layers' network (dvc exp run -S 'model.hidden_sizes=[]' -S "
+                "'model.layers=[...]'), or model.layers to [] for the MLP"
+            ]
+        if not self.hidden_sizes and not self.layers:
+            return [
+                "model.hidden_sizes and model.layers are both empty: set model.hidden_sizes "
+                "(the MLP's hidden layer sizes) or model.layers (a list of layer entries)"
+            ]
+        if self.layers and self.dropout:
+            return [
+                f"model.dropout is {self.dropout:g}, which puts dropout after each of "
+                "model.hidden_sizes' layers; model.layers places its own: add {type: dropout, "
+                f"rate: {self.dropout:g}}} entries where you want them, and set model.dropout to 0"
+            ]
+        return []
 
 
 Degrees = Annotated[Real, Field(ge=0, le=180, description="a number of degrees in [0, 180]")]
@@ -191,7 +276,7 @@ class Params(_Section):
     def _consistent(self) -> Params:
         """Rules between sections, checked once every key is valid on its own; each broken
         rule is one line naming the keys and the fix."""
-        broken = []
+        broken = self.model.problems()
         if (
             self.data.val_size == 0
             and self.train.monitor.startswith("val_")
@@ -262,63 +347,143 @@ def _closest_name(value: Any, names: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _field_description(loc: tuple[str, ...]) -> str | None:
-    model: Any = Params
+@dataclass(frozen=True)
+class _Location:
+    """Where a pydantic error location points in params.yaml."""
+
+    #: the dotted key, list entries by index: ``model.layers[2].kernel``
+    key: str
+    #: the path to the value to quote: the whole list for an item of a list of numbers
+    path: tuple[str | int, ...]
+    #: what the key takes (``must be <description>``), if the schema says
+    description: str | None
+    #: the keys of the mapping that holds the key (an entry's, for its "did you mean")
+    siblings: tuple[str, ...] = ()
+    #: the type of the entry of model.layers that holds the key, if one does
+    entry: str | None = None
+
+
+def _unwrapped(annotation: Any) -> tuple[Any, str | None]:
+    """The type under ``Annotated`` and ``| None``, and the description found on the way."""
     description = None
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation, *extras = get_args(annotation)
+            found = [getattr(extra, "description", None) for extra in extras]
+            description = description or next((d for d in found if d), None)
+        elif get_origin(annotation) in (Union, UnionType) and type(None) in get_args(annotation):
+            (annotation,) = [arg for arg in get_args(annotation) if arg is not type(None)]
+        else:
+            return annotation, description
+
+
+def _entry_member(union: Any, tag: str) -> Any:
+    """The model of a union of entries whose ``type`` is ``tag``, or None."""
+    for member in get_args(union):
+        if get_args(member.model_fields["type"].annotation) == (tag,):
+            return member
+    return None
+
+
+def _locate(loc: tuple[Any, ...]) -> _Location:
+    """The key, value path and expectation of a pydantic error location, walking the schema
+    beside it: a mapping's keys, a list of entries' indices and their union tags."""
+    annotation: Any = Params
+    key, path, description = "", [], None
+    siblings: tuple[str, ...] = ()
+    entry = None
     for part in loc:
-        if get_origin(model) is dict:  # a mapping's key: its value's type describes the rest
-            model = get_args(model)[1]
-            if get_origin(model) is Annotated:
-                model, *extras = get_args(model)
-                descriptions = [getattr(extra, "description", None) for extra in extras]
-                description = next((d for d in descriptions if d), description)
+        annotation, found = _unwrapped(annotation)
+        description = found or description
+        origin = get_origin(annotation)
+        if part == "[key]":
             continue
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
-            return None
-        field = fields[part]
-        model = field.annotation
-        description = field.description
-        if description is None and get_origin(model) is Literal:
-            description = f"one of {', '.join(get_args(model))}"
-    return description
+        if origin is dict:  # a mapping's key: its value's type describes the rest
+            annotation = get_args(annotation)[1]
+        elif origin is list:
+            annotation = get_args(annotation)[0]
+            if get_origin(_unwrapped(annotation)[0]) in (Union, UnionType):  # an entry
+                key, description = f"{key}[{part}]", None
+            else:  # an item of a list of numbers: the list is the key
+                break
+        elif origin in (Union, UnionType):  # a union of entries, chosen by its tag
+            annotation, entry = _entry_member(annotation, part), part
+            continue
+        else:
+            fields = getattr(annotation, "model_fields", None) or {}
+            siblings = tuple(fields)
+            if part not in fields:
+                key = f"{key}.{part}" if key else str(part)
+                path.append(part)
+                return _Location(key, tuple(path), None, siblings, entry)
+            annotation = fields[part].annotation
+            description = fields[part].description
+        key = key if isinstance(part, int) else (f"{key}.{part}" if key else str(part))
+        path.append(part)
+    bare, found = _unwrapped(annotation)
+    description = description or found
+    if description is None and get_origin(bare) is Literal:
+        description = f"one of {', '.join(get_args(bare))}"
+    return _Location(key, tuple(path), description, siblings, entry)
 
 
-def _value_at(raw: Mapping[str, Any], loc: tuple[str, ...], fallback: Any) -> Any:
-    """The value the user wrote at ``loc`` (a whole list rather than one of its items)."""
+def _value_at(raw: Mapping[str, Any], path: tuple[str | int, ...], fallback: Any) -> Any:
+    """The value the user wrote at ``path`` (mapping keys and list indices)."""
     value: Any = raw
-    for part in loc:
-        if not isinstance(value, Mapping) or part not in value:
+    for part in path:
+        in_list = isinstance(part, int) and isinstance(value, list) and part < len(value)
+        in_mapping = isinstance(part, str) and isinstance(value, Mapping) and part in value
+        if not (in_list or in_mapping):
             return fallback
         value = value[part]
     return value
+
+
+def _unknown_key_hint(at: _Location) -> str:
+    """`` (did you mean ...?)`` for an unknown key; inside an entry, what the entry takes."""
+    if "[" not in at.key:
+        return did_you_mean(at.key)
+    parent, _, leaf = at.key.rpartition(".")
+    close = difflib.get_close_matches(leaf, at.siblings, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {parent}.{close[0]}?)"
+    return f": a {at.entry} entry takes {', '.join(at.siblings)}"
 
 
 def _message(
     error: Mapping[str, Any], source: Path, labels: Mapping[str, str], raw: Mapping[str, Any]
 ) -> str:
     """One line for one pydantic error: file or option, key, expectation, value."""
-    loc = _key_path(error["loc"])
-    key = ".".join(loc)
+    at = _locate(error["loc"])
+    key = at.key
     where = labels.get(key, f"{source}: {key}" if key else str(source))
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{source}: unknown key {key}{did_you_mean(key)}"
+        return f"{source}: unknown key {key}{_unknown_key_hint(at)}"
     if "[key]" in error["loc"]:  # a key of train.augment, whose keys are the datasets
-        parent = ".".join(loc[:-1])
+        parent = key.rpartition(".")[0]
         datasets = ", ".join(get_args(Dataset))
         return f"{source}: unknown key {key}: {parent} takes one entry per dataset ({datasets})"
+    if kind == "union_tag_invalid":  # an entry's type
+        tag = error["input"].get("type") if isinstance(error["input"], Mapping) else None
+        types = ", ".join(LAYER_TYPES)
+        hint = _closest_name(tag, LAYER_TYPES)
+        return f"{where}.type must be one of {types}, got {preview(tag)}{hint}"
+    if kind == "union_tag_not_found":
+        return f"{where}.type is missing: one of {', '.join(LAYER_TYPES)}"
     if kind == "missing":
-        return f"{source}: section '{key}' is missing" if len(loc) == 1 else f"{where} is missing"
+        return f"{source}: section '{key}' is missing" if "." not in key else f"{where} is missing"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        expected = _field_description(loc)
-        if expected is not None:
+        if key.endswith("]"):  # an entry of model.layers
+            expected = f"a mapping with a type ({', '.join(LAYER_TYPES)}) and its keys"
             return f"{where} must be {expected}, got {preview(error['input'])}"
+        if at.description is not None:
+            return f"{where} must be {at.description}, got {preview(error['input'])}"
         return f"{where}: expected a mapping of keys, got {preview(error['input'])}"
-    if not loc and kind == "value_error":  # the cross-field rules
+    if not key and kind == "value_error":  # the cross-field rules
         return "\n".join(f"{source}: {line}" for line in str(error["ctx"]["error"]).splitlines())
-    value = _value_at(raw, loc, error["input"])
-    expected = _field_description(loc)
+    value = _value_at(raw, at.path, error["input"])
+    expected = at.description
     if expected is None:
         text = error["msg"][0].lower() + error["msg"][1:]
         return f"{where}: {text}, got {preview(value)}"
@@ -328,17 +493,11 @@ def _message(
     return f"{where} must be {expected}, got {preview(value)}{hint}"
 
 
-def _key_path(loc: tuple[Any, ...]) -> tuple[str, ...]:
-    """The params keys of a pydantic error location (list indices and pydantic's marker of
-    a mapping's key left out)."""
-    return tuple(part for part in loc if isinstance(part, str) and part != "[key]")
-
-
 def _per_key(errors: list[Any]) -> Iterator[Any]:
     """The first error of each key: a list with many bad items is one line, not one each."""
     seen = set()
     for error in errors:
-        key = _key_path(error["loc"])
+        key = _locate(error["loc"]).key
         if key not in seen:
             seen.add(key)
             yield error
