@@ -32,7 +32,7 @@ from stages.cli.params import read_params_file, validate_params
 from stages.data.processed import load_meta, load_split
 from stages.data.sources import IDX_FILES
 from stages.preprocess import preprocess
-from stages.train import train_model
+from stages.train import network_plan, train_model
 
 #: what every configuration sets, whatever params.yaml holds: the seed net's training
 #: settings before augmentation, with the first strengths tried (the rows change them)
@@ -125,11 +125,11 @@ def scores(
     training = load_split(data_dir, "train", n_classes)
     validation = load_split(data_dir, "val", n_classes)
     test = load_split(data_dir, "test", n_classes)
-    sizes = (training[0].shape[1], *settings.model.hidden_sizes, n_classes)
+    plan = network_plan(settings, meta)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as live_dir:
         model, _ = train_model(
-            settings, settings.train, meta, training, validation, sizes, Path(live_dir)
+            settings, settings.train, meta, training, validation, plan, Path(live_dir)
         )
     return {
         "val": accuracy(validation[1], model.predict(validation[0])),

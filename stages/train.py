@@ -1,4 +1,5 @@
-"""Stage 3: train the MLP that params.yaml describes; write the model and its history.
+"""Stage 3: train the network params.yaml describes (an MLP or a convolutional network);
+write the model and its history.
 
 Run as ``python -m stages.train`` (options override params.yaml, e.g. ``--epochs 5``).
 Reads ``data/processed/{train,val}_*.npy`` and ``meta.json``; logs each epoch through
@@ -8,10 +9,8 @@ DVCLive into ``dvclive/`` as it ends (``stages.outputs.history``), and writes
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-import os
 import resource
 import time
 from pathlib import Path
@@ -20,10 +19,8 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from nnlib.activations import Softmax, get_activation
 from nnlib.data import Dataset
 from nnlib.errors import NNLibError
-from nnlib.layers import DenseLayer, Dropout, Layer
 from nnlib.losses import CrossEntropyLoss
 from nnlib.model import Model
 from nnlib.optimizers import Optimizer, make_optimizer
@@ -34,26 +31,19 @@ from stages.augment.epochs import training_distortions
 from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
 from stages.cli.errors import StageError
 from stages.cli.hints import training_hint
-from stages.cli.params import (
-    ModelParams,
-    Params,
-    TrainParams,
-    load_params,
-    with_available_monitor,
-)
+from stages.cli.params import Params, TrainParams, load_params, with_available_monitor
 from stages.cli.progress import progress_bar
 from stages.data.model_metadata import model_metadata
 from stages.data.processed import load_meta, load_split
+from stages.network.build import build_layers, check_layers_fit
+from stages.network.memory import check_fits_in_memory
+from stages.network.plan import Plan, plan_network
 from stages.outputs.atomic import atomic_write
 from stages.outputs.history import LIVE_DIR, live_history
 
 logger = logging.getLogger("stages.train")
 
-app = new_app("Train the MLP described in params.yaml (model.*, train.*) on the processed data.")
-
-# Bytes per parameter while training: the parameters, their gradients, three optimizer
-# state arrays and the best epoch's copy, in float32.
-_TRAINING_BYTES_PER_PARAMETER = 6 * 4
+app = new_app("Train the network params.yaml describes (model.*, train.*) on the processed data.")
 
 
 def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Optimizer:
@@ -67,50 +57,10 @@ def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Optimizer:
     )
 
 
-def build_model(
-    layer_sizes: tuple[int, ...],
-    model: ModelParams,
-    optimizer: Optimizer,
-    rng: np.random.Generator,
-    metadata: dict[str, Any],
-) -> Model:
-    """Dense layers of ``layer_sizes``: hidden activations, each followed by dropout when
-    ``model.dropout`` > 0, a softmax output, cross-entropy."""
-    layers: list[Layer] = []
-    for n_in, n_out in itertools.pairwise(layer_sizes[:-1]):
-        layers.append(DenseLayer(n_in, n_out, get_activation(model.activation), rng=rng))
-        if model.dropout:
-            layers.append(Dropout(model.dropout, rng=rng))
-    layers.append(DenseLayer(layer_sizes[-2], layer_sizes[-1], Softmax(), rng=rng))
-    return Model(layers, loss=CrossEntropyLoss(), optimizer=optimizer, metadata=metadata)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable), if the system says."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return None
-
-
-def check_fits_in_memory(layer_sizes: tuple[int, ...], source: Path) -> None:
-    """Refuse, before allocating, a network whose training would not fit in memory."""
-    n_params = sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(layer_sizes))
-    needed = n_params * _TRAINING_BYTES_PER_PARAMETER
-    available = available_memory()
-    if available is not None and needed > available:
-        raise StageError(
-            f"{source}: model.hidden_sizes {list(layer_sizes[1:-1])} gives "
-            f"{n_params:,} parameters, which need about {needed / 1e9:.1f} GB to train; "
-            f"this machine has {available / 1e9:.1f} GB available"
-        )
+def network_plan(settings: Params, meta: dict[str, Any]) -> Plan:
+    """The network ``settings.model`` describes, for the images and classes of ``meta``."""
+    rows, cols = meta["image_shape"]
+    return plan_network(settings.model, (rows, cols), len(meta["class_names"]))
 
 
 def check_splits(n_train: int, n_classes: int, train: TrainParams, source: Path) -> None:
@@ -185,17 +135,25 @@ def train_model(
     meta: dict[str, Any],
     training: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray] | None,
-    layer_sizes: tuple[int, ...],
+    plan: Plan,
     live_dir: Path,
+    source: Path = Path("params.yaml"),
 ) -> tuple[Model, History]:
-    """The model ``settings`` describe (``train`` in place of its train section), trained on
-    ``training`` images ``(n, n_features)`` and labels ``(n,)``, distorted afresh each epoch
-    as ``train.augment`` says for ``settings.data.dataset``, watching ``validation``; each
-    epoch logged into ``live_dir``."""
+    """The network of ``plan`` (``network_plan(settings, meta)``, its memory checked), on
+    cross-entropy, trained as ``settings`` say (``train`` in place of their train section)
+    on ``training`` images ``(n, n_features)`` and labels ``(n,)``, distorted afresh each
+    epoch as ``train.augment`` says for ``settings.data.dataset``, watching ``validation``;
+    each epoch logged into ``live_dir``. ``source`` names the params file in errors."""
     X_train, y_train = training
     rng = np.random.default_rng(train.seed)
     optimizer = build_optimizer(train, math.ceil(len(X_train) / train.batch_size))
-    model = build_model(layer_sizes, settings.model, optimizer, rng, model_metadata(meta))
+    model = Model(
+        build_layers(plan, rng, source),
+        loss=CrossEntropyLoss(),
+        optimizer=optimizer,
+        metadata=model_metadata(meta),
+        input_shape=plan.input_shape,
+    )
     strengths = Strengths(**train.augment_for(settings.data.dataset).model_dump())
     with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
         data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
@@ -243,14 +201,15 @@ def main(
         stage.claim(model_path, live_metrics)
         meta = load_meta(data_dir)
         class_names = list(meta["class_names"])
+        plan = network_plan(settings, meta)
+        check_fits_in_memory(plan, settings.train.batch_size, params)
+        check_layers_fit(plan, params)
         X_train, y_train = load_split(data_dir, "train", len(class_names))
         X_val, y_val = load_split(data_dir, "val", len(class_names))
         validation = (X_val, y_val) if len(X_val) else None
         train = with_available_monitor(settings, validation is not None, params, data_dir)
         check_splits(len(X_train), len(class_names), train, params)
         check_writable(model_path, live_metrics)
-        layer_sizes = (X_train.shape[1], *settings.model.hidden_sizes, len(class_names))
-        check_fits_in_memory(layer_sizes, params)
 
         logger.info(
             "Starting training for %d epochs with batch size %d and learning rate %g "
@@ -260,13 +219,13 @@ def main(
             train.learning_rate,
             train.optimizer,
             train.lr_schedule,
-            " -> ".join(map(str, layer_sizes)),
+            plan.describe(),
             X_train.shape,
             X_val.shape,
         )
         started = time.perf_counter()
         model, history = train_model(
-            settings, train, meta, (X_train, y_train), validation, layer_sizes, live_dir
+            settings, train, meta, (X_train, y_train), validation, plan, live_dir, params
         )
         with atomic_write(model_path) as handle:
             model.save(handle)

@@ -17,6 +17,8 @@ import pytest
 from PIL import Image
 from support.in_process import invoke_stage
 from support.model_files import HUGE_BYTES
+from support.networks import conv, dense, pool
+from support.params import write_params
 from support.processed import CLASS_NAMES
 from support.stage import (
     digests,
@@ -71,6 +73,31 @@ def test_train_then_evaluate_write_model_history_metrics_and_plots(workdir: Path
     assert len(rows) == 1 + 60
     with Image.open(workdir / "reports" / "misclassified.png") as image:
         assert image.format == "PNG"
+
+
+def test_a_cnn_trained_by_train_is_scored_as_an_mlp_is(workdir: Path) -> None:
+    """model.layers: evaluate reads the convolutional model from its file alone (no params)
+    and scores it on the rows of the processed data, as it scores an MLP."""
+    layers = [conv(4, 5), pool(2), dense(16)]
+    train = {"epochs": 3, "batch_size": 16, "learning_rate": 0.01}
+    write_params(workdir, model={"hidden_sizes": [], "layers": layers}, train=train)
+    trained = invoke_stage("train", workdir)
+    assert trained.returncode == 0, trained.stderr
+    (workdir / "params.yaml").unlink()  # evaluate reads none
+    evaluated = invoke_stage("evaluate", workdir)
+    assert evaluated.returncode == 0, evaluated.stderr
+
+    model = Model.load(workdir / "models" / "model.npz")
+    assert model.layers[0].kind == "conv2d"
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    for split in ("test", "train"):
+        X, y = load_split(workdir / "data" / "processed", split, len(CLASS_NAMES))
+        assert X.shape[1:] == (784,)
+        right = float(np.mean(model.predict(X).argmax(axis=1) == y))
+        assert metrics[split]["accuracy"] == pytest.approx(right, abs=1e-6)
+    assert metrics["test"]["accuracy"] > 0.9  # the blobs are easy to tell apart
+    rows = (workdir / "reports" / "confusion.csv").read_text().splitlines()
+    assert len(rows) == 1 + 60
 
 
 def test_the_plot_files_show_the_models_own_answers(evaluated: Path) -> None:
