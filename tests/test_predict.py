@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.in_process import invoke_stage
-from support.models import digit_model
+from support.models import digit_cnn, digit_model
 from support.stage import (
     error_lines,
     run_measured,
@@ -92,6 +92,41 @@ def test_json_follows_the_model_files_normalization(pictures: Path) -> None:
         assert [t["class"] for t in top] == [str(i) for i in order]
         assert np.allclose([t["probability"] for t in top], probabilities[order], atol=1e-6)
         assert not np.allclose([t["probability"] for t in top], wrong[order], atol=1e-3)
+
+
+def test_a_convolutional_model_predicts_as_an_mlp_does(pictures: Path) -> None:
+    """A model whose first layer takes images: the same command, table, JSON and saved
+    inputs; its answers are its own on the constructed pictures."""
+    digit_cnn(normalization=STANDARDIZE, seed=5).save(pictures / "model.npz")
+    result = predict(pictures, "digits", "--json", "--save-inputs", "seen")
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert [a["file"] for a in answers] == ["digits/seven.png", "digits/zero.jpg"]
+    model = Model.load(pictures / "model.npz")
+    assert model.input_shape == (1, 28, 28)
+    seen = [np.asarray(Image.open(pictures / "seen" / f"{n}.png")) for n in ("seven", "zero")]
+    images = np.stack([mnist_digit(read_image(pictures / a["file"])) for a in answers])
+    assert np.array_equal(np.stack(seen), images)
+    expected = model.predict(normalize(images, STANDARDIZE).reshape(2, 1, 28, 28))
+    for answer, probabilities in zip(answers, expected, strict=True):
+        assert answer["prediction"] == str(int(probabilities.argmax()))
+        assert answer["confidence"] == pytest.approx(float(probabilities.max()), abs=1e-6)
+    table = predict(pictures, "digits")
+    assert table.returncode == 0, table.stderr
+    assert [line.split()[1] for line in table.stdout.splitlines()[1:]] == [
+        a["prediction"] for a in answers
+    ]
+
+
+def test_a_convolutional_model_for_other_images_is_refused(pictures: Path) -> None:
+    """784 inputs, but as 14x56 images: not the 28x28 pictures its metadata says."""
+    digit_cnn(input_shape=(1, 14, 56)).save(pictures / "model.npz")
+    result = predict(pictures, "digits")
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: model.npz: the model takes images of shape (1, 14, 56), not (1, 28, 28) "
+        "([28, 28] images); retrain it (dvc repro)"
+    ]
 
 
 def test_top_k_is_capped_at_the_number_of_classes(pictures: Path) -> None:

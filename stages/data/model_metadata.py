@@ -28,6 +28,7 @@ _RETRAIN = "retrain it (dvc repro)"
 class DescribedModel(Protocol):
     """What ``describe_model`` reads of an ``nnlib.Model``."""
 
+    input_shape: tuple[int, ...]
     input_size: int
     output_size: int
     metadata: dict[str, Any]
@@ -43,7 +44,8 @@ def model_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
 def describe_model(model: DescribedModel, path: Path) -> ImageMetadata:
     """``model``'s metadata, checked; DataError (one line per problem, naming ``path``) if it
     breaks the schema or does not fit the model (a class name per output, an image shape
-    that gives its inputs)."""
+    that gives its inputs: rows of its pixels for an MLP, ``(1, rows, cols)`` images for a
+    model whose first layer takes images)."""
     metadata = {key: model.metadata[key] for key in METADATA_KEYS if key in model.metadata}
     try:
         described = validate_metadata(metadata, str(path))
@@ -59,6 +61,12 @@ def describe_model(model: DescribedModel, path: Path) -> ImageMetadata:
         raise DataError(
             f"{path}: the model takes {model.input_size} inputs, not "
             f"{list(described.image_shape)} images; {_RETRAIN}"
+        )
+    images = (1, *described.image_shape)
+    if len(model.input_shape) > 1 and tuple(model.input_shape) != images:
+        raise DataError(
+            f"{path}: the model takes images of shape {tuple(model.input_shape)}, not "
+            f"{images} ({list(described.image_shape)} images); {_RETRAIN}"
         )
     return described
 

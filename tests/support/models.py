@@ -185,6 +185,28 @@ def digit_model(
     return classifier(sizes, rng=seed, metadata=metadata)
 
 
+def digit_cnn(
+    dataset: str = "mnist",
+    normalization: Mapping[str, Any] | None = None,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+) -> Model:
+    """conv 4 of 5x5 -> max-pool 2 -> flatten -> (classes), softmax, with random weights and
+    ``digit_metadata``: a convolutional model predict and evaluate take; ``input_shape``
+    other than ``(1, 28, 28)`` makes one whose images are not its metadata's."""
+    metadata = digit_metadata(dataset, normalization, class_names)
+    rng = np.random.default_rng(seed)
+    rows, cols = (size - 4 for size in input_shape[1:])
+    layers: list[Layer] = [
+        Conv2D(1, 4, 5, activation_function=ReLU(), rng=rng),
+        MaxPool2D(2),
+        Flatten(),
+        DenseLayer(4 * (rows // 2) * (cols // 2), len(metadata["class_names"]), Softmax(), rng=rng),
+    ]
+    return Model(layers, CrossEntropyLoss(), metadata=metadata, input_shape=input_shape)
+
+
 def seed_net(
     rng: np.random.Generator | int = 0,
     learning_rate: float = 1e-3,
