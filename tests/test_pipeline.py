@@ -296,6 +296,61 @@ def test_exp_run_trains_with_dropout(project: Project) -> None:
     assert "dropout-02" in project.dvc("exp", "list", "--name-only").stdout.split()
 
 
+CNN = (
+    "model.layers=[{type: conv2d, filters: 4, kernel: 5}, {type: maxpool2d, size: 2},"
+    " {type: dropout, rate: 0.1}, {type: dense, units: 16, activation: tanh}]"
+)
+
+
+def test_exp_run_trains_a_cnn_of_layers_set_on_the_command_line(project: Project) -> None:
+    """``dvc exp run -S 'model.hidden_sizes=[]' -S 'model.layers=[{...}, ...]'``: DVC's -S
+    writes the entries into params.yaml, train builds and trains the
+    convolutional network, evaluate scores it, and the experiment is recorded."""
+    quick = ("-S", "train.learning_rate=0.01")  # eight steps from random patterns of pixels
+    project.dvc("exp", "run", "--name", "cnn", "-S", "model.hidden_sizes=[]", "-S", CNN, *quick)
+    model = project.params()["model"]
+    assert model["hidden_sizes"] == []
+    assert model["layers"] == [
+        {"type": "conv2d", "filters": 4, "kernel": 5},
+        {"type": "maxpool2d", "size": 2},
+        {"type": "dropout", "rate": 0.1},
+        {"type": "dense", "units": 16, "activation": "tanh"},
+    ]
+    described = json.loads(str(np.load(project.root / "models" / "model.npz")["meta"]))
+    assert described["input_shape"] == [1, 28, 28]
+    assert [layer["kind"] for layer in described["layers"]] == [
+        "conv2d",
+        "maxpool2d",
+        "dropout",
+        "flatten",
+        "dense",
+        "dense",
+    ]
+    assert len(read_live_folder(project.root / "dvclive")) == 2
+    assert "test" in json.loads((project.root / "metrics.json").read_text())
+    assert "cnn" in project.dvc("exp", "list", "--name-only").stdout.split()
+    diff = project.dvc("params", "diff", "--json").stdout
+    changed = json.loads(diff)["params.yaml"]  # lists as their text
+    assert changed["model.hidden_sizes"] == {"old": "[64, 32]", "new": "[]"}
+    assert changed["model.layers"]["old"] == "[]"
+    assert "'filters': 4" in changed["model.layers"]["new"]
+
+
+def test_exp_run_with_layers_beside_hidden_sizes_is_refused_naming_both(project: Project) -> None:
+    before = digests(project.root, RECORDED)
+    result = project.dvc("exp", "run", "-S", CNN, check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: params.yaml: model.hidden_sizes [64, 32] and model.layers (4 entries) are both "
+        "set, and the network is one or the other: set model.hidden_sizes to [] for "
+        "model.layers' network (dvc exp run -S 'model.hidden_sizes=[]' -S "
+        "'model.layers=[...]'), or model.layers to [] for the MLP"
+    ]
+    assert "Epoch" not in result.stderr
+    assert project.dvc("exp", "list", "--name-only").stdout.strip() == ""
+    assert_last_run_comes_back(project, before, RECORDED)
+
+
 def test_exp_run_takes_a_learning_rate_in_exponent_form(project: Project) -> None:
     """``-S train.learning_rate=1e-3``: YAML 1.1 (PyYAML) reads ``1e-3`` as text where it
     appears as such; either way train runs with 0.001."""
