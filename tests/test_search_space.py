@@ -120,6 +120,38 @@ def test_the_repository_search_space_loads_against_its_params() -> None:
             "params: {train.seed: {choices: [1, 1]}}",
             "params.train.seed: choices must differ from each other",
         ),
+        (
+            "params: {model: {choices: [{hidden_sizes: [64]}, [32]]}}",
+            "params.model: choices are all mappings of keys set together, or none is",
+        ),
+        (
+            "params: {model.hidden_sizes: {choices: [{hidden_sizes: [64]}]}}",
+            "params.model.hidden_sizes: choices are mappings of keys, but model.hidden_sizes is "
+            "not a mapping of {params}",
+        ),
+        (
+            "params: {model: {choices: [[64], [32]]}}",
+            "params: model is not a key of {params}: it holds keys; choices of mappings of "
+            "them set them together",
+        ),
+        (
+            "params: {model: {choices: [{hidden_size: [64]}]}}",
+            "params.model: model.hidden_size is not a key of {params} "
+            "(did you mean model.hidden_sizes?)",
+        ),
+        (
+            "params: {model: {choices: [{hidden_sizes: [64]}]}, "
+            "model.hidden_sizes: {choices: [[32], [16]]}}",
+            "model.hidden_sizes is set by the choices of params.model and on its own",
+        ),
+        (
+            "params: {model: {choices: [{layers: [{type: dense, units: 8}]}]}}",
+            "params.model: choice {'layers': [{'type': 'dense', 'units': 8}]} is refused: "
+            "model.hidden_sizes [64, 32] and model.layers (1 entry) are both set, and the "
+            "network is one or the other: set model.hidden_sizes to [] for model.layers' "
+            "network (dvc exp run -S 'model.hidden_sizes=[]' -S 'model.layers=[...]'), or "
+            "model.layers to [] for the MLP",
+        ),
     ],
 )
 def test_a_space_is_refused_in_one_line_naming_the_key(
@@ -181,6 +213,47 @@ def test_a_trial_draws_typed_values_and_the_fixed_ones(tmp_path: Path) -> None:
         assert values["train.restore_best"] is True
 
 
+MLP_OR_CNN = {
+    "choices": [
+        {"hidden_sizes": [128, 64], "layers": []},
+        {
+            "hidden_sizes": [],
+            "layers": [
+                {"type": "conv2d", "filters": 8, "kernel": 5},
+                {"type": "maxpool2d", "size": 2},
+                {"type": "dense", "units": 64, "activation": "relu"},
+            ],
+        },
+    ]
+}
+
+
+def test_a_choice_of_networks_sets_both_keys_together(tmp_path: Path) -> None:
+    """``model: {choices: [{hidden_sizes: .., layers: []}, {hidden_sizes: [], layers: ..}]}``:
+    each trial sets both keys of the choice drawn, as ``-S`` overrides DVC applies to
+    params.yaml."""
+    from dvc.utils.hydra import apply_overrides
+
+    params = write_params(tmp_path)
+    space = search_space.load_space(write_space(tmp_path, params={"model": MLP_OR_CNN}), params)
+    study = optuna.create_study(sampler=space.make_sampler())
+    drawn = []
+    for _ in range(8):
+        values = space.suggest(study.ask())
+        assert set(values) == {"model.hidden_sizes", "model.layers"}
+        drawn.append(values)
+        document = tmp_path / "drawn.yaml"
+        document.write_text(params.read_text())
+        arguments = search_space.overrides(values)
+        apply_overrides(document, arguments[1::2])
+        model = yaml.safe_load(document.read_text())["model"]
+        assert {"hidden_sizes": model["hidden_sizes"], "layers": model["layers"]} in (
+            MLP_OR_CNN["choices"]
+        )
+        assert model["hidden_sizes"] == values["model.hidden_sizes"]
+    assert len({str(values) for values in drawn}) == 2  # both networks came up
+
+
 def test_each_trial_number_seeds_its_own_draws(tmp_path: Path) -> None:
     """Trial n draws from seed + n: the same numbers give the same draws, others differ."""
     path = write_space(tmp_path, params={"train.learning_rate": {"low": 1e-4, "high": 1e-2}})
@@ -207,6 +280,10 @@ def test_each_trial_number_seeds_its_own_draws(tmp_path: Path) -> None:
         ({"model.activation": "leaky_relu"}, ["-S", "model.activation=leaky_relu"]),
         ({"data.dataset": "fashion-mnist"}, ["-S", "data.dataset=fashion-mnist"]),
         ({"x.name": "two words"}, ["-S", "x.name='two words'"]),
+        (
+            {"model.layers": [{"type": "conv2d", "filters": 8}, {"type": "dropout", "rate": 0.5}]},
+            ["-S", "model.layers=[{type:conv2d,filters:8},{type:dropout,rate:0.5}]"],
+        ),
     ],
 )
 def test_values_become_dvc_overrides(values: dict[str, Any], arguments: list[str]) -> None:

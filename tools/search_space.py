@@ -78,18 +78,34 @@ class Range(_Strict):
 
 
 class Choices(_Strict):
-    """One of a list of values: numbers, text, true/false, null or lists of these."""
+    """One of a list of values: numbers, text, true/false, null or lists of these; or, for
+    a key that names a mapping of params.yaml (``model``), mappings of some of its keys,
+    each choice setting its keys together (``{hidden_sizes: [], layers: [...]}``)."""
 
     choices: Annotated[list[Any], Field(min_length=1)]
+
+    @property
+    def sets_keys(self) -> bool:
+        """Whether each choice is a mapping of keys set together."""
+        return isinstance(self.choices[0], dict)
 
     def problem(self) -> str | None:
         labels = [choice_label(choice) for choice in self.choices]
         if len(set(labels)) < len(labels):
             return "choices must differ from each other"
-        for choice in self.choices:
-            if isinstance(choice, dict):
-                return f"a choice must be a value or a list, got the mapping {choice}"
+        mappings = [isinstance(choice, dict) for choice in self.choices]
+        if any(mappings) and not all(mappings):
+            return "choices are all mappings of keys set together, or none is"
+        if any(isinstance(choice, dict) and not choice for choice in self.choices):
+            return "a mapping choice names at least one key"
         return None
+
+    def keys_below(self, key: str) -> list[str]:
+        """The dotted keys the mapping choices of ``key`` set, in order of first mention."""
+        below: dict[str, None] = {}
+        for choice in self.choices if self.sets_keys else []:
+            below.update(dict.fromkeys(f"{key}.{name}" for name in choice))
+        return list(below)
 
 
 def _dimension_kind(value: Any) -> str:
@@ -134,8 +150,8 @@ class SearchSpace(_Strict):
         for key, dimension in self.params.items():
             if isinstance(dimension, Choices):
                 labels = [choice_label(choice) for choice in dimension.choices]
-                chosen = trial.suggest_categorical(key, labels)
-                values[key] = dimension.choices[labels.index(chosen)]
+                chosen = dimension.choices[labels.index(trial.suggest_categorical(key, labels))]
+                values.update(keys_set(key, chosen))
             elif dimension.is_integer:
                 values[key] = trial.suggest_int(
                     key, dimension.low, dimension.high, step=dimension.step or 1, log=dimension.log
@@ -161,6 +177,14 @@ class SearchSpace(_Strict):
     def fingerprint(self) -> str:
         """The space as canonical JSON: workers of one study must agree on it."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def keys_set(key: str, value: Any) -> dict[str, Any]:
+    """The dotted keys a value of ``key`` sets: itself, or for a mapping choice of keys set
+    together, each of them."""
+    if isinstance(value, dict):
+        return {f"{key}.{name}": item for name, item in value.items()}
+    return {key: value}
 
 
 def choice_label(choice: Any) -> Any:
@@ -251,13 +275,15 @@ def with_value(document: Mapping[str, Any], key: str, value: Any) -> dict[str, A
     return result
 
 
-def has_key(document: Mapping[str, Any], key: str) -> bool:
+def has_key(document: Mapping[str, Any], key: str, mapping: bool = False) -> bool:
+    """Whether the dotted ``key`` is in ``document``: a value (a leaf), or with ``mapping``
+    a mapping of keys (a section, ``train.augment.mnist``)."""
     node: Any = document
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return False
         node = node[part]
-    return not isinstance(node, Mapping)
+    return isinstance(node, Mapping) == mapping
 
 
 def _schema_problem(document: Mapping[str, Any], params_path: Path) -> str | None:
@@ -284,10 +310,17 @@ def check_against_params(space: SearchSpace, space_path: Path, params_path: Path
     document = read_params_file(params_path)
     for section, keys in (("fixed", space.fixed), ("params", space.params)):
         for key in keys:
-            if not has_key(document, key):
+            dimension = space.params.get(key) if section == "params" else None
+            if isinstance(dimension, Choices) and dimension.sets_keys:
+                _check_keys_set_together(space, key, dimension, document, space_path, params_path)
+            elif not has_key(document, key):
+                hint = (
+                    ": it holds keys; choices of mappings of them set them together"
+                    if has_key(document, key, mapping=True)
+                    else did_you_mean(key)
+                )
                 raise SpaceError(
-                    f"{space_path}: {section}: {key} is not a key of {params_path}"
-                    f"{did_you_mean(key)}"
+                    f"{space_path}: {section}: {key} is not a key of {params_path}{hint}"
                 )
     base = document
     for key, value in space.fixed.items():
@@ -302,9 +335,47 @@ def check_against_params(space: SearchSpace, space_path: Path, params_path: Path
             candidates = [(f"low {dimension.low!r}", dimension.low)]
             candidates.append((f"high {dimension.high!r}", dimension.high))
         for label, value in candidates:
-            problem = _schema_problem(with_value(base, key, value), params_path)
+            keys = (
+                {f"{key}.{name}": v for name, v in value.items()}
+                if isinstance(value, dict)
+                else {key: value}
+            )
+            document = base
+            for dotted, v in keys.items():
+                document = with_value(document, dotted, v)
+            problem = _schema_problem(document, params_path)
             if problem:
                 raise SpaceError(f"{space_path}: params.{key}: {label} is refused: {problem}")
+
+
+def _check_keys_set_together(
+    space: SearchSpace,
+    key: str,
+    dimension: Choices,
+    document: Mapping[str, Any],
+    space_path: Path,
+    params_path: Path,
+) -> None:
+    """Refuse mapping choices for a key that is no mapping of params.yaml, naming keys it
+    does not hold, or keys that params or fixed set on their own too."""
+    from stages.cli.params import did_you_mean
+
+    if not has_key(document, key, mapping=True):
+        hint = "" if has_key(document, key) else did_you_mean(key)
+        raise SpaceError(
+            f"{space_path}: params.{key}: choices are mappings of keys, but {key} is not a "
+            f"mapping of {params_path}{hint}"
+        )
+    for below in dimension.keys_below(key):
+        if not has_key(document, below):
+            raise SpaceError(
+                f"{space_path}: params.{key}: {below} is not a key of {params_path}"
+                f"{did_you_mean(below)}"
+            )
+        if below in space.params or below in space.fixed:
+            raise SpaceError(
+                f"{space_path}: {below} is set by the choices of params.{key} and on its own"
+            )
 
 
 def load_space(space_path: Path, params_path: Path) -> SearchSpace:
@@ -334,6 +405,8 @@ def override_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ",".join(override_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):  # an entry of a list, such as one of model.layers
+        return "{" + ",".join(f"{name}:{override_value(v)}" for name, v in value.items()) + "}"
     text = str(value)
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text) and text.lower() not in (
         "true",
