@@ -21,12 +21,22 @@ ACCURATE_SETTINGS := -S 'model.hidden_sizes=[800]' -S train.batch_size=128 \
 	-S train.epochs=240 -S train.learning_rate=0.001 \
 	-S train.augment.mnist.rotation=12 -S train.augment.mnist.shear=0.15 \
 	-S train.augment.mnist.elastic_alpha=34
+# `make accurate-cnn`: a convolutional network within 15 minutes on 2 cores, as the named
+# experiment `accurate-cnn` (docs/accuracy.md). A first candidate, not yet chosen on the
+# validation split: the network of `make bench` (bench/bench_cnn.py), params.yaml's distortions.
+ACCURATE_CNN_LAYERS := [{type: conv2d, filters: 32, kernel: 5}, {type: maxpool2d, size: 2}, \
+	{type: conv2d, filters: 64, kernel: 5}, {type: maxpool2d, size: 2}, {type: dense, units: 128}]
+ACCURATE_CNN_SETTINGS := -S 'model.hidden_sizes=[]' -S 'model.layers=$(ACCURATE_CNN_LAYERS)' \
+	-S train.batch_size=128 -S train.epochs=20 -S train.learning_rate=0.002
+# More -S settings after a preset's, which they override: a quick try of the preset
+# (SETTINGS="-S train.epochs=1") or the preset on another dataset (-S data.dataset=...).
+SETTINGS ?=
 # `make search`: workers on this machine and the trials of the study in all (docs/searching.md).
 SEARCH_WORKERS ?= 2
 SEARCH_TRIALS ?= 20
 
-.PHONY: setup repro accurate test test-fast report figures bench bench-augment bench-predict \
-	bench-predict-speed bench-repro bench-accurate bench-search \
+.PHONY: setup repro accurate accurate-cnn test test-fast report figures bench bench-augment \
+	bench-predict bench-predict-speed bench-repro bench-accurate bench-accurate-cnn bench-search \
 	bench-defaults bench-own-images example-images sweep-timing search s3-server clean
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
@@ -52,7 +62,11 @@ repro: setup
 
 # One BLAS thread: the distortion worker has the other core (docs/accuracy.md).
 accurate: setup
-	OPENBLAS_NUM_THREADS=1 dvc exp run --name accurate $(ACCURATE_SETTINGS)
+	OPENBLAS_NUM_THREADS=1 dvc exp run --name accurate $(ACCURATE_SETTINGS) $(SETTINGS)
+	dvc metrics show
+
+accurate-cnn: setup
+	OPENBLAS_NUM_THREADS=1 dvc exp run --name accurate-cnn $(ACCURATE_CNN_SETTINGS) $(SETTINGS)
 	dvc metrics show
 
 test: setup
@@ -113,6 +127,10 @@ bench-repro: setup
 # `make accurate` from a fresh clone, timed, validation and test read (bench/accurate.json).
 bench-accurate: setup
 	python bench/accurate.py
+
+# The same for `make accurate-cnn` (bench/accurate_cnn.json; about 15 minutes).
+bench-accurate-cnn: setup
+	python bench/accurate.py --preset cnn
 
 # The measured search: make search from a fresh clone, timed, its best trial beside the
 # defaults (bench/search.json; about 10 minutes).
