@@ -27,7 +27,7 @@ ACCURATE_SETTINGS := -S 'model.hidden_sizes=[800]' -S train.batch_size=128 \
 ACCURATE_CNN_LAYERS := [{type: conv2d, filters: 32, kernel: 5}, {type: maxpool2d, size: 2}, \
 	{type: conv2d, filters: 64, kernel: 5}, {type: maxpool2d, size: 2}, {type: dense, units: 128}]
 ACCURATE_CNN_SETTINGS := -S 'model.hidden_sizes=[]' -S 'model.layers=$(ACCURATE_CNN_LAYERS)' \
-	-S train.batch_size=128 -S train.epochs=20 -S train.learning_rate=0.002
+	-S train.batch_size=128 -S train.epochs=15 -S train.learning_rate=0.002
 # More -S settings after a preset's, which they override: a quick try of the preset
 # (SETTINGS="-S train.epochs=1") or the preset on another dataset (-S data.dataset=...).
 SETTINGS ?=
