@@ -11,6 +11,7 @@ import shutil
 import string
 from pathlib import Path
 
+import numpy as np
 import pytest
 from own_images import build_example_folder
 from support.dvc_project import Project
@@ -127,6 +128,35 @@ def test_letters_from_fonts_through_dvc(tmp_path: Path) -> None:
     status = json.loads(project.dvc("status", "--json").stdout)
     assert set(status) == {"preprocess"}
     assert "letters" in json.dumps(status["preprocess"])
+
+
+def test_letters_with_a_cnn_through_dvc_exp_run(tmp_path: Path) -> None:
+    """Your own folder with model.layers: ``dvc exp run`` trains a convolutional network
+    with an output per letter, evaluate scores it, and predict answers in letters with it."""
+    project = Project.create(tmp_path / "project", tmp_path, {"data": FOLDER_PARAMS})
+    project.set_param("data", "images", "letters")
+    names = write_letters_folder(project.root / "letters", per_letter=16)
+    project.commit("letters")
+    layers = (
+        "[{type: conv2d, filters: 8, kernel: 5}, {type: maxpool2d, size: 2}, "
+        "{type: dense, units: 64}]"
+    )
+    project.dvc("exp", "run", "-S", "model.hidden_sizes=[]", "-S", f"model.layers={layers}")
+
+    described = json.loads(str(np.load(project.root / "models" / "model.npz")["meta"]))
+    assert described["layers"][0]["kind"] == "conv2d"
+    assert described["layers"][-1]["output_size"] == 26
+    assert described["metadata"]["class_names"] == names
+    accuracy = shown_test_accuracy(project)
+    print(f"26 letters from fonts, 16 pictures each, a small CNN: test accuracy {accuracy}")
+    assert accuracy >= 0.6  # chance is 1/26
+
+    write_letters_folder(project.root / "more", per_letter=1, seed=1)
+    predicted = predict_json(project, "more")
+    assert sorted(predicted) == [f"{letter}/000.png" for letter in names]
+    hits = sum(name[0] == letter for name, letter in predicted.items())
+    print(f"predict on 26 new letters with the CNN: {hits} right")
+    assert hits >= 13
 
 
 # enough validation pictures for train's check that the model beats chance to conclude
