@@ -514,3 +514,14 @@ def test_the_network_is_one_of_the_two_keys(tmp_path: Path, model: dict, message
 def test_dropout_zero_goes_with_layers(tmp_path: Path) -> None:
     path = write_params(tmp_path, model={"hidden_sizes": [], "layers": LENET, "dropout": 0})
     assert load_params(path).model.dropout == 0
+
+
+def test_a_datasets_bad_augment_entry_is_described_as_the_entry(tmp_path: Path) -> None:
+    """The key path walks through train.augment's dataset keys to the entry's description."""
+    path = write_params(tmp_path, train={"augment": {"mnist": "off", "fashion-mnist": "none"}})
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: train.augment.mnist must be none or a mapping of rotation, scale, shear, "
+        "shift, elastic_alpha, elastic_sigma, mirror, got 'off'"
+    )

@@ -399,7 +399,7 @@ def _locate(loc: tuple[Any, ...]) -> _Location:
         if part == "[key]":
             continue
         if origin is dict:  # a mapping's key: its value's type describes the rest
-            annotation = get_args(annotation)[1]
+            annotation, description = get_args(annotation)[1], None
         elif origin is list:
             annotation = get_args(annotation)[0]
             if get_origin(_unwrapped(annotation)[0]) in (Union, UnionType):  # an entry
