@@ -89,3 +89,18 @@ def read_live_folder(directory: Path) -> list[dict[str, float | None]]:
             return None
 
     return read_history(read)
+
+
+def read_recorded_history(repository: Path, revision: str) -> list[dict[str, float | None]]:
+    """``read_history`` of the live folder a git ``revision`` of ``repository`` records (its
+    files come out of DVC's cache, which must hold them: ``dvc pull`` or ``dvc exp pull``)."""
+    from dvc.repo import Repo
+
+    with Repo.open(str(repository), rev=revision) as repo:
+        fs = repo.dvcfs
+
+        def read(relative: str) -> str | None:
+            path = f"{LIVE_DIR.as_posix()}/{relative}"
+            return fs.read_text(path, encoding="utf-8") if fs.exists(path) else None
+
+        return read_history(read)
