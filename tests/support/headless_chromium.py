@@ -321,30 +321,35 @@ class Chromium:
                 return value
             time.sleep(0.2)
 
-    def mouse_stroke(self, points: Sequence[tuple[float, float]]) -> None:
-        """Press the left button at the first point, move through the others, release at
-        the last (page coordinates in CSS pixels), as a hand on a mouse does."""
+    def mouse(self, kind: str, x: float, y: float, pressed: bool = False) -> None:
+        """One mouse event at page coordinates (CSS pixels): ``kind`` is ``mouseMoved``,
+        ``mousePressed`` or ``mouseReleased``; ``pressed`` holds the left button down."""
+        event: dict[str, Any] = {"type": kind, "x": x, "y": y}
+        if pressed or kind != "mouseMoved":
+            event.update(button="left", buttons=1 if kind != "mouseReleased" else 0)
+        if kind != "mouseMoved":
+            event["clickCount"] = 1
+        self.call("Input.dispatchMouseEvent", event)
+
+    def mouse_stroke(self, points: Sequence[tuple[float, float]], pause: float = 0.0) -> None:
+        """Press the left button at the first point, move through the others (``pause``
+        seconds apart), release at the last: a hand drawing with a mouse."""
         first, *rest = points
-        self.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": first[0], "y": first[1]})
-        press = {"button": "left", "buttons": 1, "clickCount": 1}
-        self.call(
-            "Input.dispatchMouseEvent",
-            {"type": "mousePressed", "x": first[0], "y": first[1], **press},
-        )
+        self.mouse("mouseMoved", *first)
+        self.mouse("mousePressed", *first)
         for x, y in rest:
-            self.call(
-                "Input.dispatchMouseEvent",
-                {"type": "mouseMoved", "x": x, "y": y, "button": "left", "buttons": 1},
-            )
-        last = points[-1]
-        self.call(
-            "Input.dispatchMouseEvent",
-            {"type": "mouseReleased", "x": last[0], "y": last[1], **press},
-        )
+            time.sleep(pause)
+            self.mouse("mouseMoved", x, y, pressed=True)
+        self.mouse("mouseReleased", *points[-1])
 
     def click(self, x: float, y: float) -> None:
         """A left click at page coordinates ``x``, ``y``."""
         self.mouse_stroke([(x, y)])
+
+    def key(self, key: str) -> None:
+        """Press and release ``key`` (a DOM key name such as ``Escape``) where the focus is."""
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": key})
 
     def choose_file(self, selector: str, path: Path) -> None:
         """Set the file input ``selector`` to ``path``, as choosing it in the dialog does."""
