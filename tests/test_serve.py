@@ -28,6 +28,7 @@ from support.user_images import png_header_only, seven_digit
 from user_looks import LOOKS
 
 from stages.serving.limits import MAX_BODY
+from stages.serving.server import is_loopback
 
 pytestmark = pytest.mark.slow  # a server process per module, requests of a second or more
 
@@ -486,3 +487,9 @@ def test_a_port_in_use_and_a_foreign_host_are_one_line(folder: Path) -> None:
     result = invoke_stage("serve", folder, "--model", "model.npz", "--host", "203.0.113.7")
     assert result.returncode == 2
     assert error_lines(result) == ["error: --host 203.0.113.7: not an address of this machine"]
+
+
+def test_only_loopback_addresses_count_as_this_machine_alone() -> None:
+    """Anything else makes the command warn that other machines can reach the model."""
+    assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "fe80::1%eth0"]))

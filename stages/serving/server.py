@@ -22,6 +22,11 @@ from stages.serving.limits import Limits
 LISTEN_QUEUE = 128
 
 
+def is_loopback(host: str) -> bool:
+    """Whether the address ``host`` (numeric) reaches this machine only."""
+    return ipaddress.ip_address(host.split("%")[0]).is_loopback
+
+
 def load_page() -> bytes:
     """The page, ``page.html``, as shipped in this package."""
     return resources.files("stages.serving").joinpath("page.html").read_bytes()
@@ -74,7 +79,7 @@ class ReaderServer(ThreadingHTTPServer):
     @property
     def local_only(self) -> bool:
         """Whether only this machine can reach the server (a loopback address)."""
-        return ipaddress.ip_address(str(self.server_address[0]).split("%")[0]).is_loopback
+        return is_loopback(str(self.server_address[0]))
 
 
 def open_server(reader: Reader, host: str, port: int, limits: Limits) -> ReaderServer:
