@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -289,6 +290,20 @@ def test_bytes_beyond_the_length_are_a_bad_next_request(server: Server, folder: 
     assert_json_error(parse(b"HTTP/1.1 " + first), 422)
     assert_json_error(parse(b"HTTP/1.1 " + second), 400)
     still_serving(server, folder)
+
+
+def test_a_client_that_goes_away_costs_no_traceback(server: Server, folder: Path) -> None:
+    """Requests sent, the answers never read, the connection reset: the server logs at
+    most a line and answers the next client."""
+    for _ in range(3):
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 500)
+            time.sleep(0.2)  # answers pile up unread
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    still_serving(server, folder)
+    assert "Traceback" not in server.stderr()
+    assert "Exception" not in server.stderr()
 
 
 def test_a_form_upload_is_refused_with_what_to_send(server: Server, folder: Path) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import socket
 import socketserver
+import sys
 import threading
 from http.server import ThreadingHTTPServer
 from importlib import resources
@@ -17,6 +19,8 @@ from stages.reader.reader import Reader
 from stages.serving.gate import Gate
 from stages.serving.handler import Handler
 from stages.serving.limits import Limits
+
+logger = logging.getLogger("stages.serve")
 
 #: connections waiting to be accepted, beyond those served
 LISTEN_QUEUE = 128
@@ -68,6 +72,16 @@ class ReaderServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)  # type: ignore[arg-type]
         finally:
             self._connections.release()
+
+    def handle_error(self, request: object, client_address: object) -> None:  # type: ignore[override]
+        """A connection that failed: a client gone away is a line of INFO, anything else
+        one line of ERROR; the traceback only at DEBUG (socketserver prints it to stderr)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            logger.info("%s: the client went away (%s)", client_address, exc)
+        else:
+            logger.error("%s: unexpected %s: %s", client_address, type(exc).__name__, exc)
+        logger.debug("traceback", exc_info=True)
 
     @property
     def url(self) -> str:
