@@ -23,7 +23,7 @@ from support.user_images import seven_digit
 
 from stages.data.sources import IDX_FILES
 
-COMMANDS = ("download", "preprocess", "train", "evaluate", "predict")
+COMMANDS = ("download", "preprocess", "train", "evaluate", "predict", "serve")
 # A log line's time stamp, and the figures that change from run to run (seconds, memory).
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - ", re.MULTILINE)
 _TIMING = re.compile(r"\d+(\.\d+)? (s|MB)\b")
@@ -114,6 +114,9 @@ CASES: dict[
         [],
     ),
     "predict, --top-k 0": ("predict", a_picture, ["seven.png", "--top-k", "0"], []),
+    # (a server that starts serves until stopped: tests/test_serve.py runs it as a program)
+    "serve, no model": ("serve", lambda root, _: None, ["--port", "0"], []),
+    "serve, --port 70000": ("serve", a_picture, ["--model", "model.npz", "--port", "70000"], []),
 }
 
 

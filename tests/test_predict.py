@@ -31,7 +31,7 @@ from stages.images.fashion import fashion_item
 from stages.images.files import find_images
 from stages.images.mnist import mnist_digit
 from stages.images.reading import Picture, read_image
-from stages.predict import construct_all
+from stages.reader.reader import Reader
 
 STANDARDIZE = {"method": "standardize", "divisor": 255.0, "mean": 0.1307, "std": 0.3081}
 
@@ -279,14 +279,18 @@ def test_a_failure_on_one_image_is_that_images_error(pictures: Path) -> None:
 
     entries = find_images([pictures / "digits", pictures / "missing.png"])
     write_digit(pictures / "short.png", seven_digit(size=(200, 200), origin=(20, 50)))
-    outcomes = construct_all([*entries, *find_images([pictures / "short.png"])], fragile)
+    reader = Reader.load(pictures / "model.npz")
+    reader.construct = fragile
+    outcomes = list(reader.outcomes([*entries, *find_images([pictures / "short.png"])]))
+    seen = [outcome for _, outcome, _ in outcomes]
     assert (
-        outcomes[0]
-        == outcomes[1]
+        seen[0]
+        == seen[1]
         == ("unexpected ValueError: cannot handle 300 rows (--log-level DEBUG traces)")
     )
-    assert outcomes[2] == "no such file or directory"
-    assert isinstance(outcomes[3], np.ndarray)
+    assert seen[2] == "no such file or directory"
+    assert isinstance(seen[3], np.ndarray)
+    assert [probabilities is None for _, _, probabilities in outcomes] == [True] * 3 + [False]
 
 
 def without_root_overrides() -> list[str]:
