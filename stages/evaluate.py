@@ -22,7 +22,16 @@ import typer
 from nnlib.errors import NNLibError
 from nnlib.metrics import accuracy, class_scores
 from nnlib.model import Model
-from stages.cli.app import LogLevelOption, new_app, run, stage_errors
+from stages.cli.app import (
+    DATA_DIR,
+    MODEL_PATH,
+    DataDirOption,
+    LogLevelOption,
+    ModelOption,
+    new_app,
+    run,
+    stage_errors,
+)
 from stages.data.errors import DataError
 from stages.data.model_metadata import check_model_fits_data, describe_model
 from stages.data.processed import images_path, load_meta, load_split
@@ -124,12 +133,8 @@ def misclassified_sheet(
 @app.command()
 def main(
     log_level: LogLevelOption = "INFO",
-    model_path: Annotated[
-        Path, typer.Option("--model", help="The model to score.", dir_okay=False)
-    ] = Path("models/model.npz"),
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="The processed data.", file_okay=False)
-    ] = Path("data/processed"),
+    model_path: ModelOption = MODEL_PATH,
+    data_dir: DataDirOption = DATA_DIR,
     metrics_path: Annotated[
         Path, typer.Option("--metrics", help="Where to write the metrics.", dir_okay=False)
     ] = Path("metrics.json"),

@@ -26,7 +26,7 @@ import typer
 from PIL import Image
 
 from nnlib.errors import NNLibError
-from stages.cli.app import LogLevelOption, new_app, run, stage_errors
+from stages.cli.app import MODEL_PATH, LogLevelOption, ModelOption, new_app, run, stage_errors
 from stages.cli.errors import UsageError
 from stages.images.files import find_images
 from stages.outputs.atomic import OutputSet
@@ -59,9 +59,7 @@ def main(
             readable=False,  # an unreadable file is that file's error, not a usage error
         ),
     ],
-    model_path: Annotated[
-        Path, typer.Option("--model", help="The trained model.", dir_okay=False)
-    ] = Path("models/model.npz"),
+    model_path: ModelOption = MODEL_PATH,
     k: Annotated[
         int, typer.Option("--top-k", "--top_k", min=1, help="How many classes to list per image.")
     ] = 3,

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
+from stages.cli.app import DATA_DIR, LogLevelOption, ParamsOption, new_app, run, stage_errors
 from stages.cli.params import DataParams, load_params
 from stages.cli.progress import progress_bar
 from stages.data.errors import DataError
@@ -229,7 +229,7 @@ def main(
         typer.Option(
             "--out-dir", "--out_dir", help="Write the arrays and meta.json here.", file_okay=False
         ),
-    ] = Path("data/processed"),
+    ] = DATA_DIR,
     workers: Annotated[
         int | None,
         typer.Option(

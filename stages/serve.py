@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from nnlib.errors import NNLibError
-from stages.cli.app import LogLevelOption, new_app, run, stage_errors
+from stages.cli.app import MODEL_PATH, LogLevelOption, ModelOption, new_app, run, stage_errors
 from stages.reader.reader import Reader
 from stages.serving.limits import TIMEOUT, Limits, default_workers
 from stages.serving.server import open_server
@@ -42,9 +41,7 @@ def main(
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="The port; 0 picks a free one.")
     ] = 8000,
-    model_path: Annotated[
-        Path, typer.Option("--model", help="The trained model.", dir_okay=False)
-    ] = Path("models/model.npz"),
+    model_path: ModelOption = MODEL_PATH,
     workers: Annotated[
         int,
         typer.Option(

@@ -31,7 +31,17 @@ from nnlib.schedules import make_schedule
 from nnlib.training import EpochRecord, History, training_loop
 from stages.augment.distortions import Strengths
 from stages.augment.epochs import training_distortions
-from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
+from stages.cli.app import (
+    DATA_DIR,
+    MODEL_PATH,
+    DataDirOption,
+    LogLevelOption,
+    ModelOption,
+    ParamsOption,
+    new_app,
+    run,
+    stage_errors,
+)
 from stages.cli.errors import StageError
 from stages.cli.hints import training_hint
 from stages.cli.params import (
@@ -218,12 +228,8 @@ def main(
         float | None,
         typer.Option("--learning-rate", "--learning_rate", help="Override train.learning_rate."),
     ] = None,
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="The processed data to train on.", file_okay=False)
-    ] = Path("data/processed"),
-    model_path: Annotated[
-        Path, typer.Option("--model", help="Where to write the model.", dir_okay=False)
-    ] = Path("models/model.npz"),
+    data_dir: DataDirOption = DATA_DIR,
+    model_path: ModelOption = MODEL_PATH,
     live_dir: Annotated[
         Path,
         typer.Option(

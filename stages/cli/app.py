@@ -53,6 +53,21 @@ def _parse_log_level(value: str) -> str:
     return level
 
 
+#: where train writes the model and the other commands read it, and the processed data
+MODEL_PATH = Path("models/model.npz")
+DATA_DIR = Path("data/processed")
+ModelOption = Annotated[
+    Path,
+    typer.Option(
+        "--model",
+        help="The model file (train writes it; evaluate, predict and serve read it).",
+        dir_okay=False,
+    ),
+]
+DataDirOption = Annotated[
+    Path,
+    typer.Option("--data-dir", help="The processed data preprocess wrote.", file_okay=False),
+]
 ParamsOption = Annotated[
     Path,
     typer.Option("--params", help="The params file to read.", dir_okay=False),
