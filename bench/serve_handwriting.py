@@ -1,6 +1,6 @@
 """How well the server reads real handwriting by writers outside MNIST, and whether it answers
 exactly as predict does: the 1,797 digits of scikit-learn's optdigits (43 writers) written as
-scans (``bench/optdigits.py``), each posted to ``POST /predict`` of ``python -m stages.serve``
+scans (``tests/support/optdigits.py``), each posted to ``POST /predict`` of ``python -m stages.serve``
 and read by ``python -m stages.predict --json``, both with ``models/model.npz``.
 
 Written to ``bench/serve_handwriting.json``: the agreement of the two, the accuracy, per class
@@ -29,9 +29,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from optdigits import LEVELS, optdigits, scan, write_scans
 from PIL import Image
 from results import run_description
+from support.optdigits import LEVELS, optdigits, scan, write_scans
 
 from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES

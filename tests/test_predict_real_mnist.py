@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.in_process import invoke_stage
-from user_looks import LOOKS
+from support.user_looks import LOOKS
 
 from nnlib import Model
 from stages.data.idx import read_idx

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from optdigits import mnist_like, optdigits
 from PIL import Image
 from support.in_process import invoke_stage
 from support.models import digit_model
+from support.optdigits import mnist_like, optdigits
 from support.serve_process import Answer, Server, serving, start_server, stop_server
 from support.stage import error_lines
 from support.user_images import png_header_only, seven_digit
-from user_looks import LOOKS
+from support.user_looks import LOOKS
 
 from stages.serving.limits import MAX_BODY
 from stages.serving.server import is_loopback

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from optdigits import write_scans
 from support.in_process import invoke_stage
+from support.optdigits import write_scans
 from support.serve_process import read_answer, serving
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]

@@ -1,7 +1,7 @@
 """Real handwriting by writers outside MNIST, as picture files: scikit-learn's bundled copy of
 UCI's optdigits (``sklearn.datasets.load_digits``: 1,797 digits written by 43 people, none of
-them MNIST's writers). Shared by the tests (pytest puts bench/ on the path) and
-``bench/serve_handwriting.py``.
+them MNIST's writers). Shared by the tests and ``bench/serve_handwriting.py`` (bench/ puts
+tests/ on its path).
 
 Each digit is an 8x8 block count of a 32x32 bitmap (17 grey levels, 0-16). It is written out
 as a scan of it would look: dark ink on white paper, enlarged 4x (bicubic) back to the
