@@ -1,7 +1,8 @@
 """How well the server reads real handwriting by writers outside MNIST, and whether it answers
 exactly as predict does: the 1,797 digits of scikit-learn's optdigits (43 writers) written as
-scans (``tests/support/optdigits.py``), each posted to ``POST /predict`` of ``python -m stages.serve``
-and read by ``python -m stages.predict --json``, both with ``models/model.npz``.
+scans (``tests/support/optdigits.py``), each posted to ``POST /predict`` of
+``python -m stages.serve`` and read by ``python -m stages.predict --json``, both with
+``models/model.npz``.
 
 Written to ``bench/serve_handwriting.json``: the agreement of the two, the accuracy, per class
 and the commonest confusions; and a control that separates the pictures' coarseness from the

@@ -251,7 +251,8 @@ def main(
     """
     with stage_errors(log_level) as stage:
         data = load_params(params).data
-        stage.claim(*output_paths(out_dir))
+        source = Path(data.images) if data.dataset == IMAGE_FOLDER else raw_dir
+        stage.claim(*output_paths(out_dir), reads=(params, source))
         meta = preprocess(raw_dir, out_dir, data, params, workers or available_cores())
         sizes = meta["splits"]
         logger.info(

@@ -42,7 +42,7 @@ from stages.cli.app import (
     run,
     stage_errors,
 )
-from stages.cli.errors import StageError
+from stages.cli.errors import StageError, UsageError, preview
 from stages.cli.hints import training_hint
 from stages.cli.params import (
     ModelParams,
@@ -153,6 +153,27 @@ def check_writable(*paths: Path) -> None:
             raise StageError(f"{path}: is a directory, expected a file path")
 
 
+#: what DVCLive writes into its folder (and DVC's .gitignore beside them)
+LIVE_FILES = frozenset({"metrics.json", "plots", "params.yaml", "report.html", "report.md"})
+
+
+def check_live_dir(live_dir: Path) -> None:
+    """Refuse a live folder holding files DVCLive did not write: it empties its folder of its
+    own files at the start, and a folder shared with other files (``.``, say, with
+    evaluate's metrics.json) would lose them."""
+    foreign = sorted(
+        entry.name
+        for entry in (live_dir.iterdir() if live_dir.is_dir() else ())
+        if entry.name not in LIVE_FILES and entry.name != ".gitignore"
+    )
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise UsageError(
+            f"--live-dir {live_dir}: holds {preview(foreign[0])}{more}, which DVCLive did not "
+            "write; DVCLive empties its folder, so give it one of its own"
+        )
+
+
 def fit(
     model: Model,
     train: TrainParams,
@@ -246,11 +267,13 @@ def main(
         }
         settings = load_params(params, overrides)
         live_metrics = live_dir / "metrics.json"
-        stage.claim(model_path, live_metrics)
+        stage.claim(model_path, live_metrics, reads=(params, data_dir))
+        check_live_dir(live_dir)
         meta = load_meta(data_dir)
         class_names = list(meta["class_names"])
-        X_train, y_train = load_split(data_dir, "train", len(class_names))
-        X_val, y_val = load_split(data_dir, "val", len(class_names))
+        normalization = meta["normalization"]
+        X_train, y_train = load_split(data_dir, "train", len(class_names), normalization)
+        X_val, y_val = load_split(data_dir, "val", len(class_names), normalization)
         validation = (X_val, y_val) if len(X_val) else None
         train = with_available_monitor(settings, validation is not None, params, data_dir)
         check_splits(len(X_train), len(class_names), train, params)

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -119,11 +119,12 @@ class Stage:
     def __init__(self, held: contextlib.ExitStack) -> None:
         self._held = held
 
-    def claim(self, *outputs: Path) -> None:
+    def claim(self, *outputs: Path, reads: Iterable[Path] = ()) -> None:
         """Lock the folders of ``outputs`` (files) until the command ends: a second run
-        writing into any of them is refused at once, naming this one's pid
+        writing into any of them is refused at once, naming this one's pid; an output that
+        is, or lies in, one of the files and folders the command ``reads`` is a usage error
         (``stages.outputs.folders``)."""
-        self._held.enter_context(locked_folders(*outputs))
+        self._held.enter_context(locked_folders(*outputs, reads=reads))
 
 
 @contextlib.contextmanager
