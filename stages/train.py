@@ -29,7 +29,7 @@ from nnlib.model import Model
 from nnlib.optimizers import Optimizer, make_optimizer
 from nnlib.schedules import make_schedule
 from nnlib.training import EpochRecord, History, training_loop
-from stages.augment.distortions import Strengths
+from stages.augment.distortions import PIXEL_LIMITS, Strengths, pixel_limits
 from stages.augment.epochs import training_distortions
 from stages.cli.app import (
     DATA_DIR,
@@ -210,6 +210,23 @@ def fit(
             raise StageError(f"{exc}{training_hint(train)}") from exc
 
 
+def check_pixel_strengths(
+    train: TrainParams, dataset: str, image_shape: tuple[int, int], source: Path
+) -> None:
+    """Refuse a distortion of ``train.augment``'s entry for ``dataset`` measured in pixels
+    that is too strong for pictures of ``image_shape`` (``PIXEL_LIMITS``)."""
+    side = min(image_shape)
+    strengths = train.augment_for(dataset)
+    for name, limit in pixel_limits(image_shape).items():
+        value = getattr(strengths, name)
+        if value > limit:
+            raise StageError(
+                f"{source}: train.augment.{dataset}.{name} is {value:g} pixels, more than "
+                f"{PIXEL_LIMITS[name]:g} times the {side}-pixel side of the pictures "
+                f"({limit:g}); choose at most that"
+            )
+
+
 def train_model(
     settings: Params,
     train: TrainParams,
@@ -277,6 +294,7 @@ def main(
         validation = (X_val, y_val) if len(X_val) else None
         train = with_available_monitor(settings, validation is not None, params, data_dir)
         check_splits(len(X_train), len(class_names), train, params)
+        check_pixel_strengths(train, settings.data.dataset, tuple(meta["image_shape"]), params)
         check_writable(model_path, live_metrics)
         layer_sizes = (X_train.shape[1], *settings.model.hidden_sizes, len(class_names))
         check_fits_in_memory(layer_sizes, params)
