@@ -27,7 +27,7 @@ from PIL import Image
 
 from nnlib.errors import NNLibError
 from stages.cli.app import MODEL_PATH, LogLevelOption, ModelOption, new_app, run, stage_errors
-from stages.cli.errors import UsageError
+from stages.cli.errors import StageError, UsageError
 from stages.images.files import find_images
 from stages.outputs.atomic import OutputSet
 from stages.outputs.errors import OutputError, OutputsBusy
@@ -85,9 +85,11 @@ def main(
     log_level: LogLevelOption = "WARNING",
 ) -> None:
     """Predict the class of each image and print it with the model's confidence."""
-    # A file name the terminal cannot show must not cost the whole table.
-    sys.stdout.reconfigure(errors="backslashreplace")
     with stage_errors(log_level, NNLibError) as stage:
+        if sys.stdout is None:  # started with its standard output closed (`>&-`)
+            raise StageError("standard output is closed: nowhere to print the answers")
+        # A file name the terminal cannot show must not cost the whole table.
+        sys.stdout.reconfigure(errors="backslashreplace")
         reader = Reader.load(model_path)
         names = list(reader.class_names)
 
@@ -123,6 +125,7 @@ def main(
         else:
             files = [display_path(entry.path) for entry in entries]
             write_table(results(), min(k, len(names)), files, names, sys.stdout)
+        sys.stdout.flush()  # a reader gone (`| head`) is met here, not at the interpreter's exit
         for result in failed:
             print(f"error: {result.file}: {result.error}", file=sys.stderr)
         if failed:

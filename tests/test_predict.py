@@ -444,3 +444,40 @@ def test_save_inputs_of_more_pictures_than_files_it_may_open(pictures: Path) -> 
     saved = sorted(p.name for p in (pictures / "seen").iterdir())
     assert saved == [f"digit{n:05d}.png" for n in range(2000)]
     assert temporaries(pictures) == []
+
+
+def test_a_closed_standard_output_is_one_line(pictures: Path) -> None:
+    """``predict ... >&-``: Python gives the command no stdout at all."""
+    result = subprocess.run(
+        stage_command("predict", "digits", "--model", "model.npz"),
+        cwd=pictures,
+        env=stage_environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 1
+    assert result.stderr == "error: standard output is closed: nowhere to print the answers\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
+def test_a_reader_that_goes_away_ends_predict_quietly(pictures: Path, output: list[str]) -> None:
+    """``predict FOLDER | head -1``: no error line, the exit status a Unix tool killed by
+    SIGPIPE has (141), as the shell reports for ``yes | head -1``."""
+    source = write_digit(pictures / "small.png", seven_digit((40, 40), (8, 12), 24, 4))
+    folder = linked_copies(source, pictures / "many", 1500)
+    process = subprocess.Popen(
+        stage_command("predict", str(folder), "--model", "model.npz", *output),
+        cwd=pictures,
+        env=stage_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline()
+    process.stdout.close()  # as head does after its line
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 141
+    assert stderr == b""

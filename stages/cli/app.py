@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +28,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
+#: the reader of the output went away (``| head -1``): quiet, as a Unix tool killed by SIGPIPE
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +158,9 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
     except Terminated:
         logger.debug("terminated", exc_info=True)
         _fail(lifeline.message() if lifeline.lost else "terminated", EXIT_TERMINATED)
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except (*EXPECTED_ERRORS, *expected) as exc:
         logger.debug("stage failed", exc_info=True)
         _fail(str(exc), getattr(exc, "exit_code", EXIT_FAILURE))
@@ -170,6 +176,15 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
         lifeline.stop()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that nothing more (the interpreter's final flush
+    included) is written into a pipe nobody reads."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def invoke(
