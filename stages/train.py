@@ -180,11 +180,13 @@ def fit(
     data: Dataset,
     validation: tuple[np.ndarray, np.ndarray] | None,
     live_dir: Path,
+    hint: str,
 ) -> History:
     """Run the training loop with a progress bar, the blog post's per-epoch log lines and
     each epoch's figures logged into ``live_dir`` through DVCLive.
 
-    A run that diverges or does not learn stops with one line (StageError).
+    A run that diverges or does not learn stops with one line (StageError) ending in
+    ``hint`` (``stages.cli.hints``).
     """
     with progress_bar("training", total=train.epochs) as advance, live_history(live_dir) as log:
 
@@ -207,7 +209,7 @@ def fit(
                 check_learning=True,
             )
         except NNLibError as exc:
-            raise StageError(f"{exc}{training_hint(train)}") from exc
+            raise StageError(f"{exc}{hint}") from exc
 
 
 def check_pixel_strengths(
@@ -247,7 +249,8 @@ def train_model(
     strengths = Strengths(**train.augment_for(settings.data.dataset).model_dump())
     with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
         data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
-        history = fit(model, train, data, validation, live_dir)
+        hint = training_hint(train, settings.model)
+        history = fit(model, train, data, validation, live_dir, hint)
     return model, history
 
 
