@@ -251,8 +251,9 @@ def main(
     """
     with stage_errors(log_level) as stage:
         data = load_params(params).data
-        source = Path(data.images) if data.dataset == IMAGE_FOLDER else raw_dir
-        stage.claim(*output_paths(out_dir), reads=(params, source))
+        # A folder of pictures that overlaps the outputs is refused with its own advice below.
+        reads = (params,) if data.dataset == IMAGE_FOLDER else (params, raw_dir)
+        stage.claim(*output_paths(out_dir), reads=reads)
         meta = preprocess(raw_dir, out_dir, data, params, workers or available_cores())
         sizes = meta["splits"]
         logger.info(
