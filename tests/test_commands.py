@@ -21,6 +21,8 @@ from support.processed import write_processed
 from support.stage import digests, error_lines, run_stage
 from support.user_images import seven_digit
 
+from stages.cli.app import MAX_LINE
+from stages.cli.app import error_lines as error_lines_of
 from stages.data.sources import IDX_FILES
 
 COMMANDS = ("download", "preprocess", "train", "evaluate", "predict", "serve")
@@ -138,3 +140,12 @@ def test_the_program_and_the_in_process_runner_agree(
     assert log_of(called) == log_of(program)
     assert digests(called_root, written) == digests(program_root, written)
     assert None not in digests(program_root, written).values()
+
+
+def test_no_error_line_is_longer_than_its_limit() -> None:
+    """A message of any length is cut to MAX_LINE characters, ``error: `` included."""
+    (line,) = error_lines_of("x" * 5000)
+    assert len(line) == MAX_LINE
+    assert line.startswith("error: xxx")
+    assert line.endswith("x...")
+    assert error_lines_of("short\n\nsecond") == ["error: short", "error: second"]

@@ -7,6 +7,7 @@ import os
 import resource
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -481,3 +482,15 @@ def test_a_reader_that_goes_away_ends_predict_quietly(pictures: Path, output: li
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 141
     assert stderr == b""
+
+
+def test_a_model_with_thousands_of_extra_entries_is_one_short_line(pictures: Path) -> None:
+    with zipfile.ZipFile(pictures / "model.npz", "a") as archive:
+        for n in range(20_000):
+            archive.writestr(f"extra{n:05d}.npy", b"")
+    result = predict(pictures, "digits")
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: model.npz: unexpected entries 'extra00000', 'extra00001', 'extra00002' and "
+        "19997 more"
+    ]

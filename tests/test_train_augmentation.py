@@ -326,3 +326,17 @@ def test_strengths_of_zero_are_no_augmentation(project: Path) -> None:
     assert run_stage("train", project).returncode == 0
     assert (project / "models" / "model.npz").read_bytes() == with_zeros
     assert np.isfinite([float(row["val_loss"]) for row in history(project)]).all()
+
+
+def test_no_room_for_the_workers_shared_memory_is_one_line(project: Path) -> None:
+    """Its memory is a file in /dev/shm (or the temporary folder) that Python does not name:
+    the line says where, how much, and what to do."""
+    result = run_stage("train", project, max_file_size=1000)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert re.fullmatch(
+        r"error: (/dev/shm|/\S+): cannot hold the \d+ MB the distortion worker shares with "
+        r"training \(File too large\); free space there, or switch augmentation off "
+        r"\(train\.augment\.<dataset>: none\)",
+        line,
+    ), line

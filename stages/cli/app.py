@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 EXPECTED_ERRORS = (StageError, ParamsError, DataError, OutputError)
 #: the longest error line printed: values in messages are previews, this is the last guard
 MAX_LINE = 20 * PREVIEW_CHARS
+ERROR_PREFIX = "error: "
 
 
 class Terminated(BaseException):
@@ -102,11 +103,12 @@ def setup_logging(level: str) -> None:
 
 
 def error_lines(message: str) -> list[str]:
-    """``message`` as ``error:`` lines: one per line of it, each cut to ``MAX_LINE``."""
+    """``message`` as ``error:`` lines: one per line of it, each cut to ``MAX_LINE``
+    characters, the prefix included."""
     lines = [line for line in message.splitlines() if line.strip()] or ["failed"]
+    room = MAX_LINE - len(ERROR_PREFIX)
     return [
-        f"error: {line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + '...'}"
-        for line in lines
+        ERROR_PREFIX + (line if len(line) <= room else line[: room - 3] + "...") for line in lines
     ]
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stages.outputs.errors import OutputError
+
 if TYPE_CHECKING:
     from nnlib.training import EpochRecord
 
@@ -45,17 +47,20 @@ def live_history(directory: Path) -> Iterator[Callable[[EpochRecord], None]]:
             no DVC repository, and opening one costs half a second and writes DVC's state
             database (which fails on a full disk before training starts)."""
 
-    with StageLive(str(directory), dvcyaml=False, save_dvc_exp=False) as live:
+    try:
+        with StageLive(str(directory), dvcyaml=False, save_dvc_exp=False) as live:
 
-        def log(record: EpochRecord) -> None:
-            live.step = record.epoch
-            for metric in METRICS:
-                value = getattr(record, metric)
-                if value is not None:
-                    live.log_metric(metric, float(value))
-            live.next_step()
+            def log(record: EpochRecord) -> None:
+                live.step = record.epoch
+                for metric in METRICS:
+                    value = getattr(record, metric)
+                    if value is not None:
+                        live.log_metric(metric, float(value))
+                live.next_step()
 
-        yield log
+            yield log
+    except OSError as exc:  # DVCLive's writes name no file: say where they went
+        raise OutputError(f"{directory}: cannot write the history ({exc.strerror})") from exc
 
 
 def _rows(text: str | None) -> list[dict[str, str]]:
