@@ -31,13 +31,16 @@ ACCURATE_CNN_SETTINGS := -S 'model.hidden_sizes=[]' -S 'model.layers=$(ACCURATE_
 # More -S settings after a preset's, which they override: a quick try of the preset
 # (SETTINGS="-S train.epochs=1") or the preset on another dataset (-S data.dataset=...).
 SETTINGS ?=
+# `make serve`: options for the server, e.g. SERVE_ARGS="--port 8080" (docs/serve.md).
+SERVE_ARGS ?=
 # `make search`: workers on this machine and the trials of the study in all (docs/searching.md).
 SEARCH_WORKERS ?= 2
 SEARCH_TRIALS ?= 20
 
 .PHONY: setup repro accurate accurate-cnn test test-fast report figures bench bench-augment \
 	bench-predict bench-predict-speed bench-repro bench-accurate bench-accurate-cnn bench-search \
-	bench-defaults bench-own-images example-images sweep-timing search s3-server clean
+	bench-defaults bench-own-images example-images sweep-timing search s3-server clean \
+	serve serve-screenshot bench-serve bench-serve-handwriting
 
 setup: $(VENV)/.installed $(PLOTS_PAGE)
 
@@ -114,6 +117,26 @@ example-images: setup
 # The worked example measured in a scratch clone of HEAD: preprocess time, test accuracy.
 bench-own-images: setup
 	python bench/own_images.py measure
+
+# Draw a digit and see what models/model.npz reads: the page on http://127.0.0.1:8000/ and
+# POST /predict for programs (docs/serve.md; run `make repro` first; Ctrl-C stops it).
+serve: setup
+	python -m stages.serve $(SERVE_ARGS)
+
+# docs/serve.png, the README's picture of the page: the browser test draws a digit and saves
+# the page (needs chromium and the real MNIST, as the test does).
+serve-screenshot: setup
+	SERVE_SCREENSHOT=docs/serve.png python -m pytest tests/test_serve_browser.py -q
+
+# The server's latency for a drawn digit (200 requests) and requests per second with 8
+# clients, beside predict as a new process (bench/serve.json; under a minute).
+bench-serve: setup
+	python bench/serve_speed.py
+
+# Real handwriting of 43 writers outside MNIST (scikit-learn's optdigits) posted to the
+# server: agreement with predict --json and accuracy (bench/serve_handwriting.json; a minute).
+bench-serve-handwriting: setup
+	python bench/serve_handwriting.py
 
 # Pictures per second and peak memory of predict on 2000 photos and 2000 small files (a few
 # minutes; run `make repro` first).

@@ -1,7 +1,7 @@
 """Training on your own images, worked through: MNIST test digits redrawn as users' files.
 
 ``build`` writes the example folder: the first ``--count`` MNIST test digits, each redrawn
-in one of ``user_looks.LOOKS`` in turn (scaled up, off-centre on a larger canvas, dark ink
+in one of ``support.user_looks.LOOKS`` in turn (scaled up, off-centre on a larger canvas, dark ink
 on white RGB, grey noisy paper, JPEG, JPEG stored sideways with an EXIF turn, transparent
 PNG), one sub-folder per digit (``0/00007.png``, ...). ``measure`` builds it in a scratch
 clone of this repository's HEAD, runs ``dvc repro`` there with ``data.dataset: images``,
@@ -26,22 +26,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 import yaml
 from results import run_description
-from user_looks import LOOKS
+from support.user_looks import build_example_folder
 
-from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_MNIST = Path("data/raw/mnist")
-DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 #: params of the example run (the rest are the project's)
 EXAMPLE_DATA = {"dataset": "images", "val_size": 0.1, "test_size": 0.2}
 BUILDING = re.compile(r"building (\d+) pictures of (\d+) classes .* on (\d+) process")
@@ -64,30 +60,6 @@ def mnist_folder(mnist_dir: Path | None) -> Path:
             "name one with --mnist-dir)"
         )
     return folder
-
-
-def build_example_folder(
-    mnist_dir: Path,
-    folder: Path,
-    count: int,
-    seed: int = 0,
-    names: Sequence[str] = DIGIT_NAMES,
-    start: int = 0,
-) -> list[Path]:
-    """Write MNIST test digits ``start`` to ``start + count`` into ``folder/<name>/<index>.<ext>``
-    (``names[d]`` is digit d's sub-folder), digit ``i`` in look ``i mod 7`` drawn with
-    ``default_rng([seed, i])``; return the files written, in order."""
-    images = read_idx(mnist_dir / IDX_FILES.test_images)[start : start + count]
-    labels = read_idx(mnist_dir / IDX_FILES.test_labels)[start : start + count]
-    looks = list(LOOKS.values())
-    for name in names:
-        (folder / name).mkdir(parents=True, exist_ok=True)
-    files = []
-    for index, (digit, label) in enumerate(zip(images, labels, strict=True), start=start):
-        look = looks[index % len(looks)]
-        rng = np.random.default_rng([seed, index])
-        files.append(look(digit, rng, folder / names[label] / f"{index:05d}"))
-    return files
 
 
 @app.command()

@@ -27,8 +27,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,16 +38,17 @@ import numpy as np
 import typer
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from results import run_description
-from threadpoolctl import threadpool_limits
-from user_looks import (
+from support.user_looks import (
     LOOKS,
     Look,
     dark_on_white,
+    find_fonts,
     grey_noisy,
     jpeg_photo,
     light_on_black,
     transparent,
 )
+from threadpoolctl import threadpool_limits
 
 from nnlib.model import Model
 from stages.data.idx import read_idx
@@ -60,8 +59,6 @@ from stages.images.mnist import mnist_digit
 from stages.images.polarity import ink_is_dark
 from stages.images.reading import Picture, flatten_transparency, luma, read_image
 
-FONT_FAMILIES = ("DejaVu", "Liberation")
-FONT_FOLDER = Path("/usr/share/fonts")
 FONT_SIZE = 160
 #: (width, height) of the page a font digit is drawn on
 PAGE = (360, 300)
@@ -146,24 +143,6 @@ def mnist_table(
         "original_accuracy": float(np.mean(original == labels)),
         "looks": looks,
     }
-
-
-def find_fonts() -> list[Path]:
-    """The DejaVu and Liberation font files installed (``fc-list``, else a glob), one per
-    file name, sorted."""
-    if shutil.which("fc-list"):
-        listing = subprocess.run(
-            ["fc-list", "--format", "%{file}\n"], capture_output=True, text=True, check=False
-        ).stdout
-        files = {Path(line) for line in listing.splitlines() if line}
-    else:
-        files = set(FONT_FOLDER.rglob("*"))
-    by_name = {
-        path.name: path
-        for path in sorted(files)
-        if path.name.startswith(FONT_FAMILIES) and path.suffix.lower() in (".ttf", ".otf")
-    }
-    return [by_name[name] for name in sorted(by_name)]
 
 
 def glyph(font: ImageFont.FreeTypeFont, text: str, stroke: int) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 import typer
 from PIL import Image
 from results import run_description
-from user_looks import LOOKS
+from support.user_looks import LOOKS
 
 from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES

@@ -1,5 +1,7 @@
 """The whole default pipeline from a fresh clone: ``dvc repro`` wall time, the train stage's
-own time and peak memory, and whether the model is byte for byte the one dvc.lock records.
+own time and peak memory, the test accuracy, and whether the model is byte for byte the one
+dvc.lock records; then the run-cache: another ``train.epochs``, ``dvc repro``, params.yaml
+put back, ``dvc repro`` timed (no stage should run).
 
 In a scratch clone of HEAD (``make repro``'s pipeline, its venv already set up), with the
 MNIST files as the mirror, ``dvc repro`` runs every stage from nothing, ``--rounds`` times
@@ -36,6 +38,23 @@ def recorded_model_md5(clone: Path) -> str:
     return next(out["md5"] for out in outs if out["path"] == "models/model.npz")
 
 
+def run_cache_restore(clone: Path, env: dict[str, str]) -> dict[str, object]:
+    """Train 2 epochs instead, put params.yaml back, and time the ``dvc repro`` that the
+    run-cache should answer without running a stage."""
+    params = clone / "params.yaml"
+    recorded = params.read_text(encoding="utf-8")
+    params.write_text(re.sub(r"(?m)^  epochs: \d+$", "  epochs: 2", recorded), encoding="utf-8")
+    timed(clone, env, "dvc", "repro")
+    params.write_text(recorded, encoding="utf-8")
+    seconds, output = timed(clone, env, "dvc", "repro")
+    model_md5 = timed(clone, env, "md5sum", "models/model.npz")[1].split()[0]
+    return {
+        "restore_seconds": seconds,
+        "stages_run": re.findall(r"Running stage '(\w+)'", output),
+        "model_as_recorded": model_md5 == recorded_model_md5(clone),
+    }
+
+
 def main(
     rounds: Annotated[int, typer.Option(min=1)] = 3,
     mnist_dir: Annotated[Path | None, typer.Option(help="Default: $MNIST_MIRROR.")] = None,
@@ -53,9 +72,11 @@ def main(
                 raise SystemExit(f"error: no training summary in the output:\n{output[-2000:]}")
             _, status = timed(clone, env, "dvc", "status")
             model_md5 = timed(clone, env, "md5sum", "models/model.npz")[1].split()[0]
+            metrics = json.loads((clone / "metrics.json").read_text(encoding="utf-8"))
             runs.append(
                 {
                     "repro_seconds": seconds,
+                    "test_accuracy": metrics["test"]["accuracy"],
                     "train_seconds": float(trained[2]),
                     "train_seconds_per_epoch": float(trained[3]),
                     "train_epochs": int(trained[1]),
@@ -65,12 +86,16 @@ def main(
                 }
             )
             print(f"round {round_ + 1}: {runs[-1]}", flush=True)
+        restored = run_cache_restore(clone, env)
+        print(f"run-cache: {restored}", flush=True)
     report = {
         **run_description(f"python bench/repro.py --rounds {rounds}"),
         "repro_seconds_median": statistics.median(r["repro_seconds"] for r in runs),
         "train_seconds_median": statistics.median(r["train_seconds"] for r in runs),
         "train_peak_mb": max(r["train_peak_mb"] for r in runs),
         "model_as_recorded": all(r["model_as_recorded"] for r in runs),
+        "test_accuracy": runs[-1]["test_accuracy"],
+        "run_cache": restored,
         "rounds": runs,
     }
     json_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")

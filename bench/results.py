@@ -1,5 +1,10 @@
 """What every benchmark records beside its numbers: the command, the commit of the code it
-ran (and whether the checkout held changes), the machine and how busy it was."""
+ran (and whether the checkout held changes), the machine and how busy it was.
+
+Importing it also puts tests/ on the path, so that a benchmark imported after it can use the
+tests' builders (``support.user_looks``, ``support.optdigits``): the users' looks are the
+same pictures in both.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,13 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "tests") not in sys.path:
+    sys.path.append(str(REPO / "tests"))
 
 
 def _git(*args: str) -> str:

@@ -355,7 +355,9 @@ def read_model(path: str | os.PathLike[str]) -> SavedModel:
                     arrays[name] = array
             unexpected = sorted(members - {"meta", *arrays})
             if unexpected:
-                raise ModelFormatError(f"{path}: unexpected entries {unexpected}")
+                shown = ", ".join(repr(name[:40]) for name in unexpected[:3])
+                more = f" and {len(unexpected) - 3} more" if len(unexpected) > 3 else ""
+                raise ModelFormatError(f"{path}: unexpected entries {shown}{more}")
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ModelFormatError(f"{path}: truncated or corrupt model file ({exc})") from exc
     layers, input_shape = _build(path, meta, dtype, arrays)

@@ -24,6 +24,9 @@ MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 LOSS_RISE_LIMIT = 2.0
 #: accuracy within this many standard errors of the majority-class rate is "chance"
 CHANCE_STANDARD_ERRORS = 3.0
+#: a loss above this fraction of the class frequencies' entropy (the loss of answering the
+#: frequencies for every image) learned nothing either
+CHANCE_LOSS_FRACTION = 0.95
 
 
 @dataclass(frozen=True)
@@ -193,22 +196,38 @@ def chance_accuracy(labels: np.ndarray) -> float:
     return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
+def chance_loss(labels: np.ndarray) -> float:
+    """The mean cross-entropy of answering the class frequencies of ``labels`` ``(n,)`` for
+    every sample: their entropy, in nats."""
+    counts = np.bincount(as_labels(labels))
+    frequencies = counts[counts > 0] / len(labels)
+    return float(-(frequencies * np.log(frequencies)).sum())
+
+
 def _check_better_than_chance(
     history: History, plan: _Plan, labels: np.ndarray, split: str
 ) -> None:
-    """Refuse a classifier whose accuracy is within a few standard errors of chance."""
+    """Refuse a classifier that is no better than chance by both its scores: its accuracy
+    within a few standard errors of the most common class's share, and its loss no lower
+    than that of answering the class frequencies. (On a small split the accuracy alone
+    cannot tell a weak model from one that learned nothing; the loss can.)"""
     kept = history.best_epoch if plan.restore_best and history.best_epoch else len(history.epochs)
     record = history.epochs[kept - 1]  # the epoch whose weights the model ends with
-    reached = record.val_accuracy if split == "validation" else record.accuracy
-    if not len(labels) or reached is None:
+    validation = split == "validation"
+    reached = record.val_accuracy if validation else record.accuracy
+    loss = record.val_loss if validation else record.loss
+    if not len(labels) or reached is None or loss is None:
         return
     chance = chance_accuracy(labels)
     margin = CHANCE_STANDARD_ERRORS * math.sqrt(chance * (1 - chance) / len(labels))
-    if reached <= chance + margin:
+    constant = chance_loss(labels)
+    if reached <= chance + margin and loss >= CHANCE_LOSS_FRACTION * constant:
         raise NotLearningError(
-            f"training did not learn: {split} accuracy {reached:.4f} after "
-            f"{len(history.epochs)} epochs is no better than always answering the most "
-            f"common class ({chance:.4f}); try another learning rate, more epochs, or check "
+            f"training did not learn: after {len(history.epochs)} epochs the {split} "
+            f"accuracy {reached:.4f} is within the sampling error ({margin:.4f} over "
+            f"{len(labels)} images) of always answering the most common class ({chance:.4f}), "
+            f"and the {split} loss {loss:.4g} is no lower than that of answering the class "
+            f"frequencies ({constant:.4g}); try another learning rate, more epochs, or check "
             "that the labels match the images"
         )
 
@@ -248,9 +267,10 @@ def training_loop(
         Called after each epoch, e.g. to log or advance a progress bar.
     check_learning : bool, default False
         Raise NotLearningError when an epoch's training loss rises above twice the loss
-        before training, or when a classifier ends no better than chance (its accuracy,
-        on the validation data if given, within three standard errors of always
-        answering the most common class).
+        before training, or when a classifier ends no better than chance: on the
+        validation data if given, its accuracy within three standard errors of always
+        answering the most common class, and its loss above 95% of that of answering the
+        class frequencies.
 
     Raises NonFiniteLossError as soon as an epoch ends with a NaN/inf loss or weights.
     """

@@ -22,7 +22,16 @@ import typer
 from nnlib.errors import NNLibError
 from nnlib.metrics import accuracy, class_scores
 from nnlib.model import Model
-from stages.cli.app import LogLevelOption, new_app, run, stage_errors
+from stages.cli.app import (
+    DATA_DIR,
+    MODEL_PATH,
+    DataDirOption,
+    LogLevelOption,
+    ModelOption,
+    new_app,
+    run,
+    stage_errors,
+)
 from stages.data.errors import DataError
 from stages.data.model_metadata import check_model_fits_data, describe_model
 from stages.data.processed import images_path, load_meta, load_split
@@ -60,10 +69,11 @@ def _rounded(value: Any) -> Any:
 
 
 def load_checked_split(
-    data_dir: Path, split: str, model: Model, model_path: Path
+    data_dir: Path, split: str, model: Model, model_path: Path, meta: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One split's images ``(n, n_features)`` and labels ``(n,)``, sized for ``model``."""
-    X, y = load_split(data_dir, split, model.output_size)
+    """One split's images ``(n, n_features)`` and labels ``(n,)``, sized for ``model`` and
+    normalized as ``meta`` says."""
+    X, y = load_split(data_dir, split, model.output_size, meta["normalization"])
     if X.shape[1] != model.input_size:
         raise DataError(
             f"{model_path} takes {model.input_size} inputs, but {data_dir}'s {split} "
@@ -73,15 +83,15 @@ def load_checked_split(
 
 
 def check_finite_scores(scores: dict[str, Any], image_file: Path, X: np.ndarray) -> None:
-    """Refuse scores that are not finite (strict JSON has no NaN): finite inputs the model
-    overflows on, e.g. pixels far outside the range it was trained on."""
+    """Refuse scores that are not finite (strict JSON has no NaN): a model that overflows on
+    images ``(n, n_features)`` normalized as it was trained on (load_split checked that)."""
     bad = [key for key, value in scores.items() if isinstance(value, float)]
     bad = [key for key in bad if not math.isfinite(scores[key])]
     if bad:
         raise DataError(
-            f"{image_file}: the model's {' and '.join(bad)} on these images is not finite; "
-            f"their values ({X.min():g} to {X.max():g}) are far outside the range it was "
-            "trained on; rerun `python -m stages.preprocess`"
+            f"{image_file}: the model's {' and '.join(bad)} on these images (values "
+            f"{X.min():g} to {X.max():g}) is not finite: it overflows on them; retrain it "
+            "(dvc repro)"
         )
 
 
@@ -124,12 +134,8 @@ def misclassified_sheet(
 @app.command()
 def main(
     log_level: LogLevelOption = "INFO",
-    model_path: Annotated[
-        Path, typer.Option("--model", help="The model to score.", dir_okay=False)
-    ] = Path("models/model.npz"),
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="The processed data.", file_okay=False)
-    ] = Path("data/processed"),
+    model_path: ModelOption = MODEL_PATH,
+    data_dir: DataDirOption = DATA_DIR,
     metrics_path: Annotated[
         Path, typer.Option("--metrics", help="Where to write the metrics.", dir_okay=False)
     ] = Path("metrics.json"),
@@ -139,13 +145,14 @@ def main(
 ) -> None:
     """Score the model on the test and training splits."""
     with stage_errors(log_level, NNLibError) as stage:
-        stage.claim(metrics_path, *(reports_dir / name for name in REPORT_FILES))
+        outputs = (metrics_path, *(reports_dir / name for name in REPORT_FILES))
+        stage.claim(*outputs, reads=(model_path, data_dir))
         model = Model.load(model_path)
         meta = load_meta(data_dir)
         check_model_fits_data(describe_model(model, model_path), model_path, meta, data_dir)
         names = list(meta["class_names"])
-        X_test, y_test = load_checked_split(data_dir, "test", model, model_path)
-        X_train, y_train = load_checked_split(data_dir, "train", model, model_path)
+        X_test, y_test = load_checked_split(data_dir, "test", model, model_path, meta)
+        X_train, y_train = load_checked_split(data_dir, "train", model, model_path, meta)
 
         results: dict[str, Any] = {}
         results["test"], test_predicted = split_metrics(model, X_test, y_test)

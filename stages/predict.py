@@ -4,7 +4,8 @@ Run as ``python -m stages.predict PATH...``: image files, or folders of them. Ea
 goes through the construction the model's training images were built with (the model file
 says which: MNIST's, also for a folder of your own pictures, or Fashion-MNIST's, see
 ``stages/images/``), then through the
-normalization the model was trained with. Prints a table, or with ``--json`` one JSON
+normalization the model was trained with, one picture at a time (``stages.reader``, the
+path ``python -m stages.serve`` answers with). Prints a table, or with ``--json`` one JSON
 array; ``--save-inputs DIR`` writes the 28x28 image the model saw for each input (checked
 before any picture is read: it never writes over an input, nor over a file it did not write
 in this run unless ``--overwrite``). An image that cannot be used gets one ``error:`` line
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -25,62 +26,18 @@ import typer
 from PIL import Image
 
 from nnlib.errors import NNLibError
-from nnlib.model import Model
-from stages.cli.app import LogLevelOption, new_app, run, stage_errors
+from stages.cli.app import MODEL_PATH, LogLevelOption, ModelOption, new_app, run, stage_errors
 from stages.cli.errors import StageError, UsageError
-from stages.data.errors import DataError
-from stages.data.metadata import ImageMetadata
-from stages.data.model_metadata import describe_model
-from stages.images.batches import Outcome, classified
-from stages.images.constructions import construction_for, normalize
-from stages.images.errors import ImageError
-from stages.images.files import Entry, find_images
-from stages.images.reading import Picture, read_image
+from stages.images.files import find_images
 from stages.outputs.atomic import OutputSet
 from stages.outputs.errors import OutputError, OutputsBusy
-from stages.outputs.predictions import Result, display_path, top_k, write_json, write_table
+from stages.outputs.predictions import Result, display_path, write_json, write_table
 from stages.outputs.saved_inputs import plan_targets
+from stages.reader.reader import Outcome, Reader
 
 logger = logging.getLogger("stages.predict")
 
 app = new_app("Predict the class of your own images (files or folders) with a trained model.")
-
-
-def load_model(path: Path) -> tuple[Model, ImageMetadata]:
-    """The model at ``path`` and its metadata, checked (``stages.data.model_metadata``): it
-    takes 28x28 images and names each of its outputs."""
-    if not path.is_file():
-        raise StageError(f"{path}: no model file there; train one first (dvc repro)")
-    model = Model.load(path)
-    try:
-        described = describe_model(model, path)
-        construction_for(described.construction_name)
-    except DataError as exc:
-        raise StageError(str(exc)) from None
-    except ImageError as exc:
-        raise StageError(f"{path}: {exc}; retrain it (dvc repro)") from None
-    return model, described
-
-
-def construct_all(
-    entries: list[Entry], construct: Callable[[Picture], np.ndarray]
-) -> list[np.ndarray | str]:
-    """The 28x28 uint8 image of each entry, or the one line saying why it has none."""
-    outcomes: list[np.ndarray | str] = []
-    for entry in entries:
-        if entry.error is not None:
-            outcomes.append(entry.error)
-            continue
-        try:
-            outcomes.append(construct(read_image(entry.path)))
-        except ImageError as exc:
-            outcomes.append(str(exc))
-        except OSError as exc:
-            outcomes.append(f"cannot read ({exc.strerror or exc})")
-        except Exception as exc:  # a bug shown on this image should not cost the others
-            logger.debug("%s failed", entry.path, exc_info=True)
-            outcomes.append(f"unexpected {type(exc).__name__}: {exc} (--log-level DEBUG traces)")
-    return outcomes
 
 
 def save_inputs(targets: list[Path], images: list[np.ndarray]) -> None:
@@ -102,9 +59,7 @@ def main(
             readable=False,  # an unreadable file is that file's error, not a usage error
         ),
     ],
-    model_path: Annotated[
-        Path, typer.Option("--model", help="The trained model.", dir_okay=False)
-    ] = Path("models/model.npz"),
+    model_path: ModelOption = MODEL_PATH,
     k: Annotated[
         int, typer.Option("--top-k", "--top_k", min=1, help="How many classes to list per image.")
     ] = 3,
@@ -130,13 +85,13 @@ def main(
     log_level: LogLevelOption = "WARNING",
 ) -> None:
     """Predict the class of each image and print it with the model's confidence."""
-    # A file name the terminal cannot show must not cost the whole table.
-    sys.stdout.reconfigure(errors="backslashreplace")
     with stage_errors(log_level, NNLibError) as stage:
-        model, described = load_model(model_path)
-        construct = construction_for(described.construction_name)
-        names = list(described.class_names)
-        normalization = described.normalization_dict()
+        if sys.stdout is None:  # started with its standard output closed (`>&-`)
+            raise StageError("standard output is closed: nowhere to print the answers")
+        # A file name the terminal cannot show must not cost the whole table.
+        sys.stdout.reconfigure(errors="backslashreplace")
+        reader = Reader.load(model_path)
+        names = list(reader.class_names)
 
         entries = find_images(paths)
         readable = [entry for entry in entries if entry.error is None]
@@ -151,11 +106,7 @@ def main(
             except OutputError as exc:
                 raise UsageError(f"--save-inputs {display_path(inputs_dir)}: {exc}") from None
 
-        outcomes: Iterable[Outcome] = classified(
-            entries,
-            lambda batch: construct_all(batch, construct),
-            lambda images: model.predict(normalize(images, normalization)),
-        )
+        outcomes: Iterable[Outcome] = reader.outcomes(entries)
         if targets:  # saved as one set, before anything is printed
             outcomes = list(outcomes)
             seen = [(entry.path, o) for entry, o, _ in outcomes if isinstance(o, np.ndarray)]
@@ -164,18 +115,17 @@ def main(
 
         def results() -> Iterator[Result]:
             for entry, outcome, probabilities in outcomes:
-                if isinstance(outcome, str):
-                    failed.append(Result(display_path(entry.path), error=outcome))
-                    yield failed[-1]
-                else:
-                    top = top_k(probabilities, names, k)
-                    yield Result(display_path(entry.path), top_k=top)
+                result = reader.result(display_path(entry.path), outcome, probabilities, k)
+                if result.error is not None:
+                    failed.append(result)
+                yield result
 
         if as_json:
             write_json(results(), sys.stdout)
         else:
             files = [display_path(entry.path) for entry in entries]
             write_table(results(), min(k, len(names)), files, names, sys.stdout)
+        sys.stdout.flush()  # a reader gone (`| head`) is met here, not at the interpreter's exit
         for result in failed:
             print(f"error: {result.file}: {result.error}", file=sys.stderr)
         if failed:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
+from stages.cli.app import DATA_DIR, LogLevelOption, ParamsOption, new_app, run, stage_errors
 from stages.cli.params import DataParams, load_params
 from stages.cli.progress import progress_bar
 from stages.data.errors import DataError
@@ -229,7 +229,7 @@ def main(
         typer.Option(
             "--out-dir", "--out_dir", help="Write the arrays and meta.json here.", file_okay=False
         ),
-    ] = Path("data/processed"),
+    ] = DATA_DIR,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -251,7 +251,9 @@ def main(
     """
     with stage_errors(log_level) as stage:
         data = load_params(params).data
-        stage.claim(*output_paths(out_dir))
+        # A folder of pictures that overlaps the outputs is refused with its own advice below.
+        reads = (params,) if data.dataset == IMAGE_FOLDER else (params, raw_dir)
+        stage.claim(*output_paths(out_dir), reads=reads)
         meta = preprocess(raw_dir, out_dir, data, params, workers or available_cores())
         sizes = meta["splits"]
         logger.info(

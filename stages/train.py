@@ -26,10 +26,20 @@ from nnlib.model import Model
 from nnlib.optimizers import Optimizer, make_optimizer
 from nnlib.schedules import make_schedule
 from nnlib.training import EpochRecord, History, training_loop
-from stages.augment.distortions import Strengths
+from stages.augment.distortions import PIXEL_LIMITS, Strengths, pixel_limits
 from stages.augment.epochs import training_distortions
-from stages.cli.app import LogLevelOption, ParamsOption, new_app, run, stage_errors
-from stages.cli.errors import StageError
+from stages.cli.app import (
+    DATA_DIR,
+    MODEL_PATH,
+    DataDirOption,
+    LogLevelOption,
+    ModelOption,
+    ParamsOption,
+    new_app,
+    run,
+    stage_errors,
+)
+from stages.cli.errors import StageError, UsageError, preview
 from stages.cli.hints import training_hint
 from stages.cli.params import Params, TrainParams, load_params, with_available_monitor
 from stages.cli.progress import progress_bar
@@ -93,17 +103,40 @@ def check_writable(*paths: Path) -> None:
             raise StageError(f"{path}: is a directory, expected a file path")
 
 
+#: what DVCLive writes into its folder (and DVC's .gitignore beside them)
+LIVE_FILES = frozenset({"metrics.json", "plots", "params.yaml", "report.html", "report.md"})
+
+
+def check_live_dir(live_dir: Path) -> None:
+    """Refuse a live folder holding files DVCLive did not write: it empties its folder of its
+    own files at the start, and a folder shared with other files (``.``, say, with
+    evaluate's metrics.json) would lose them."""
+    foreign = sorted(
+        entry.name
+        for entry in (live_dir.iterdir() if live_dir.is_dir() else ())
+        if entry.name not in LIVE_FILES and entry.name != ".gitignore"
+    )
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise UsageError(
+            f"--live-dir {live_dir}: holds {preview(foreign[0])}{more}, which DVCLive did not "
+            "write; DVCLive empties its folder, so give it one of its own"
+        )
+
+
 def fit(
     model: Model,
     train: TrainParams,
     data: Dataset,
     validation: tuple[np.ndarray, np.ndarray] | None,
     live_dir: Path,
+    hint: str,
 ) -> History:
     """Run the training loop with a progress bar, the blog post's per-epoch log lines and
     each epoch's figures logged into ``live_dir`` through DVCLive.
 
-    A run that diverges or does not learn stops with one line (StageError).
+    A run that diverges or does not learn stops with one line (StageError) ending in
+    ``hint`` (``stages.cli.hints``).
     """
     with progress_bar("training", total=train.epochs) as advance, live_history(live_dir) as log:
 
@@ -126,7 +159,24 @@ def fit(
                 check_learning=True,
             )
         except NNLibError as exc:
-            raise StageError(f"{exc}{training_hint(train)}") from exc
+            raise StageError(f"{exc}{hint}") from exc
+
+
+def check_pixel_strengths(
+    train: TrainParams, dataset: str, image_shape: tuple[int, int], source: Path
+) -> None:
+    """Refuse a distortion of ``train.augment``'s entry for ``dataset`` measured in pixels
+    that is too strong for pictures of ``image_shape`` (``PIXEL_LIMITS``)."""
+    side = min(image_shape)
+    strengths = train.augment_for(dataset)
+    for name, limit in pixel_limits(image_shape).items():
+        value = getattr(strengths, name)
+        if value > limit:
+            raise StageError(
+                f"{source}: train.augment.{dataset}.{name} is {value:g} pixels, more than "
+                f"{PIXEL_LIMITS[name]:g} times the {side}-pixel side of the pictures "
+                f"({limit:g}); choose at most that"
+            )
 
 
 def train_model(
@@ -157,7 +207,8 @@ def train_model(
     strengths = Strengths(**train.augment_for(settings.data.dataset).model_dump())
     with training_distortions(strengths, X_train, meta, rng, train.epochs) as distortions:
         data = Dataset(X_train, y_train, rng, epoch_inputs=distortions)
-        history = fit(model, train, data, validation, live_dir)
+        hint = training_hint(train, settings.model)
+        history = fit(model, train, data, validation, live_dir, hint)
     return model, history
 
 
@@ -176,12 +227,8 @@ def main(
         float | None,
         typer.Option("--learning-rate", "--learning_rate", help="Override train.learning_rate."),
     ] = None,
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="The processed data to train on.", file_okay=False)
-    ] = Path("data/processed"),
-    model_path: Annotated[
-        Path, typer.Option("--model", help="Where to write the model.", dir_okay=False)
-    ] = Path("models/model.npz"),
+    data_dir: DataDirOption = DATA_DIR,
+    model_path: ModelOption = MODEL_PATH,
     live_dir: Annotated[
         Path,
         typer.Option(
@@ -198,17 +245,20 @@ def main(
         }
         settings = load_params(params, overrides)
         live_metrics = live_dir / "metrics.json"
-        stage.claim(model_path, live_metrics)
+        stage.claim(model_path, live_metrics, reads=(params, data_dir))
+        check_live_dir(live_dir)
         meta = load_meta(data_dir)
         class_names = list(meta["class_names"])
         plan = network_plan(settings, meta)
         check_fits_in_memory(plan, settings.train.batch_size, params)
         check_layers_fit(plan, params)
-        X_train, y_train = load_split(data_dir, "train", len(class_names))
-        X_val, y_val = load_split(data_dir, "val", len(class_names))
+        normalization = meta["normalization"]
+        X_train, y_train = load_split(data_dir, "train", len(class_names), normalization)
+        X_val, y_val = load_split(data_dir, "val", len(class_names), normalization)
         validation = (X_val, y_val) if len(X_val) else None
         train = with_available_monitor(settings, validation is not None, params, data_dir)
         check_splits(len(X_train), len(class_names), train, params)
+        check_pixel_strengths(train, settings.data.dataset, tuple(meta["image_shape"]), params)
         check_writable(model_path, live_metrics)
 
         logger.info(

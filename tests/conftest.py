@@ -19,11 +19,14 @@ from support.idx import checksum_table, gz_files, link_files, make_arrays
 from support.in_process import invoke_stage
 from support.mirror_server import listening_socket
 from support.model_files import write_huge_member_model
+from support.models import digit_metadata, seed_net
 from support.params import write_params
-from support.processed import write_processed
+from support.processed import NORMALIZATION, write_processed
 
+from nnlib import Dataset, training_loop
 from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES
+from stages.images.constructions import normalize
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +44,23 @@ def mnist_dir() -> Path:
 def mnist_arrays(mnist_dir: Path) -> Mapping[str, np.ndarray]:
     """The four real MNIST files, parsed: IDX file name -> read-only uint8 array."""
     return _read_only({name: read_idx(mnist_dir / name) for name in IDX_FILES})
+
+
+@pytest.fixture(scope="session")
+def real_model(
+    mnist_arrays: Mapping[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The seed post's 784-64-32-10, 3 epochs on the real MNIST training set (no
+    distortions), saved as train saves a model: it reads digits as predict's tests need.
+    Read it, never write."""
+    rng = np.random.default_rng(0)
+    model = seed_net(rng, metadata=digit_metadata())
+    X = normalize(mnist_arrays[IDX_FILES.train_images], NORMALIZATION)
+    labels = mnist_arrays[IDX_FILES.train_labels].astype(np.int64)
+    training_loop(model, Dataset(X, labels, rng), 3, 32)
+    path = tmp_path_factory.mktemp("real-model") / "model.npz"
+    model.save(path)
+    return path
 
 
 @pytest.fixture(scope="session")

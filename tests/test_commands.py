@@ -21,9 +21,11 @@ from support.processed import write_processed
 from support.stage import digests, error_lines, run_stage
 from support.user_images import seven_digit
 
+from stages.cli.app import MAX_LINE
+from stages.cli.app import error_lines as error_lines_of
 from stages.data.sources import IDX_FILES
 
-COMMANDS = ("download", "preprocess", "train", "evaluate", "predict")
+COMMANDS = ("download", "preprocess", "train", "evaluate", "predict", "serve")
 # A log line's time stamp, and the figures that change from run to run (seconds, memory).
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - ", re.MULTILINE)
 _TIMING = re.compile(r"\d+(\.\d+)? (s|MB)\b")
@@ -114,6 +116,9 @@ CASES: dict[
         [],
     ),
     "predict, --top-k 0": ("predict", a_picture, ["seven.png", "--top-k", "0"], []),
+    # (a server that starts serves until stopped: tests/test_serve.py runs it as a program)
+    "serve, no model": ("serve", lambda root, _: None, ["--port", "0"], []),
+    "serve, --port 70000": ("serve", a_picture, ["--model", "model.npz", "--port", "70000"], []),
 }
 
 
@@ -135,3 +140,12 @@ def test_the_program_and_the_in_process_runner_agree(
     assert log_of(called) == log_of(program)
     assert digests(called_root, written) == digests(program_root, written)
     assert None not in digests(program_root, written).values()
+
+
+def test_no_error_line_is_longer_than_its_limit() -> None:
+    """A message of any length is cut to MAX_LINE characters, ``error: `` included."""
+    (line,) = error_lines_of("x" * 5000)
+    assert len(line) == MAX_LINE
+    assert line.startswith("error: xxx")
+    assert line.endswith("x...")
+    assert error_lines_of("short\n\nsecond") == ["error: short", "error: second"]

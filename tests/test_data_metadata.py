@@ -33,6 +33,14 @@ GOOD = {
         ({"normalization": {"method": "standardize", "mean": 0.1}}, "no 'normalization.std'"),
         ({"normalization": {"method": "scale", "std": 0}}, "normalization.std: input should be"),
         ({"image_shape": [10, 10]}, "image_shape must be [28, 28] for mnist, got [10, 10]"),
+        (
+            {"normalization": {"method": "scale", "divisor": 1.0}},
+            "normalization.divisor: input should be greater than or equal to 255, got 1.0",
+        ),
+        (
+            {"normalization": {"method": "standardize", "mean": 33.3, "std": 78.6}},
+            "normalization.mean: input should be less than or equal to 1, got 33.3",
+        ),
         ({"dataset": "cifar"}, "dataset must be 'mnist', 'fashion-mnist' or 'images', got 'cifar'"),
     ],
 )
@@ -62,8 +70,12 @@ def edit_meta(workdir: Path, **changes: Any) -> None:
             "class_names holds 11 names, but mnist has 10 classes",
         ),
         ({"normalization": "scale"}, "normalization must be a mapping, got 'scale'"),
+        (
+            {"normalization": {"method": "scale", "divisor": 1.0}},
+            "normalization.divisor: input should be greater than or equal to 255, got 1.0",
+        ),
     ],
-    ids=["11-names", "normalization-text"],
+    ids=["11-names", "normalization-text", "divisor-1"],
 )
 def test_train_refuses_a_hand_edited_meta_json(
     workdir: Path, change: dict[str, Any], message: str
@@ -75,6 +87,34 @@ def test_train_refuses_a_hand_edited_meta_json(
         f"error: data/processed/meta.json: {message}; run `python -m stages.preprocess` first"
     ]
     assert not (workdir / "models").exists()
+
+
+def test_train_refuses_standardize_written_over_scaled_arrays(workdir: Path) -> None:
+    """A meta.json that passes the schema but does not describe its arrays: the arrays hold
+    pixel / 255, meta.json says standardized. Trained on, the model would standardize a
+    user's pictures that its training images never were."""
+    edit_meta(workdir, normalization={"method": "standardize", "mean": 0.1307, "std": 0.3081})
+    result = invoke_stage("train", workdir)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: data/processed/train_images.npy: its values are not pixels 0-255 normalized as "
+        "data/processed/meta.json says ((pixel / 255 - 0.1307) / 0.3081); was meta.json "
+        "edited? run `python -m stages.preprocess` first"
+    ]
+    assert not (workdir / "models").exists()
+
+
+def test_predict_refuses_a_model_trained_on_an_edited_divisor(tmp_path: Path) -> None:
+    model = digit_model()
+    model.metadata["normalization"] = {**NORMALIZATION, "divisor": 1.0}
+    model.save(tmp_path / "model.npz")
+    (tmp_path / "digit.png").write_bytes(b"never read")
+    result = invoke_stage("predict", tmp_path, "digit.png", "--model", "model.npz")
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: model.npz: normalization.divisor: input should be greater than or equal to "
+        "255, got 1.0; retrain it (dvc repro)"
+    ]
 
 
 def test_predict_refuses_a_model_whose_metadata_is_broken(tmp_path: Path) -> None:

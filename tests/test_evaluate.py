@@ -246,9 +246,9 @@ def test_a_nan_test_pixel_is_refused_naming_the_file(evaluated: Path) -> None:
     strict_json((evaluated / "metrics.json").read_text())
 
 
-def test_finite_pixels_that_overflow_the_model_write_no_metrics(evaluated: Path) -> None:
-    """Pixels near float32's largest value are finite, but the model's outputs on them are
-    not: one line naming the images, and metrics.json stays strict JSON (no NaN)."""
+def test_pixels_far_outside_the_normalization_write_no_metrics(evaluated: Path) -> None:
+    """Pixels near float32's largest value are finite, but no pixel 0-255 normalized as
+    meta.json says: one line naming the images, and metrics.json stays strict JSON."""
     path = images_path(evaluated / "data" / "processed", "test")
     images = np.load(path)
     images[:] = 3e38
@@ -256,10 +256,28 @@ def test_finite_pixels_that_overflow_the_model_write_no_metrics(evaluated: Path)
     before = digests(evaluated, OUTPUTS)
     result = invoke_stage("evaluate", evaluated)
     assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: data/processed/test_images.npy: its values are not pixels 0-255 normalized as "
+        "data/processed/meta.json says (pixel / 255); was meta.json edited? run `python -m "
+        "stages.preprocess` first"
+    ]
+    assert digests(evaluated, OUTPUTS) == before
+    strict_json((evaluated / "metrics.json").read_text())
+
+
+def test_a_model_whose_outputs_overflow_writes_no_metrics(evaluated: Path) -> None:
+    """Finite weights so large that the outputs are not finite: one line, and metrics.json
+    stays strict JSON (no NaN)."""
+    model_path = evaluated / "models" / "model.npz"
+    model = Model.load(model_path)
+    model.set_weights(model.get_weights() * np.float32(1e30))
+    model.save(model_path)
+    before = digests(evaluated, OUTPUTS)
+    result = invoke_stage("evaluate", evaluated)
+    assert result.returncode == 1
     (line,) = error_lines(result)
-    assert line.startswith("error: data/processed/test_images.npy: ")
+    assert line.startswith("error: data/processed/test_images.npy: the model's ")
     assert "not finite" in line
-    assert "unexpected" not in line
     assert digests(evaluated, OUTPUTS) == before
     strict_json((evaluated / "metrics.json").read_text())
 

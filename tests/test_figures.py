@@ -60,6 +60,8 @@ def test_a_figure_changed_by_hand_is_caught(tmp_path: Path) -> None:
         "repro",
         "accurate",
         "search",
+        "serve",
+        "serve_handwriting",
     ],
 )
 def test_each_benchmark_records_its_command_and_commit(name: str) -> None:

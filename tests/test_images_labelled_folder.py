@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from support.picture_folders import shape_ink
-from user_looks import dark_on_white
+from support.user_looks import dark_on_white
 
 from stages.images.labelled_folder import scan_labelled_folder
 

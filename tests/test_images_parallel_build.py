@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from support.picture_folders import shape_ink
-from user_looks import dark_on_white
+from support.user_looks import dark_on_white
 
 from stages.images.mnist import mnist_digit
 from stages.images.parallel_build import build_files, worker_count

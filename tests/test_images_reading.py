@@ -162,6 +162,35 @@ def test_unreadable_files_give_one_line(tmp_path: Path) -> None:
         assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".gif", ".webp"])
+def test_a_files_bytes_read_as_the_file_does(suffix: str, tmp_path: Path) -> None:
+    path = tmp_path / f"image{suffix}"
+    pixels = np.zeros((48, 64, 4), dtype=np.uint8)
+    pixels[10:30, 20:40] = (200, 40, 40, 255)  # transparent around an opaque square
+    Image.fromarray(pixels).convert("RGBA" if suffix != ".jpg" else "RGB").save(path)
+    from_path, from_bytes = read_image(path), read_image(path.read_bytes())
+    assert np.array_equal(from_bytes.rgb, from_path.rgb)
+    assert (from_bytes.alpha is None) == (from_path.alpha is None)
+    if from_path.alpha is not None:
+        assert np.array_equal(from_bytes.alpha, from_path.alpha)
+
+
+def test_bytes_are_refused_as_files_are(tmp_path: Path) -> None:
+    Image.fromarray(halves(400, 300)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    expected = {
+        b"": "empty file, not an image",
+        b"not an image\n": "not an image (no format Pillow reads)",
+        data[: len(data) // 2]: "cannot decode the image",
+        png_header_only(30_000, 30_000): "image too large",
+    }
+    for body, message in expected.items():
+        with pytest.raises(ImageError) as caught:
+            read_image(body)
+        assert str(caught.value).startswith(message)
+        assert "\n" not in str(caught.value)
+
+
 def test_transparent_areas_become_the_background() -> None:
     rgb = np.zeros((10, 10, 3), dtype=np.float32)
     alpha = np.zeros((10, 10), dtype=np.float32)

@@ -14,7 +14,7 @@ from support import REPO
 from support.stage import stage_environment
 
 COMMANDS = ("download", "preprocess", "train", "evaluate")
-OPTIONAL_COMMANDS = ("predict",)  # a command, not a DVC stage
+OPTIONAL_COMMANDS = ("predict", "serve")  # commands, not DVC stages
 # the names the blog post this project follows imports from its library
 SEED_NAMES = (
     "Model",

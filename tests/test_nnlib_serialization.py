@@ -626,3 +626,18 @@ def test_inconsistent_cnn_files_are_refused(tmp_path: Path, mutation: str) -> No
     path = tmp_path / f"{mutation}.npz"
     write_npz(path, meta, arrays)
     load_error(path)
+
+
+def test_many_unexpected_entries_are_named_in_a_short_line(tmp_path: Path) -> None:
+    """20,000 extra members: the refusal names three and counts the rest (it listed all of
+    them: a 1,207-character error line, past the 1,200 every error line keeps to)."""
+    path = tmp_path / "model.npz"
+    classifier((4, 3, 2)).save(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        for n in range(20_000):
+            archive.writestr(f"extra{n:05d}.npy", b"")
+    with pytest.raises(ModelFormatError) as caught:
+        Model.load(path)
+    assert str(caught.value) == (
+        f"{path}: unexpected entries 'extra00000', 'extra00001', 'extra00002' and 19997 more"
+    )

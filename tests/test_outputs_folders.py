@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.in_process import invoke_stage
+from support.params import write_params
 from support.stage import digests, error_lines, stage_environment, temporaries
 
 from stages.outputs.errors import OutputConflict, OutputsBusy
@@ -162,3 +163,80 @@ def test_one_file_as_model_and_live_metrics_is_a_usage_error_before_training(
     ]
     assert "Epoch" not in result.stderr
     assert digests(trained, OUTPUTS) == before
+
+
+def test_an_output_inside_what_the_command_reads_is_a_conflict(tmp_path: Path) -> None:
+    (tmp_path / "raw").mkdir()
+    with (
+        pytest.raises(OutputConflict, match=r"raw/a\.npy: this command reads the folder .*raw"),
+        locked_folders(tmp_path / "raw" / "a.npy", reads=[tmp_path / "raw"]),
+    ):
+        pass
+    with (
+        pytest.raises(OutputConflict, match=r"m\.npz: this command reads that file"),
+        locked_folders(tmp_path / "m.npz", reads=[tmp_path / "sub" / ".." / "m.npz"]),
+    ):
+        pass
+    with locked_folders(tmp_path / "rawer" / "a.npy", reads=[tmp_path / "raw"]):
+        pass  # a sibling whose name starts alike is another folder
+
+
+@pytest.mark.parametrize(
+    ("stage", "args", "message", "kept"),
+    [
+        (
+            "evaluate",
+            ["--metrics", "models/model.npz"],
+            "models/model.npz: this command reads that file",
+            "models/model.npz",
+        ),
+        (
+            "train",
+            ["--model", "data/processed/meta.json"],
+            "data/processed/meta.json: this command reads the folder data/processed, which "
+            "holds it",
+            "data/processed/meta.json",
+        ),
+        (
+            "train",
+            ["--live-dir", "data/processed"],
+            "data/processed/metrics.json: this command reads the folder data/processed, which "
+            "holds it",
+            "data/processed/meta.json",
+        ),
+        (
+            "train",
+            ["--live-dir", "."],
+            "--live-dir .: holds 'data' and 2 more, which DVCLive did not write",
+            "metrics.json",
+        ),
+    ],
+    ids=["evaluate-metrics-over-model", "train-model-over-meta", "live-in-data", "live-in-root"],
+)
+def test_a_command_never_writes_over_what_it_reads(
+    trained: Path, stage: str, args: list[str], message: str, kept: str
+) -> None:
+    (trained / "metrics.json").write_text("{}\n")  # evaluate's, beside train's outputs
+    before = digests(trained, [kept, *OUTPUTS])
+    result = invoke_stage(stage, trained, *args)
+    assert result.returncode == 2
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: {message}")
+    assert "Epoch" not in result.stderr
+    assert digests(trained, [kept, *OUTPUTS]) == before
+
+
+def test_preprocess_never_writes_among_the_raw_files(tmp_path: Path, files: dict) -> None:
+    raw = tmp_path / "data" / "raw" / "mnist"
+    raw.mkdir(parents=True)
+    for name, data in files.items():
+        (raw / name).write_bytes(data)
+    write_params(tmp_path, data={"val_size": 10})
+    before = sorted(p.name for p in raw.iterdir())
+    result = invoke_stage("preprocess", tmp_path, "--out-dir", "data/raw/mnist")
+    assert result.returncode == 2
+    assert error_lines(result) == [
+        "error: data/raw/mnist/train_images.npy: this command reads the folder data/raw, "
+        "which holds it; write its outputs elsewhere"
+    ]
+    assert sorted(p.name for p in raw.iterdir()) == before

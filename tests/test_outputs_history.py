@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from support.in_process import invoke_stage
 from support.params import write_params
-from support.stage import digests, stage_environment
+from support.stage import digests, error_lines, run_stage, stage_environment
 
 from stages.outputs.history import METRICS, metric_file, read_history, read_live_folder
 
@@ -111,3 +111,12 @@ def test_the_history_grows_while_training_runs(trained: Path) -> None:
         process.kill()
         process.wait()
     assert seen[:2] == [1, 2]
+
+
+def test_a_full_disk_while_logging_names_the_live_folder(workdir: Path) -> None:
+    """DVCLive's writes name no file ("error: File too large" was all): the line names the
+    folder, and the model is not replaced."""
+    result = run_stage("train", workdir, max_file_size=100)
+    assert result.returncode == 1
+    assert error_lines(result) == ["error: dvclive: cannot write the history (File too large)"]
+    assert not (workdir / "models" / "model.npz").exists()

@@ -158,3 +158,20 @@ def test_a_train_left_running_by_a_killed_dvc_never_replaces_the_recorded_model(
     ) in log.read_text()
     assert "up to date" in project.dvc("status").stdout
     assert temporaries(project.root) == []
+
+
+def test_a_shift_beyond_the_picture_is_refused_under_dvc_repro(project: Project) -> None:
+    """``shift: 1e9`` trained on blank pictures and exited 0: refused in one line before any
+    training, and the last good run comes back."""
+    before = digests(project.root, RECORDED)
+    strengths = {"rotation": 8, "scale": 0.1, "shear": 0.1, "shift": 1e9}
+    strengths |= {"elastic_alpha": 15, "elastic_sigma": 4, "mirror": False}
+    project.set_param("train", "augment", {"mnist": strengths, "fashion-mnist": "none"})
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: params.yaml: train.augment.mnist.shift is 1e+09 pixels, more than 0.25 times "
+        "the 28-pixel side of the pictures (7); choose at most that"
+    ]
+    assert "Starting training" not in result.stderr
+    assert_last_run_comes_back(project, before, RECORDED)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from own_images import build_example_folder
 from support.dvc_project import Project
 from support.picture_folders import write_letters_folder, write_shapes_folder
 from support.stage import digests, error_lines, temporaries
+from support.user_looks import build_example_folder
 
 from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES

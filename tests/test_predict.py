@@ -7,6 +7,7 @@ import os
 import resource
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from stages.images.fashion import fashion_item
 from stages.images.files import find_images
 from stages.images.mnist import mnist_digit
 from stages.images.reading import Picture, read_image
-from stages.predict import construct_all
+from stages.reader.reader import Reader
 
 STANDARDIZE = {"method": "standardize", "divisor": 255.0, "mean": 0.1307, "std": 0.3081}
 
@@ -314,14 +315,18 @@ def test_a_failure_on_one_image_is_that_images_error(pictures: Path) -> None:
 
     entries = find_images([pictures / "digits", pictures / "missing.png"])
     write_digit(pictures / "short.png", seven_digit(size=(200, 200), origin=(20, 50)))
-    outcomes = construct_all([*entries, *find_images([pictures / "short.png"])], fragile)
+    reader = Reader.load(pictures / "model.npz")
+    reader.construct = fragile
+    outcomes = list(reader.outcomes([*entries, *find_images([pictures / "short.png"])]))
+    seen = [outcome for _, outcome, _ in outcomes]
     assert (
-        outcomes[0]
-        == outcomes[1]
+        seen[0]
+        == seen[1]
         == ("unexpected ValueError: cannot handle 300 rows (--log-level DEBUG traces)")
     )
-    assert outcomes[2] == "no such file or directory"
-    assert isinstance(outcomes[3], np.ndarray)
+    assert seen[2] == "no such file or directory"
+    assert isinstance(seen[3], np.ndarray)
+    assert [probabilities is None for _, _, probabilities in outcomes] == [True] * 3 + [False]
 
 
 def without_root_overrides() -> list[str]:
@@ -475,3 +480,52 @@ def test_save_inputs_of_more_pictures_than_files_it_may_open(pictures: Path) -> 
     saved = sorted(p.name for p in (pictures / "seen").iterdir())
     assert saved == [f"digit{n:05d}.png" for n in range(2000)]
     assert temporaries(pictures) == []
+
+
+def test_a_closed_standard_output_is_one_line(pictures: Path) -> None:
+    """``predict ... >&-``: Python gives the command no stdout at all."""
+    result = subprocess.run(
+        stage_command("predict", "digits", "--model", "model.npz"),
+        cwd=pictures,
+        env=stage_environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 1
+    assert result.stderr == "error: standard output is closed: nowhere to print the answers\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
+def test_a_reader_that_goes_away_ends_predict_quietly(pictures: Path, output: list[str]) -> None:
+    """``predict FOLDER | head -1``: no error line, the exit status a Unix tool killed by
+    SIGPIPE has (141), as the shell reports for ``yes | head -1``."""
+    source = write_digit(pictures / "small.png", seven_digit((40, 40), (8, 12), 24, 4))
+    folder = linked_copies(source, pictures / "many", 1500)
+    process = subprocess.Popen(
+        stage_command("predict", str(folder), "--model", "model.npz", *output),
+        cwd=pictures,
+        env=stage_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline()
+    process.stdout.close()  # as head does after its line
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 141
+    assert stderr == b""
+
+
+def test_a_model_with_thousands_of_extra_entries_is_one_short_line(pictures: Path) -> None:
+    with zipfile.ZipFile(pictures / "model.npz", "a") as archive:
+        for n in range(20_000):
+            archive.writestr(f"extra{n:05d}.npy", b"")
+    result = predict(pictures, "digits")
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: model.npz: unexpected entries 'extra00000', 'extra00001', 'extra00002' and "
+        "19997 more"
+    ]

@@ -9,11 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.in_process import invoke_stage
-from support.models import digit_metadata, seed_net
-from support.processed import NORMALIZATION
-from user_looks import LOOKS
+from support.user_looks import LOOKS
 
-from nnlib import Dataset, Model, training_loop
+from nnlib import Model
 from stages.data.idx import read_idx
 from stages.data.sources import IDX_FILES
 from stages.images.constructions import normalize
@@ -34,18 +32,6 @@ def mnist(mnist_dir: Path) -> dict[str, np.ndarray]:
         "test_images": read_idx(mnist_dir / IDX_FILES.test_images)[:N_DIGITS],
         "test_labels": read_idx(mnist_dir / IDX_FILES.test_labels)[:N_DIGITS],
     }
-
-
-@pytest.fixture(scope="session")
-def real_model(mnist: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seed post's 784-64-32-10, 3 epochs on the real training set, saved as train does."""
-    rng = np.random.default_rng(0)
-    model = seed_net(rng, metadata=digit_metadata())
-    X = normalize(mnist["train_images"], NORMALIZATION)
-    training_loop(model, Dataset(X, mnist["train_labels"].astype(np.int64), rng), 3, 32)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    model.save(path)
-    return path
 
 
 def predicted(model: Model, images: np.ndarray) -> np.ndarray:

@@ -104,6 +104,34 @@ def test_repro_pull_fetches_what_is_missing_and_runs_nothing(team: Team, tmp_pat
     assert (c.root / "data" / "processed").is_dir()
 
 
+def test_a_run_a_never_committed_reaches_b_through_the_run_cache(
+    team: Team, tmp_path: Path
+) -> None:
+    """A trains 4 epochs, commits nothing and pushes (its outputs and run-cache); B, at the
+    same commit, asks for the same params: ``dvc pull --run-cache`` then ``dvc repro --pull``
+    (which fetches the outputs the run-cache names) restore A's model and history without
+    training; evaluate, whose git-tracked files the remote does not hold, scores it again."""
+    a = team.a.copy(tmp_path / "a")
+    aws_environment(a)
+    a.git("checkout", "-q", "--", ".")
+    a.set_param("train", "epochs", 4)
+    assert ran_stages(a.dvc("repro")) == {"train", "evaluate"}
+    a.dvc("push", "--run-cache")
+    trained = (a.root / MODEL).read_bytes()
+    assert trained != team.model
+
+    b = clone(team.origin, tmp_path / "b")
+    b.set_param("train", "epochs", 4)
+    b.dvc("pull", "--run-cache")
+    repro = b.dvc("repro", "--pull")
+    assert ran_stages(repro) == {"evaluate"}  # its git-tracked files are not in the remote
+    assert "Stage 'train' is cached - skipping run" in repro.stdout
+    assert (b.root / MODEL).read_bytes() == trained
+    assert (b.root / "metrics.json").read_bytes() == (a.root / "metrics.json").read_bytes()
+    live = "dvclive/metrics.json"
+    assert (b.root / live).read_bytes() == (a.root / live).read_bytes()
+
+
 def test_an_experiment_pushed_from_a_is_listed_in_b_after_exp_pull(
     team: Team, tmp_path: Path
 ) -> None:

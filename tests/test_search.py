@@ -31,7 +31,7 @@ from support.s3 import S3Server, add_remote, aws_environment, clone, share
 from support.stage import temporaries
 from support.tiny_pipeline import tiny_project
 
-from stages.outputs.history import read_history
+from stages.outputs.history import read_recorded_history
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.s3]
 
@@ -292,8 +292,7 @@ def test_the_best_trial_printed_is_the_studys(team_search: TeamSearch) -> None:
 
     # The study's value is the validation accuracy of the epoch the pulled model holds.
     ref = third.run("git", "for-each-ref", "--format=%(objectname)", f"refs/exps/*/*/{best}")
-    commit = ref.stdout.strip()
-    rows = read_history(lambda name: third.git("show", f"{commit}:dvclive/{name}").stdout or None)
+    rows = read_recorded_history(third.root, ref.stdout.strip())
     assert rows[-1]["val_accuracy"] == study.best_value
     assert int(rows[-1]["epoch"]) == EPOCHS
 

@@ -208,7 +208,11 @@ def test_a_killed_trainer_leaves_no_worker_behind(project: Path) -> None:
         ),
         (
             {"mnist": {**STRENGTHS, "scale": 1}},
-            "train.augment.mnist.scale must be a number >= 0 and < 1, got 1",
+            "train.augment.mnist.scale must be a number in [0, 0.5], got 1",
+        ),
+        (
+            {"mnist": {**STRENGTHS, "shear": 1e300}},
+            "train.augment.mnist.shear must be a number in [0, 1] (45 degrees), got 1e+300",
         ),
         (
             {"mnist": {**STRENGTHS, "mirror": "yes"}},
@@ -234,7 +238,17 @@ def test_a_killed_trainer_leaves_no_worker_behind(project: Path) -> None:
             "(mnist, fashion-mnist, images)",
         ),
     ],
-    ids=["negative", "scale-1", "mirror-text", "typo", "off", "all-off", "no-entry", "flat"],
+    ids=[
+        "negative",
+        "scale-1",
+        "shear-1e300",
+        "mirror-text",
+        "typo",
+        "off",
+        "all-off",
+        "no-entry",
+        "flat",
+    ],
 )
 def test_bad_strengths_are_one_line_before_any_work(
     tmp_path: Path, augment: object, message: str
@@ -246,6 +260,47 @@ def test_bad_strengths_are_one_line_before_any_work(
     assert lines[0].startswith(f"error: params.yaml: {message}")
     assert len(lines) == (len(STRENGTHS) if augment is STRENGTHS else 1)  # a line per key
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "limit"),
+    [
+        ("shift", 1e9, "0.25 times the 28-pixel side of the pictures (7)"),
+        ("shift", 7.5, "0.25 times the 28-pixel side of the pictures (7)"),
+        ("elastic_sigma", 1e6, "1 times the 28-pixel side of the pictures (28)"),
+        ("elastic_alpha", 1e8, "2 times the 28-pixel side of the pictures (56)"),
+    ],
+)
+def test_strengths_in_pixels_are_bounded_by_the_pictures_side(
+    project: Path, name: str, value: float, limit: str
+) -> None:
+    """A shift of 1e9 pixels trained on blank pictures; an elastic sigma of 1e6 took 5.8 GB
+    and 1e8 ended in MemoryError: refused before any work, in one line."""
+    write_params(project, train={**QUICK, "augment": {"mnist": {**STRENGTHS, name: value}}})
+    result = invoke_stage("train", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: params.yaml: train.augment.mnist.{name} is {value:g} pixels, more than "
+        f"{limit}; choose at most that"
+    ]
+    assert "Starting training" not in result.stderr
+    assert not (project / "models").exists()
+
+
+def test_the_largest_strengths_are_accepted(project: Path) -> None:
+    """At every bound at once, the run starts training."""
+    largest = {"rotation": 180, "scale": 0.5, "shear": 1, "shift": 7, "elastic_alpha": 56}
+    write_params(
+        project,
+        train={
+            **QUICK,
+            "epochs": 1,
+            "augment": {"mnist": {**STRENGTHS, **largest, "elastic_sigma": 28}},
+        },
+    )
+    result = invoke_stage("train", project)
+    assert "Starting training" in result.stderr
+    assert "Epoch 1/1" in result.stderr, result.stderr[-2000:]
 
 
 def test_every_missing_strength_is_a_line(tmp_path: Path) -> None:
@@ -271,3 +326,17 @@ def test_strengths_of_zero_are_no_augmentation(project: Path) -> None:
     assert run_stage("train", project).returncode == 0
     assert (project / "models" / "model.npz").read_bytes() == with_zeros
     assert np.isfinite([float(row["val_loss"]) for row in history(project)]).all()
+
+
+def test_no_room_for_the_workers_shared_memory_is_one_line(project: Path) -> None:
+    """Its memory is a file in /dev/shm (or the temporary folder) that Python does not name:
+    the line says where, how much, and what to do."""
+    result = run_stage("train", project, max_file_size=1000)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert re.fullmatch(
+        r"error: (/dev/shm|/\S+): cannot hold the \d+ MB the distortion worker shares with "
+        r"training \(File too large\); free space there, or switch augmentation off "
+        r"\(train\.augment\.<dataset>: none\)",
+        line,
+    ), line

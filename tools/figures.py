@@ -161,6 +161,54 @@ def render_predict_speed() -> list[str]:
     return lines
 
 
+def render_serve() -> list[str]:
+    data = load("serve")
+    latency, load_ = data["latency"], data["concurrent"]
+    return [
+        f"From {source(data)}: {data['picture']}, `{data['model']}`, load average "
+        f"{data['machine']['load_average_when_written']:.1f} when written.",
+        "",
+        "| what | requests | p50 | p95 | mean | requests/s |",
+        "|---|---|---|---|---|---|",
+        f"| one client, one kept-alive connection | {latency['requests']} "
+        f"| {latency['p50_ms']:.1f} ms | {latency['p95_ms']:.1f} ms | {latency['mean_ms']:.1f} ms "
+        f"| {1000 / latency['mean_ms']:.0f} |",
+        f"| {load_['clients']} clients at once | {load_['requests']} | {load_['p50_ms']:.1f} ms "
+        f"| {load_['p95_ms']:.1f} ms | {load_['mean_ms']:.1f} ms | {load_['requests_per_s']:.0f} |",
+        f"| `python -m stages.predict` on the file, a new process each time | 3 "
+        f"| {data['predict_process_s'] * 1000:.0f} ms (median) | | | |",
+    ]
+
+
+def render_serve_handwriting() -> list[str]:
+    data = load("serve_handwriting")
+    per_class = ", ".join(f"{k}: {v:.2f}" for k, v in data["per_class_accuracy"].items())
+    confusions = ", ".join(
+        f"{c['true']} read as {c['read']} ({c['count']})" for c in data["commonest_confusions"]
+    )
+    lines = [
+        f"From {source(data)}: the {data['digits']:,} digits of optdigits "
+        f"({data['writers']} writers) as scans, each posted to `/predict` and read by "
+        f"`predict --json`, with `{data['model']}` (md5 {data['model_md5'][:8]}).",
+        "",
+        "| what | measured |",
+        "|---|---|",
+        f"| answers equal to `predict --json` for the same file | "
+        f"{data['same_answer_as_predict']:,} of {data['digits']:,} |",
+        f"| accuracy | **{data['accuracy']:.4f}** |",
+        f"| accuracy per class | {per_class} |",
+        f"| commonest confusions | {confusions} |",
+    ]
+    if control := data.get("control"):
+        lines += [
+            f"| control: MNIST's first {control['digits']:,} test digits as 28x28 arrays | "
+            f"{control['accuracy_of_the_28x28_arrays']:.4f} |",
+            f"| control: the same digits reduced as optdigits' were, then scanned and read | "
+            f"{control['accuracy_as_optdigits_scans']:.4f} |",
+        ]
+    return lines
+
+
 def render_fonts() -> list[str]:
     data = load("predict_looks")
     fonts = data["font_digits"]
@@ -288,7 +336,7 @@ def render_results() -> list[str]:
     """The README's summary: the default model, the accurate preset, speed, predict."""
     defaults, speed, repro = load("defaults"), load("speed"), load("repro")
     accurate, looks, own = load("accurate"), load("predict_looks"), load("own_images")
-    search = load("search")
+    search, serve, handwriting = load("search"), load("serve"), load("serve_handwriting")
     chosen = defaults["configurations"][defaults["params_yaml"]]
     seed_net = speed["seed_net"]
     agreement = [row["agreement"] for row in looks["mnist_test_digits"]["looks"].values()]
@@ -324,6 +372,14 @@ def render_results() -> list[str]:
         f"{search['best']['value']:.4f} (test {search['best']['test_accuracy']:.4f}) against "
         f"{search['default']['val_accuracy']:.4f} ({search['default']['test_accuracy']:.4f}) "
         f"for params.yaml's | `{search['command']}` |",
+        f"| `make serve`: a drawn digit through `POST /predict` | p50 "
+        f"{serve['latency']['p50_ms']:.1f} ms, p95 {serve['latency']['p95_ms']:.1f} ms; "
+        f"{serve['concurrent']['requests_per_s']:.0f} requests/s with "
+        f"{serve['concurrent']['clients']} clients | `{serve['command']}` |",
+        f"| real handwriting of {handwriting['writers']} writers outside MNIST "
+        f"(optdigits) | accuracy {handwriting['accuracy']:.3f}; "
+        f"{handwriting['same_answer_as_predict']:,} of {handwriting['digits']:,} answers equal "
+        f"to predict's | `{handwriting['command']}` |",
     ]
 
 
@@ -338,6 +394,8 @@ RENDERERS: dict[str, Callable[[], list[str]]] = {
     "accurate": render_accurate,
     "search": render_search,
     "own-images": render_own_images,
+    "serve": render_serve,
+    "serve-handwriting": render_serve_handwriting,
 }
 FILES = ("README.md", *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md"))))
 

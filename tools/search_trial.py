@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from stages.outputs.history import LIVE_DIR, read_history, read_live_folder
+from stages.outputs.history import LIVE_DIR, read_live_folder, read_recorded_history
 
 PARAMS = "params.yaml"
 POLL_SECONDS = 0.2
@@ -238,17 +238,9 @@ def kept_epoch(rows: list[dict[str, Any]], restore_best: bool, monitor: str) -> 
 
 def validation_accuracy(clone: Path, commit: str) -> tuple[float, int]:
     """The validation accuracy of the model experiment ``commit`` trained, and its epoch,
-    from the DVCLive history committed with it."""
-
-    def read(relative: str) -> str | None:
-        path = f"{commit}:{LIVE_DIR.as_posix()}/{relative}"
-        result = subprocess.run(
-            ["git", "show", path], cwd=clone, capture_output=True, text=True, check=False
-        )
-        return result.stdout if result.returncode == 0 else None
-
+    from the DVCLive history it recorded."""
     params = yaml.safe_load(git(clone, "show", f"{commit}:{PARAMS}"))
-    rows = read_history(read)
+    rows = read_recorded_history(clone, commit)
     if not rows or rows[-1]["val_accuracy"] is None:
         raise TrialFailed(f"experiment {commit[:7]}: {LIVE_DIR} has no validation accuracy")
     train = params["train"]

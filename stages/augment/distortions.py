@@ -27,6 +27,20 @@ CHUNK_PIXELS = 128 * 28 * 28
 UNIFORM_VARIANCE = 1.0 / 3.0
 
 
+#: the largest value of each strength measured in pixels, as a fraction of the picture's
+#: shorter side (so that they hold for any picture size): a shift beyond a quarter of the
+#: side moves the digit out of its frame; a smoothing wider than the picture is a plain shift
+#: (and its kernel costs memory in proportion to it); an elastic field scaled past twice the
+#: side tears the picture into noise
+PIXEL_LIMITS = {"shift": 0.25, "elastic_alpha": 2.0, "elastic_sigma": 1.0}
+
+
+def pixel_limits(image_shape: tuple[int, int]) -> dict[str, float]:
+    """The largest value in pixels of each of ``PIXEL_LIMITS`` for pictures ``(rows, cols)``."""
+    side = min(image_shape)
+    return {name: fraction * side for name, fraction in PIXEL_LIMITS.items()}
+
+
 @dataclass(frozen=True)
 class Strengths:
     """How strongly each image is distorted; every draw is uniform and independent.

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from stages.augment.distortions import Distorter
+from stages.cli.errors import StageError
 
 #: "spawn": a fresh interpreter, safe whatever threads the trainer runs (fork is not)
 CONTEXT = multiprocessing.get_context("spawn")
@@ -29,8 +32,18 @@ STOP_TIMEOUT = 1.0
 
 
 def shared_array(shape: tuple[int, ...]) -> tuple[Any, np.ndarray]:
-    """A float32 array of ``shape`` in memory a worker can map: ``(raw, array view)``."""
-    raw = CONTEXT.RawArray("b", max(1, int(np.prod(shape)) * 4))
+    """A float32 array of ``shape`` in memory a worker can map: ``(raw, array view)``.
+    StageError naming where that memory lives when it cannot be had (a full disk there)."""
+    size = max(1, int(np.prod(shape)) * 4)
+    try:
+        raw = CONTEXT.RawArray("b", size)
+    except OSError as exc:  # its file (in /dev/shm, else the temporary folder) is not named
+        where = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        raise StageError(
+            f"{where}: cannot hold the {size / 1e6:.0f} MB the distortion worker shares with "
+            f"training ({exc.strerror}); free space there, or switch augmentation off "
+            "(train.augment.<dataset>: none)"
+        ) from exc
     return raw, np.frombuffer(raw, dtype=np.float32, count=int(np.prod(shape))).reshape(shape)
 
 

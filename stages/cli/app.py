@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -27,6 +28,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
+#: the reader of the output went away (``| head -1``): quiet, as a Unix tool killed by SIGPIPE
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 EXPECTED_ERRORS = (StageError, ParamsError, DataError, OutputError)
 #: the longest error line printed: values in messages are previews, this is the last guard
 MAX_LINE = 20 * PREVIEW_CHARS
+ERROR_PREFIX = "error: "
 
 
 class Terminated(BaseException):
@@ -53,6 +57,21 @@ def _parse_log_level(value: str) -> str:
     return level
 
 
+#: where train writes the model and the other commands read it, and the processed data
+MODEL_PATH = Path("models/model.npz")
+DATA_DIR = Path("data/processed")
+ModelOption = Annotated[
+    Path,
+    typer.Option(
+        "--model",
+        help="The model file (train writes it; evaluate, predict and serve read it).",
+        dir_okay=False,
+    ),
+]
+DataDirOption = Annotated[
+    Path,
+    typer.Option("--data-dir", help="The processed data preprocess wrote.", file_okay=False),
+]
 ParamsOption = Annotated[
     Path,
     typer.Option("--params", help="The params file to read.", dir_okay=False),
@@ -84,11 +103,12 @@ def setup_logging(level: str) -> None:
 
 
 def error_lines(message: str) -> list[str]:
-    """``message`` as ``error:`` lines: one per line of it, each cut to ``MAX_LINE``."""
+    """``message`` as ``error:`` lines: one per line of it, each cut to ``MAX_LINE``
+    characters, the prefix included."""
     lines = [line for line in message.splitlines() if line.strip()] or ["failed"]
+    room = MAX_LINE - len(ERROR_PREFIX)
     return [
-        f"error: {line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + '...'}"
-        for line in lines
+        ERROR_PREFIX + (line if len(line) <= room else line[: room - 3] + "...") for line in lines
     ]
 
 
@@ -104,11 +124,12 @@ class Stage:
     def __init__(self, held: contextlib.ExitStack) -> None:
         self._held = held
 
-    def claim(self, *outputs: Path) -> None:
+    def claim(self, *outputs: Path, reads: Iterable[Path] = ()) -> None:
         """Lock the folders of ``outputs`` (files) until the command ends: a second run
-        writing into any of them is refused at once, naming this one's pid
+        writing into any of them is refused at once, naming this one's pid; an output that
+        is, or lies in, one of the files and folders the command ``reads`` is a usage error
         (``stages.outputs.folders``)."""
-        self._held.enter_context(locked_folders(*outputs))
+        self._held.enter_context(locked_folders(*outputs, reads=reads))
 
 
 @contextlib.contextmanager
@@ -139,6 +160,9 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
     except Terminated:
         logger.debug("terminated", exc_info=True)
         _fail(lifeline.message() if lifeline.lost else "terminated", EXIT_TERMINATED)
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except (*EXPECTED_ERRORS, *expected) as exc:
         logger.debug("stage failed", exc_info=True)
         _fail(str(exc), getattr(exc, "exit_code", EXIT_FAILURE))
@@ -154,6 +178,15 @@ def stage_errors(log_level: str, *expected: type[Exception]) -> Iterator[Stage]:
         lifeline.stop()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that nothing more (the interpreter's final flush
+    included) is written into a pipe nobody reads."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def invoke(

@@ -197,6 +197,11 @@ class ModelParams(_Section):
 
 
 Degrees = Annotated[Real, Field(ge=0, le=180, description="a number of degrees in [0, 180]")]
+# Past these a picture shrinks to a few pixels (scale) or slants past 45 degrees (shear); the
+# strengths in pixels are bounded by the pictures' size where train knows it
+# (stages.augment.distortions.PIXEL_LIMITS).
+ScaleRange = Annotated[Real, Field(ge=0, le=0.5, description="a number in [0, 0.5]")]
+Slant = Annotated[Real, Field(ge=0, le=1, description="a number in [0, 1] (45 degrees)")]
 Pixels = Annotated[Real, Field(ge=0, description="a number of pixels >= 0")]
 
 
@@ -205,10 +210,10 @@ class AugmentParams(_Section):
     (``stages.augment.distortions.Strengths``); ``none`` is every strength 0, no augmentation."""
 
     rotation: Degrees
-    scale: Fraction
-    shear: NonNegativeReal
+    scale: ScaleRange
+    shear: Slant
     shift: Pixels
-    elastic_alpha: NonNegativeReal
+    elastic_alpha: Pixels
     elastic_sigma: Pixels
     mirror: Switch
 

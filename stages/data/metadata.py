@@ -25,8 +25,11 @@ from stages.data.sources import DATA_SOURCES, DATASETS
 #: the rows and columns of every image of an MNIST-format data source
 MNIST_FORMAT_SHAPE = (28, 28)
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# What preprocess writes: pixels 0-255 divided by 255, and for standardize the mean and
+# standard deviation of such values (in [0, 1] and at most 0.5). Anything else was edited.
+Divisor = Annotated[float, Field(ge=PIXEL_MAX, le=PIXEL_MAX)]
+PixelMean = Annotated[float, Field(ge=0, le=1)]
+PixelStd = Annotated[float, Field(gt=0, le=0.5)]
 
 
 class _Strict(BaseModel):
@@ -37,18 +40,19 @@ class Scale(_Strict):
     """``x = pixel / divisor``."""
 
     method: Literal["scale"]
-    divisor: Positive = PIXEL_MAX
-    mean: Finite = 0.0  # not used by scale; kept so that every normalization has all four
-    std: Positive = 1.0
+    divisor: Divisor = PIXEL_MAX
+    # not used by scale; kept so that every normalization has all four
+    mean: Annotated[float, Field(ge=0, le=0)] = 0.0
+    std: Annotated[float, Field(ge=1, le=1)] = 1.0
 
 
 class Standardize(_Strict):
     """``x = (pixel / divisor - mean) / std``."""
 
     method: Literal["standardize"]
-    divisor: Positive = PIXEL_MAX
-    mean: Finite
-    std: Positive
+    divisor: Divisor = PIXEL_MAX
+    mean: PixelMean
+    std: PixelStd
 
 
 class ImageMetadata(BaseModel):

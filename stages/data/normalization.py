@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,27 +67,6 @@ class Normalization:
             out -= np.float32(self.mean)
             out /= np.float32(self.std)
         return out
-
-    @classmethod
-    def from_dict(cls, value: Any) -> Normalization:
-        """The normalization ``to_dict`` wrote; ValueError naming what is unusable."""
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a mapping, got {value!r}")
-        fields = {"method", "mean", "std", "divisor"}
-        unknown = sorted(set(value) - fields)
-        if unknown or "method" not in value:
-            raise ValueError(f"expected the keys {sorted(fields)}, got {sorted(value)}")
-        if value["method"] not in NORMALIZATIONS:
-            raise ValueError(
-                f"method {value['method']!r} is not one of {', '.join(NORMALIZATIONS)}"
-            )
-        numbers = {key: value[key] for key in fields - {"method"} if key in value}
-        for key, number in numbers.items():
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise ValueError(f"{key} is {number!r}, not a number")
-            if not math.isfinite(number) or (key != "mean" and number <= 0):
-                raise ValueError(f"{key} is {number!r}")
-        return cls(value["method"], **{key: float(number) for key, number in numbers.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "divisor": self.divisor, "mean": self.mean, "std": self.std}

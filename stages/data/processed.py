@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from tokenize import TokenError
 from typing import Any, BinaryIO
@@ -17,6 +18,7 @@ import numpy as np
 
 from stages.data.errors import DataError
 from stages.data.metadata import validate_metadata
+from stages.data.normalization import PIXEL_MAX
 
 META_FILE = "meta.json"
 _RERUN = "run `python -m stages.preprocess` first"
@@ -80,9 +82,12 @@ def _check_finite(images: np.ndarray, path: Path) -> None:
     raise DataError(f"{path}: image {row} holds NaN or infinite values; {_RERUN}")
 
 
-def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def load_split(
+    data_dir: Path, split: str, n_classes: int, normalization: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(n, n_features)`` float32 and labels ``(n,)`` of one split, checked; every
-    label must name one of the ``n_classes`` classes of ``meta.json``."""
+    label must name one of the ``n_classes`` classes of ``meta.json``, and the images must
+    be normalized as ``normalization`` (``meta.json``'s) says, if given."""
     image_file, label_file = images_path(data_dir, split), labels_path(data_dir, split)
     images, labels = _load_array(image_file), _load_array(label_file)
     if images.ndim != 2 or images.dtype != np.float32:
@@ -96,6 +101,8 @@ def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, 
             f"got {labels.dtype} of shape {labels.shape}; {_RERUN}"
         )
     _check_finite(images, image_file)
+    if normalization is not None:
+        check_normalized(images, normalization, image_file, data_dir / META_FILE)
     if len(images) != len(labels):
         raise DataError(
             f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels"
@@ -106,6 +113,39 @@ def load_split(data_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, 
             f"class names of {data_dir / META_FILE}; {_RERUN}"
         )
     return images, labels.astype(np.intp, copy=False)
+
+
+#: images whose values ``check_normalized`` reads (from the start of a split)
+NORMALIZED_SAMPLE = 2000
+#: how far from a whole pixel value a value may map back (float32 rounding is far below)
+PIXEL_TOLERANCE = 0.01
+
+
+def check_normalized(
+    images: np.ndarray, normalization: Mapping[str, Any], image_file: Path, meta_file: Path
+) -> None:
+    """DataError unless the first images ``(n, n_features)`` hold what ``normalization``
+    (``meta.json``'s) gives whole pixel values 0-255: what preprocess wrote. A ``meta.json``
+    edited by hand (another divisor, ``standardize`` over scaled arrays) would otherwise
+    train a model that normalizes a user's pictures unlike its training images."""
+    values = images[:NORMALIZED_SAMPLE].astype(np.float64)
+    if not values.size:
+        return
+    pixels = (values * normalization["std"] + normalization["mean"]) * normalization["divisor"]
+    whole = np.abs(pixels - np.rint(pixels)).max() <= PIXEL_TOLERANCE
+    in_range = pixels.min() >= -PIXEL_TOLERANCE and pixels.max() <= PIXEL_MAX + PIXEL_TOLERANCE
+    if not (whole and in_range):
+        raise DataError(
+            f"{image_file}: its values are not pixels 0-{PIXEL_MAX:g} normalized as "
+            f"{meta_file} says ({_describe(normalization)}); was meta.json edited? {_RERUN}"
+        )
+
+
+def _describe(normalization: Mapping[str, Any]) -> str:
+    scaled = f"pixel / {normalization['divisor']:g}"
+    if normalization["method"] == "scale":
+        return scaled
+    return f"({scaled} - {normalization['mean']:.4g}) / {normalization['std']:.4g}"
 
 
 def load_meta(data_dir: Path) -> dict[str, Any]:

@@ -6,10 +6,12 @@ transparency; ``flatten_transparency`` puts transparent areas on the background.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -43,13 +45,14 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _open(path: Path) -> Image.Image:
-    """Open ``path`` lazily (header only), refusing decompression bombs."""
+def _open(source: Path | IO[bytes]) -> Image.Image:
+    """Open ``source`` (a path or a binary file) lazily (header only), refusing
+    decompression bombs."""
     with warnings.catch_warnings():
         # Pillow warns between MAX_PIXELS and twice that, and raises above; refuse both.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(source)
         except UnidentifiedImageError:
             raise ImageError("not an image (no format Pillow reads)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -87,19 +90,26 @@ def _to_arrays(image: Image.Image) -> Picture:
     return Picture(np.ascontiguousarray(pixels[:, :, :3]), alpha)
 
 
-def read_image(path: str | os.PathLike[str]) -> Picture:
-    """Decode the first frame of the image file ``path``, turned upright by its EXIF tag.
+def read_image(source: str | os.PathLike[str] | bytes) -> Picture:
+    """Decode the first frame of the image file ``source`` (a path, or the file's bytes),
+    turned upright by its EXIF tag.
 
     Raises ImageError (one line; the caller names the file) for a file that is missing,
     unreadable, not an image, truncated or corrupt, or larger than ``MAX_PIXELS``.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError("is a directory, not an image")
-    if path.is_file() and path.stat().st_size == 0:
-        raise ImageError("empty file, not an image")
+    opened: Path | IO[bytes]
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError("empty file, not an image")
+        opened = io.BytesIO(source)
+    else:
+        opened = Path(source)
+        if opened.is_dir():
+            raise ImageError("is a directory, not an image")
+        if opened.is_file() and opened.stat().st_size == 0:
+            raise ImageError("empty file, not an image")
     try:
-        with _open(path) as image:
+        with _open(opened) as image:
             # JPEG can decode at 1/2, 1/4 or 1/8 scale: far cheaper for large photos.
             image.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             upright = ImageOps.exif_transpose(image)

@@ -38,6 +38,24 @@ def check_distinct(outputs: Iterable[Path]) -> None:
         seen[key] = output
 
 
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """OutputConflict if one of ``outputs`` (files) is one of ``inputs`` (files or folders)
+    or lies inside one: the command would write over what it reads."""
+    read = [(path, path.resolve()) for path in inputs]
+    for output in outputs:
+        key = output.resolve()
+        for given, resolved in read:
+            if _within(key, resolved):
+                where = "that file" if key == resolved else f"the folder {given}, which holds it"
+                raise OutputConflict(
+                    f"{output}: this command reads {where}; write its outputs elsewhere"
+                )
+
+
 def _holder(folder_fd: int) -> str:
     """``pid N`` of the process holding a flock on the folder open as ``folder_fd``."""
     inode = os.fstat(folder_fd).st_ino
@@ -80,11 +98,13 @@ def _remove_if_empty(folders: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def locked_folders(*outputs: Path) -> Iterator[None]:
+def locked_folders(*outputs: Path, reads: Iterable[Path] = ()) -> Iterator[None]:
     """Hold the folder of each of ``outputs`` (files) for the block; OutputsBusy naming the
-    holder, OutputConflict for a file named twice. Creates the folders, and removes again
-    the ones it created that are still empty at the end."""
+    holder, OutputConflict for a file named twice or one that is (or is in) what the command
+    ``reads``. Creates the folders, and removes again the ones it created that are still
+    empty at the end."""
     check_distinct(outputs)
+    check_not_inputs(outputs, reads)
     parents = {p.absolute() for output in outputs for p in (output.parent, *output.parent.parents)}
     with contextlib.ExitStack() as held:
         held.callback(_remove_if_empty, [p for p in parents if not p.exists()])

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stages.outputs.errors import OutputError
+
 if TYPE_CHECKING:
     from nnlib.training import EpochRecord
 
@@ -45,17 +47,20 @@ def live_history(directory: Path) -> Iterator[Callable[[EpochRecord], None]]:
             no DVC repository, and opening one costs half a second and writes DVC's state
             database (which fails on a full disk before training starts)."""
 
-    with StageLive(str(directory), dvcyaml=False, save_dvc_exp=False) as live:
+    try:
+        with StageLive(str(directory), dvcyaml=False, save_dvc_exp=False) as live:
 
-        def log(record: EpochRecord) -> None:
-            live.step = record.epoch
-            for metric in METRICS:
-                value = getattr(record, metric)
-                if value is not None:
-                    live.log_metric(metric, float(value))
-            live.next_step()
+            def log(record: EpochRecord) -> None:
+                live.step = record.epoch
+                for metric in METRICS:
+                    value = getattr(record, metric)
+                    if value is not None:
+                        live.log_metric(metric, float(value))
+                live.next_step()
 
-        yield log
+            yield log
+    except OSError as exc:  # DVCLive's writes name no file: say where they went
+        raise OutputError(f"{directory}: cannot write the history ({exc.strerror})") from exc
 
 
 def _rows(text: str | None) -> list[dict[str, str]]:
@@ -89,3 +94,18 @@ def read_live_folder(directory: Path) -> list[dict[str, float | None]]:
             return None
 
     return read_history(read)
+
+
+def read_recorded_history(repository: Path, revision: str) -> list[dict[str, float | None]]:
+    """``read_history`` of the live folder a git ``revision`` of ``repository`` records (its
+    files come out of DVC's cache, which must hold them: ``dvc pull`` or ``dvc exp pull``)."""
+    from dvc.repo import Repo
+
+    with Repo.open(str(repository), rev=revision) as repo:
+        fs = repo.dvcfs
+
+        def read(relative: str) -> str | None:
+            path = f"{LIVE_DIR.as_posix()}/{relative}"
+            return fs.read_text(path, encoding="utf-8") if fs.exists(path) else None
+
+        return read_history(read)

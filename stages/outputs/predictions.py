@@ -33,11 +33,16 @@ class Result:
     error: str | None = None
 
     def to_json(self) -> dict:
+        """The object ``predict --json`` prints for this input."""
+        return {"file": self.file, **self.answer()}
+
+    def answer(self) -> dict:
+        """``to_json`` without the file name: ``{"prediction", "confidence", "top_k"}``, or
+        ``{"error"}`` (what the server answers for a picture)."""
         if self.error is not None:
-            return {"file": self.file, "error": self.error}
+            return {"error": self.error}
         name, probability = self.top_k[0]
         return {
-            "file": self.file,
             "prediction": name,
             "confidence": probability,
             "top_k": [{"class": c, "probability": p} for c, p in self.top_k],

@@ -5,21 +5,35 @@ loopback that is down) when the machine allows one, and always behind a proxy th
 everything with every host name unresolvable, so that nothing it is asked to load can reach
 another machine. It talks DevTools over two pipes (``--remote-debugging-pipe``), which need no
 socket and so work inside the namespace; every request the page makes is recorded.
+
+A page served by a local server (``companion``): the server starts inside the browser's
+namespace, whose loopback is then brought up, so that 127.0.0.1 is the one address there
+and it is theirs alone; 127.0.0.1 alone resolves, and Chromium sends loopback requests past
+the proxy. Without a namespace both use the machine's loopback, and only the recorded
+requests show where the page went.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
 import os
+import re
 import select
+import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from support.processes import exited
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 # The flags a closed machine needs (no sync, component updates or other background fetches),
@@ -38,11 +52,21 @@ FLAGS = (
     "--disable-extensions",
     "--disable-sync",
     "--proxy-server=http://127.0.0.1:9",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
     "--window-size=1400,2000",
     "--remote-debugging-pipe",
 )
+#: no host name resolves; with a companion, 127.0.0.1 is left as it is
+NO_NAMES = "--host-resolver-rules=MAP * ~NOTFOUND"
+LOOPBACK_ONLY = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 NAMESPACES = (("unshare", "--net"), ("unshare", "--user", "--map-root-user", "--net"))
+# Brings the namespace's loopback interface up (SIOCGIFFLAGS, SIOCSIFFLAGS with IFF_UP), as
+# `ip link set lo up` would without needing iproute2.
+LOOPBACK_UP = """
+import fcntl, socket, struct
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
+    fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
+"""
 
 
 def find_chromium() -> str | None:
@@ -68,6 +92,53 @@ class BrowserError(Exception):
     """The browser died, or did not answer in time."""
 
 
+class Companion:
+    """A program started beside the browser, in its network namespace: a server for the
+    page. Its stdout and stderr go to ``log``; its pid is written to ``pid_file``."""
+
+    def __init__(self, command: Sequence[str], directory: Path) -> None:
+        self.command = list(command)
+        self.log = directory / "companion.log"
+        self.pid_file = directory / "companion.pid"
+
+    def shell(self) -> str:
+        """The shell words that start it in the background and record its pid."""
+        return (
+            f"{{ {shlex.join(self.command)} >{shlex.quote(str(self.log))} 2>&1 & "
+            f"echo $! >{shlex.quote(str(self.pid_file))}; }}"
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def pid(self) -> int | None:
+        text = self.pid_file.read_text().strip() if self.pid_file.exists() else ""
+        return int(text) if text else None
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first match of ``pattern`` in its output; BrowserError if none comes in time
+        or it ends first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if found := re.search(pattern, self.output()):
+                return found
+            pid = self.pid()
+            if time.monotonic() > deadline or (pid is not None and exited(pid, timeout=0)):
+                raise BrowserError(f"{self.command[:3]}...: no {pattern!r}: {self.output()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 10) -> None:
+        """Ctrl-C, then SIGKILL if it has not ended within ``timeout`` seconds."""
+        pid = self.pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+            if not exited(pid, timeout):
+                os.kill(pid, signal.SIGKILL)
+                exited(pid, timeout)
+
+
 @dataclass
 class PageVisit:
     """What happened while a page was open."""
@@ -78,11 +149,23 @@ class PageVisit:
 
 
 class Chromium:
-    """One headless browser; ``visit`` a URL, then ``evaluate`` JavaScript in the page."""
+    """One headless browser; ``visit`` a URL, then ``evaluate`` JavaScript in the page.
 
-    def __init__(self, executable: str, profile: Path, isolation: tuple[str, ...]) -> None:
+    ``companion``: a command (a local server) started first, in the browser's network
+    namespace, with that namespace's loopback up; the browser then reaches 127.0.0.1 and
+    no other address.
+    """
+
+    def __init__(
+        self,
+        executable: str,
+        profile: Path,
+        isolation: tuple[str, ...],
+        companion: Sequence[str] | None = None,
+    ) -> None:
         self.isolation = isolation
         self.log_path = profile.parent / f"{profile.name}.log"
+        self.companion = None if companion is None else Companion(companion, profile.parent)
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
         # The browser reads DevTools commands on fd 3 and writes on fd 4: move our ends high,
@@ -92,6 +175,13 @@ class Chromium:
         os.close(to_browser_r)
         os.close(from_browser_w)
         script = f'exec "$0" "$@" 3<&{child_in} 4>&{child_out} {child_in}<&- {child_out}>&-'
+        if self.companion is not None:
+            up = (
+                f"{shlex.quote(sys.executable)} -c {shlex.quote(LOOPBACK_UP)} && "
+                if isolation
+                else ""
+            )
+            script = f"{up}{self.companion.shell()} && {script}"
         command = [
             *isolation,
             "bash",  # dash takes single-digit descriptors only
@@ -99,6 +189,7 @@ class Chromium:
             script,
             executable,
             *FLAGS,
+            NO_NAMES if self.companion is None else LOOPBACK_ONLY,
             f"--user-data-dir={profile}",
             "about:blank",
         ]
@@ -118,7 +209,9 @@ class Chromium:
         self._session: str | None = None
 
     def close(self) -> None:
-        """Ask the browser to quit; kill it if it does not."""
+        """Ask the browser to quit; kill it if it does not. Stop the companion."""
+        if self.companion is not None:
+            self.companion.stop()
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
                 self._send("Browser.close")
@@ -227,3 +320,53 @@ class Chromium:
             if value or time.monotonic() > deadline:
                 return value
             time.sleep(0.2)
+
+    def mouse(self, kind: str, x: float, y: float, pressed: bool = False) -> None:
+        """One mouse event at page coordinates (CSS pixels): ``kind`` is ``mouseMoved``,
+        ``mousePressed`` or ``mouseReleased``; ``pressed`` holds the left button down."""
+        event: dict[str, Any] = {"type": kind, "x": x, "y": y}
+        if pressed or kind != "mouseMoved":
+            event.update(button="left", buttons=1 if kind != "mouseReleased" else 0)
+        if kind != "mouseMoved":
+            event["clickCount"] = 1
+        self.call("Input.dispatchMouseEvent", event)
+
+    def mouse_stroke(self, points: Sequence[tuple[float, float]], pause: float = 0.0) -> None:
+        """Press the left button at the first point, move through the others (``pause``
+        seconds apart), release at the last: a hand drawing with a mouse."""
+        first, *rest = points
+        self.mouse("mouseMoved", *first)
+        self.mouse("mousePressed", *first)
+        for x, y in rest:
+            time.sleep(pause)
+            self.mouse("mouseMoved", x, y, pressed=True)
+        self.mouse("mouseReleased", *points[-1])
+
+    def click(self, x: float, y: float) -> None:
+        """A left click at page coordinates ``x``, ``y``."""
+        self.mouse_stroke([(x, y)])
+
+    def key(self, key: str) -> None:
+        """Press and release ``key`` (a DOM key name such as ``Escape``) where the focus is."""
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": key})
+
+    def choose_file(self, selector: str, path: Path) -> None:
+        """Set the file input ``selector`` to ``path``, as choosing it in the dialog does."""
+        root = self.call("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = self.call("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        self.call("DOM.setFileInputFiles", {"nodeId": node, "files": [str(path)]})
+
+    def drop_file(self, x: float, y: float, path: Path) -> None:
+        """Drag the file ``path`` in from outside the page and drop it at ``x``, ``y``."""
+        data = {"items": [], "files": [str(path)], "dragOperationsMask": 1}
+        for kind in ("dragEnter", "dragOver", "drop"):
+            self.call("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
+
+    def screenshot(self, path: Path, clip: dict[str, float] | None = None) -> None:
+        """Save the page (or the ``clip`` rectangle: x, y, width, height) as a PNG."""
+        params: dict[str, Any] = {"format": "png"}
+        if clip is not None:
+            params["clip"] = {**clip, "scale": 1}
+        data = self.call("Page.captureScreenshot", params)["data"]
+        path.write_bytes(base64.b64decode(data))

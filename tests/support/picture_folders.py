@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from predict_looks import find_fonts
-from user_looks import dark_on_white, grey_noisy, jpeg_photo, transparent
+
+from support.user_looks import dark_on_white, find_fonts, grey_noisy, jpeg_photo, transparent
 
 #: a picture of class k is shape k mod 4, drawn at a random place, size and stroke
 SHAPES = ("ellipse", "cross", "bar", "corner")

@@ -35,7 +35,9 @@ def write_processed(
     for split, n in sizes.items():
         labels = np.arange(n) % len(CLASS_NAMES)
         noise = rng.random((n, N_FEATURES), dtype=np.float32) * 0.3
-        images = np.abs(prototypes[labels] - noise).astype(np.float32)
+        # whole pixel values / 255, as preprocess writes them (train checks)
+        pixels = np.rint(np.abs(prototypes[labels] - noise) * 255)
+        images = (pixels.astype(np.float32) / np.float32(255)).astype(np.float32)
         np.save(images_path(directory, split), images)
         np.save(labels_path(directory, split), labels.astype(np.int64))
     meta = {

@@ -1,6 +1,6 @@
 """Simple drawings for the preprocessing's and predict's unit tests.
 
-MNIST digits redrawn as users' files look are in ``bench/user_looks.py`` (``LOOKS``),
+MNIST digits redrawn as users' files look are in ``tests/support/user_looks.py`` (``LOOKS``),
 which the benchmark uses too; pytest puts bench/ on the path (pyproject.toml).
 """
 

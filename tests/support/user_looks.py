@@ -1,6 +1,6 @@
 """Images as users' files look: ink drawn as scans, photos and PNGs, and MNIST digits
-redrawn that way (``LOOKS``). Shared by the tests (pytest puts bench/ on the path) and
-``bench/predict_looks.py``.
+redrawn that way (``LOOKS``), the example folder of such files, and the font files digits
+are rendered from. Shared by the tests and the benchmarks (bench/ puts tests/ on its path).
 
 An ink look draws an ink coverage ``(rows, cols)`` in [0, 1] (0 = paper, 1 = solid ink)
 into a file ``stem`` + the look's suffix and returns its path; a digit look does the same
@@ -14,11 +14,16 @@ to two levels, or shrunk to a tiny square, on a flat background or a photo's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from stages.data.idx import read_idx
+from stages.data.sources import IDX_FILES
 
 #: ``(ink coverage or digit, rng, stem) -> path of the file written``
 Look = Callable[[np.ndarray, np.random.Generator, Path], Path]
@@ -219,3 +224,52 @@ LOOKS: dict[str, Look] = {
     "cropped tight 12x12, white on black": tiny(12, light_on_black),
     "cropped tight 12x12, black on white": tiny(12, dark_on_white_grey),
 }
+
+
+#: the font families whose files the font digits are rendered from
+FONT_FAMILIES = ("DejaVu", "Liberation")
+FONT_FOLDER = Path("/usr/share/fonts")
+#: the sub-folder of each digit in the example folder
+DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+
+
+def find_fonts() -> list[Path]:
+    """The DejaVu and Liberation font files installed (``fc-list``, else a glob), one per
+    file name, sorted."""
+    if shutil.which("fc-list"):
+        listing = subprocess.run(
+            ["fc-list", "--format", "%{file}\n"], capture_output=True, text=True, check=False
+        ).stdout
+        files = {Path(line) for line in listing.splitlines() if line}
+    else:
+        files = set(FONT_FOLDER.rglob("*"))
+    by_name = {
+        path.name: path
+        for path in sorted(files)
+        if path.name.startswith(FONT_FAMILIES) and path.suffix.lower() in (".ttf", ".otf")
+    }
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def build_example_folder(
+    mnist_dir: Path,
+    folder: Path,
+    count: int,
+    seed: int = 0,
+    names: Sequence[str] = DIGIT_NAMES,
+    start: int = 0,
+) -> list[Path]:
+    """Write MNIST test digits ``start`` to ``start + count`` into ``folder/<name>/<index>.<ext>``
+    (``names[d]`` is digit d's sub-folder), digit ``i`` in look ``i mod 7`` drawn with
+    ``default_rng([seed, i])``; return the files written, in order."""
+    images = read_idx(mnist_dir / IDX_FILES.test_images)[start : start + count]
+    labels = read_idx(mnist_dir / IDX_FILES.test_labels)[start : start + count]
+    looks = list(LOOKS.values())
+    for name in names:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, (digit, label) in enumerate(zip(images, labels, strict=True), start=start):
+        look = looks[index % len(looks)]
+        rng = np.random.default_rng([seed, index])
+        files.append(look(digit, rng, folder / names[label] / f"{index:05d}"))
+    return files
