@@ -20,8 +20,20 @@ QUICK = {"epochs": 3, "batch_size": 16}
     [
         ({}, {"weight_decay": 1e6}, "train.weight_decay is 1e+06 (usually 0 to 0.1)"),
         ({"dropout": 0.999}, {}, "model.dropout is 0.999 (usually 0 to 0.5)"),
+        (
+            {
+                "hidden_sizes": [],
+                "layers": [
+                    {"type": "conv2d", "filters": 4, "kernel": 5},
+                    {"type": "dropout", "rate": 0.999},
+                    {"type": "dense", "units": 16},
+                ],
+            },
+            {},
+            "model.layers[1].rate is 0.999 (usually 0 to 0.5)",
+        ),
     ],
-    ids=["huge-decay", "dropout-0.999"],
+    ids=["huge-decay", "dropout-0.999", "dropout-entry-0.999"],
 )
 def test_a_setting_beyond_its_usual_range_is_named_before_the_learning_rate(
     workdir: Path, model: dict, train: dict, named: str
