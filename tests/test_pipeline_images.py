@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import string
@@ -202,3 +203,22 @@ def test_a_dvc_added_folder_travels_through_the_remote(tmp_path: Path) -> None:
     assert ran_stages(second.dvc("repro").stdout) == set()
     models = digests(second.root, ["models/model.npz"])
     assert models == digests(project.root, ["models/model.npz"])
+
+
+def test_special_files_dvc_ignores_are_skipped_by_preprocess(tmp_path: Path) -> None:
+    """DVC itself waits for ever hashing a folder that holds a FIFO or a link to /dev/zero
+    (docs/own-images.md says so); listed in ``.dvcignore`` it goes on, and preprocess, which
+    reads the folder as it is, skips them with its warning instead of opening them."""
+    project = Project.create(tmp_path / "project", tmp_path, SMALL)
+    project.set_param("data", "images", "shapes")
+    write_shapes_folder(project.root / "shapes", {"bar": 15, "cross": 15, "ring": 15})
+    with (project.root / ".dvcignore").open("a", encoding="utf-8") as ignore:
+        ignore.write("shapes/ring/f.png\nshapes/ring/z.png\n")
+    project.commit("shapes")
+    os.mkfifo(project.root / "shapes/ring/f.png")
+    (project.root / "shapes/ring/z.png").symlink_to("/dev/zero")
+    result = project.dvc("repro", "preprocess", timeout=60)
+    assert "skipped 2 files that are not pictures of a class" in result.stderr
+    meta = json.loads((project.root / "data/processed/meta.json").read_text())
+    assert meta["skipped_files"] == 2
+    assert sum(meta["splits"].values()) == 45

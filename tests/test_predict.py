@@ -440,3 +440,37 @@ def test_save_inputs_of_more_pictures_than_files_it_may_open(pictures: Path) -> 
     saved = sorted(p.name for p in (pictures / "seen").iterdir())
     assert saved == [f"digit{n:05d}.png" for n in range(2000)]
     assert temporaries(pictures) == []
+
+
+def special_files(folder: Path) -> list[Path]:
+    """``folder/f.png``, a FIFO no one writes to, and ``folder/z.png``, a link to /dev/zero:
+    opening the first waits for ever, reading the second never ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / "f.png")
+    (folder / "z.png").symlink_to("/dev/zero")
+    return [folder / "f.png", folder / "z.png"]
+
+
+def test_special_files_are_never_opened(pictures: Path) -> None:
+    """In a folder they are not pictures (skipped, as other files are); named on the command
+    line each is that file's error line. A regression hangs: the run has a timeout."""
+    special_files(pictures / "digits")
+    result = run_stage(
+        "predict",
+        pictures,
+        "digits",
+        "digits/f.png",
+        "digits/z.png",
+        "--model",
+        "model.npz",
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: digits/f.png: not a regular file (a named pipe), not an image",
+        "error: digits/z.png: not a regular file (a character device), not an image",
+    ]
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [
+        "digits/seven.png",
+        "digits/zero.jpg",
+    ]

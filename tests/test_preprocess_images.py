@@ -329,3 +329,22 @@ def _group_alive(group: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_special_files_in_a_class_folder_are_skipped_never_opened(tmp_path: Path) -> None:
+    """A FIFO named ``f.png`` (opening it waits for a writer for ever) and ``z.png``, a link
+    to /dev/zero (endless): skipped and counted like other files that are not pictures,
+    never opened. A regression hangs: the run has a timeout."""
+    project = make_project(tmp_path)
+    os.mkfifo(project / "pictures/ring/f.png")
+    (project / "pictures/ring/z.png").symlink_to("/dev/zero")
+    result = run_stage("preprocess", project, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "pictures: skipped 2 files that are not pictures of a class (hidden, another kind of "
+        "file, or outside the class sub-folders): pictures/ring/f.png, pictures/ring/z.png"
+        in result.stderr
+    )
+    _, meta = load_outputs(project / "data/processed")
+    assert meta["skipped_files"] == 2
+    assert sum(meta["splits"].values()) == 40

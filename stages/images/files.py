@@ -1,7 +1,13 @@
-"""Finding a user's image files: the paths given, and the image files inside folders."""
+"""Finding a user's image files: the paths given, and the image files inside folders.
+
+Only regular files (or links to them) are pictures: a FIFO, a device or a socket is never
+opened, whatever its name (opening a FIFO waits for a writer for ever; /dev/zero never ends).
+"""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,30 @@ def image_extensions() -> frozenset[str]:
     """File name endings (lower case, with the dot) of every format Pillow can open."""
     Image.init()
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of ``mode`` (``st_mode``) is when it is neither a regular file nor a
+    folder ("a named pipe", "a character device", ...); None when it is one of those."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), "a special file")
+
+
+def is_special(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` (links followed) is there and is neither a regular file nor a folder."""
+    try:
+        return special_kind(os.stat(path).st_mode) is not None
+    except OSError:
+        return False
 
 
 def _is_hidden(path: Path, root: Path) -> bool:

@@ -4,7 +4,8 @@
 opens, as ``files.image_extensions``) of each class sub-folder, searched recursively, in a
 fixed order: classes sorted by name, pictures by path. Hidden files and folders (names
 starting with ``.``), files of other kinds and files outside the class sub-folders are
-skipped and counted, never silently.
+skipped and counted, never silently; so are special files (FIFOs, devices, sockets, links to
+them), whatever their name, which are never opened.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.data.errors import DataError
-from stages.images.files import image_extensions
+from stages.images.files import image_extensions, is_special
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,11 @@ def scan_labelled_folder(root: Path) -> LabelledFolder:
         for path in sorted(folder.rglob("*")):
             if path.is_dir():
                 continue
-            if path.suffix.lower() in extensions and not _hidden(path, folder):
+            if (
+                path.suffix.lower() in extensions
+                and not _hidden(path, folder)
+                and not is_special(path)
+            ):
                 found.append(path)
             else:
                 skipped.append(path)

@@ -7,14 +7,16 @@ transparency; ``flatten_transparency`` puts transparent areas on the background.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stages.images.errors import ImageError
+from stages.images.files import special_kind
 
 #: Pillow's own decompression-bomb limit (about 89.5 megapixels), made explicit: a
 #: larger image is refused before its pixels are decoded.
@@ -43,13 +45,38 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _open(path: Path) -> Image.Image:
-    """Open ``path`` lazily (header only), refusing decompression bombs."""
+def _refuse_kind(mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise ImageError("is a directory, not an image")
+    kind = special_kind(mode)
+    if kind is not None:
+        raise ImageError(f"not a regular file ({kind}), not an image")
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` opened for reading in binary, if it is a regular file (links followed).
+
+    Anything else is refused with ImageError before it is opened: a FIFO would wait for a
+    writer for ever, a device such as /dev/zero never end. OSError where it cannot be read.
+    """
+    _refuse_kind(os.stat(path).st_mode)
+    # Non-blocking: should the path have become a FIFO since, opening it does not wait.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        _refuse_kind(os.fstat(fd).st_mode)
+    except ImageError:
+        os.close(fd)
+        raise
+    return open(fd, "rb")
+
+
+def _open(source: BinaryIO) -> Image.Image:
+    """Open the image file ``source`` lazily (header only), refusing decompression bombs."""
     with warnings.catch_warnings():
         # Pillow warns between MAX_PIXELS and twice that, and raises above; refuse both.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(source)
         except UnidentifiedImageError:
             raise ImageError("not an image (no format Pillow reads)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -91,19 +118,18 @@ def read_image(path: str | os.PathLike[str]) -> Picture:
     """Decode the first frame of the image file ``path``, turned upright by its EXIF tag.
 
     Raises ImageError (one line; the caller names the file) for a file that is missing,
-    unreadable, not an image, truncated or corrupt, or larger than ``MAX_PIXELS``.
+    unreadable, not a regular file (``open_regular``), not an image, truncated or corrupt,
+    or larger than ``MAX_PIXELS``.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError("is a directory, not an image")
-    if path.is_file() and path.stat().st_size == 0:
-        raise ImageError("empty file, not an image")
     try:
-        with _open(path) as image:
-            # JPEG can decode at 1/2, 1/4 or 1/8 scale: far cheaper for large photos.
-            image.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
-            upright = ImageOps.exif_transpose(image)
-            return _to_arrays(upright)
+        with open_regular(path) as source:
+            if os.fstat(source.fileno()).st_size == 0:
+                raise ImageError("empty file, not an image")
+            with _open(source) as image:
+                # JPEG can decode at 1/2, 1/4 or 1/8 scale: far cheaper for large photos.
+                image.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
+                upright = ImageOps.exif_transpose(image)
+                return _to_arrays(upright)
     except ImageError:
         raise
     except OSError as exc:
