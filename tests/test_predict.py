@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from support.stage import (
     stage_command,
     stage_environment,
     temporaries,
+    without_root_overrides,
 )
 from support.user_images import png_header_only, ring_digit, seven_digit
 
@@ -289,17 +289,6 @@ def test_a_failure_on_one_image_is_that_images_error(pictures: Path) -> None:
     assert isinstance(outcomes[3], np.ndarray)
 
 
-def without_root_overrides() -> list[str]:
-    """A command prefix that makes file permissions apply to root too (it drops the
-    capabilities that let root read or write anything); nothing for other users."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is needed to make permissions apply to root")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-
-
 def predict_as_user(pictures: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [*without_root_overrides(), *stage_command("predict", *args, "--model", "model.npz")]
     return subprocess.run(
@@ -469,6 +458,28 @@ def test_special_files_are_never_opened(pictures: Path) -> None:
     assert error_lines(result) == [
         "error: digits/f.png: not a regular file (a named pipe), not an image",
         "error: digits/z.png: not a regular file (a character device), not an image",
+    ]
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [
+        "digits/seven.png",
+        "digits/zero.jpg",
+    ]
+
+
+def test_an_unreadable_folder_is_that_folders_error(pictures: Path) -> None:
+    """Inside a folder searched, or named on the command line: one line each naming it, the
+    other pictures still predicted, exit 1 (not skipped without a word, nor "no image
+    files")."""
+    locked = pictures / "digits" / "locked"
+    write_digit(locked / "four.png", seven_digit())
+    locked.chmod(0)
+    try:
+        result = predict_as_user(pictures, "digits", "digits/locked")
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: digits/locked: cannot read this folder (Permission denied)",
+        "error: digits/locked: cannot read this folder (Permission denied)",
     ]
     assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [
         "digits/seven.png",

@@ -26,6 +26,7 @@ from support.stage import (
     stage_command,
     stage_environment,
     temporaries,
+    without_root_overrides,
 )
 
 from stages.images.mnist import mnist_digit
@@ -348,3 +349,35 @@ def test_special_files_in_a_class_folder_are_skipped_never_opened(tmp_path: Path
     _, meta = load_outputs(project / "data/processed")
     assert meta["skipped_files"] == 2
     assert sum(meta["splits"].values()) == 40
+
+
+def test_an_unreadable_folder_inside_a_class_is_refused(
+    preprocessed_once: Path, tmp_path: Path
+) -> None:
+    """Its pictures would be left out without a word: one line naming it, the previous
+    outputs kept."""
+    project = tmp_path / "project"
+    shutil.copytree(preprocessed_once, project, symlinks=True)
+    before = digests(project / "data/processed", OUTPUTS)
+    locked = project / "pictures/ring/session 2"
+    locked.mkdir()
+    shutil.copy(project / "pictures/ring/000.png", locked / "a.png")
+    locked.chmod(0)
+    try:
+        result = subprocess.run(
+            [*without_root_overrides(), *stage_command("preprocess")],
+            cwd=project,
+            env=stage_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: pictures/ring/session 2: cannot read this folder (Permission denied); its "
+        "pictures would be left out: make it readable, or move it out of pictures"
+    ]
+    assert digests(project / "data/processed", OUTPUTS) == before

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.data.errors import DataError
-from stages.images.files import image_extensions, is_special
+from stages.images.files import (
+    image_extensions,
+    is_hidden,
+    is_special,
+    unreadable_folder,
+    walk_files,
+)
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,6 @@ class LabelledFolder:
 
     def class_folder(self, label: int) -> Path:
         return self.root / self.class_names[label]
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def scan_labelled_folder(root: Path) -> LabelledFolder:
@@ -59,13 +61,20 @@ def scan_labelled_folder(root: Path) -> LabelledFolder:
     pictures: list[Path] = []
     labels: list[int] = []
     for label, folder in enumerate(folders):
-        found = []
-        for path in sorted(folder.rglob("*")):
-            if path.is_dir():
+        tree = walk_files(folder)
+        for unreadable, why in tree.unreadable:
+            if is_hidden(unreadable, folder):
+                skipped.append(unreadable)
                 continue
+            raise DataError(
+                f"{unreadable}: {unreadable_folder(why)}; its pictures would be left out: make "
+                f"it readable, or move it out of {root}"
+            )
+        found = []
+        for path in tree.files:
             if (
                 path.suffix.lower() in extensions
-                and not _hidden(path, folder)
+                and not is_hidden(path, folder)
                 and not is_special(path)
             ):
                 found.append(path)
