@@ -381,3 +381,52 @@ def test_an_unreadable_folder_inside_a_class_is_refused(
         "pictures would be left out: make it readable, or move it out of pictures"
     ]
     assert digests(project / "data/processed", OUTPUTS) == before
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("caf\u00e9", "cafe\u0301"),  # é as one character (NFC) and as e + accent (NFD)
+        ("A", "A "),
+        ("A", "\u200bA"),  # a zero-width space
+    ],
+    ids=["nfc-nfd", "trailing-space", "zero-width-space"],
+)
+def test_class_folders_whose_names_look_the_same_are_refused(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """Two folders a person reads as one class would silently be two."""
+    project = make_project(tmp_path)
+    for name in (first, second):
+        shutil.copytree(project / "pictures/ring", project / "pictures" / name)
+    result = invoke_stage("preprocess", project)
+    assert result.returncode == 1
+    first, second = sorted((first, second))  # named in the order of the classes
+    assert error_lines(result) == [
+        f"error: pictures: the class folders {first!a} and {second!a} have names "
+        "that look the same (they differ only in Unicode form, white space or invisible "
+        "characters), and each would be a class of its own: rename one, or merge them"
+    ]
+    assert not (project / "data/processed").exists()
+
+
+def test_class_names_differing_in_case_are_two_classes(tmp_path: Path) -> None:
+    """``a`` and ``A`` are different letters: two classes, as asked."""
+    project = make_project(tmp_path, {"a": 10, "A": 10})
+    preprocess(project)
+    _, meta = load_outputs(project / "data/processed")
+    assert meta["class_names"] == ["A", "a"]
+
+
+def test_a_class_folder_whose_name_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Its name is the class's name, text in meta.json: refused here, with the advice that
+    fixes it (train used to refuse it, advising to rerun preprocess)."""
+    project = make_project(tmp_path)
+    os.rename(project / "pictures/ring", os.fsdecode(bytes(project / "pictures") + b"/caf\xe9"))
+    result = invoke_stage("preprocess", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: pictures/caf\\xe9: the class folder's name is not UTF-8 text; rename it (the "
+        "name is the class's name, kept as text in meta.json and the model)"
+    ]
+    assert not (project / "data/processed").exists()

@@ -10,6 +10,8 @@ them), whatever their name, which are never opened.
 
 from __future__ import annotations
 
+import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from stages.images.files import (
     unreadable_folder,
     walk_files,
 )
+from stages.outputs.predictions import display_path
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,46 @@ class LabelledFolder:
         return self.root / self.class_names[label]
 
 
+def look_alike(name: str) -> str:
+    """What ``name`` looks like: Unicode compatibility form (NFKC: ``é`` whether one
+    character or two, a no-break space as a space), invisible characters (format, e.g. a
+    zero-width space) left out, runs of white space as one space, none at either end."""
+    text = unicodedata.normalize("NFKC", name)
+    return " ".join("".join(c for c in text if unicodedata.category(c) != "Cf").split())
+
+
+def check_class_names(folders: list[Path]) -> None:
+    """DataError for a class folder whose name is not UTF-8 text, or two whose names look
+    the same (``look_alike``): each would silently be a class of its own. Names differing
+    in case only stay apart: they are different classes (``a`` and ``A``)."""
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        try:
+            os.fsencode(folder.name).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{display_path(folder)}: the class folder's name is not UTF-8 text; rename it "
+                "(the name is the class's name, kept as text in meta.json and the model)"
+            ) from None
+        key = look_alike(folder.name)
+        if key in seen:
+            first = seen[key]
+            raise DataError(
+                f"{display_path(first.parent)}: the class folders {first.name!a} and "
+                f"{folder.name!a} have names that look the same (they differ only in "
+                "Unicode form, white space or invisible characters), and each would be a class "
+                "of its own: rename one, or merge them"
+            )
+        seen[key] = folder
+
+
 def scan_labelled_folder(root: Path) -> LabelledFolder:
     """List the pictures of each class sub-folder of ``root``.
 
     DataError (one line naming the folder) when ``root`` is missing or not a folder, holds
-    no class sub-folder, fewer than two, or a class sub-folder holds no picture.
+    no class sub-folder, fewer than two, class sub-folders whose names are not UTF-8 or look
+    the same (``check_class_names``), or a class sub-folder that holds no picture or a folder
+    that cannot be read.
     """
     if not root.exists():
         raise DataError(f"{root}: no such folder (data.images names the folder of pictures)")
@@ -57,6 +95,7 @@ def scan_labelled_folder(root: Path) -> LabelledFolder:
             f"{root}: holds no class sub-folders; expected one sub-folder of pictures per "
             f"class, named for it (e.g. {root / 'cat'}/*.jpg)"
         )
+    check_class_names(folders)
     extensions = image_extensions()
     pictures: list[Path] = []
     labels: list[int] = []
