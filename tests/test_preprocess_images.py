@@ -430,3 +430,30 @@ def test_a_class_folder_whose_name_is_not_utf8_is_refused(tmp_path: Path) -> Non
         "name is the class's name, kept as text in meta.json and the model)"
     ]
     assert not (project / "data/processed").exists()
+
+
+@pytest.mark.slow
+def test_a_picture_added_while_the_folder_is_read_is_refused(tmp_path: Path) -> None:
+    """DVC records the folder as it is after the stage: a picture added while the pictures
+    are built would be in that record and not in the data. One line, nothing written."""
+    project = make_project(tmp_path, {"bar": 400, "corner": 400, "cross": 400, "ring": 400})
+    process = subprocess.Popen(
+        [*stage_command("preprocess"), "--workers", "1"],
+        cwd=project,
+        env=stage_environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "building 1600 pictures" in line:
+            break
+    shutil.copy(project / "pictures/ring/000.png", project / "pictures/ring/new.png")
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+        "error: pictures: the folder changed while preprocess read it (pictures/ring/new.png "
+        "added); nothing was written: run again once it holds still"
+    ]
+    assert not (project / "data/processed").exists()
+    assert temporaries(project) == []

@@ -6,13 +6,17 @@ fixed order: classes sorted by name, pictures by path. Hidden files and folders 
 starting with ``.``), files of other kinds and files outside the class sub-folders are
 skipped and counted, never silently; so are special files (FIFOs, devices, sockets, links to
 them), whatever their name, which are never opened.
+
+The folder's state (every file's name, size and modification time) is noted before it is
+listed; ``check_unchanged`` compares it again once the pictures are read, since DVC records
+the folder as it is after the stage, whatever the stage read.
 """
 
 from __future__ import annotations
 
 import os
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stages.data.errors import DataError
@@ -37,9 +41,48 @@ class LabelledFolder:
     pictures: tuple[Path, ...]
     labels: tuple[int, ...]
     skipped: tuple[Path, ...]
+    #: ``folder_state(root)`` before the folder was listed
+    state: dict[Path, tuple[int, ...]] = field(repr=False, compare=False)
 
     def class_folder(self, label: int) -> Path:
         return self.root / self.class_names[label]
+
+
+def folder_state(root: Path) -> dict[Path, tuple[int, ...]]:
+    """Every file below ``root`` (links followed; a broken one as itself): its inode, size
+    and modification time in ns, and those of each folder that cannot be listed."""
+    state: dict[Path, tuple[int, ...]] = {}
+    tree = walk_files(root)
+    for path in (*tree.files, *(folder for folder, _ in tree.unreadable)):
+        try:
+            found = path.stat()
+        except OSError:
+            try:
+                found = path.lstat()
+            except OSError:  # gone already: a change the next look sees
+                continue
+        state[path] = (found.st_ino, found.st_size, found.st_mtime_ns)
+    return state
+
+
+def check_unchanged(folder: LabelledFolder) -> None:
+    """DataError naming a file added, removed or changed below ``folder.root`` since it was
+    listed: the pictures read would not be the folder DVC records after the stage."""
+    now = folder_state(folder.root)
+    before = folder.state
+    changes = sorted(
+        [(path, "added") for path in now.keys() - before.keys()]
+        + [(path, "removed") for path in before.keys() - now.keys()]
+        + [(path, "changed") for path in now.keys() & before.keys() if now[path] != before[path]]
+    )
+    if changes:
+        path, how = changes[0]
+        more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
+        raise DataError(
+            f"{display_path(folder.root)}: the folder changed while preprocess read it "
+            f"({display_path(path)} {how}{more}); nothing was written: run again once it "
+            "holds still"
+        )
 
 
 def look_alike(name: str) -> str:
@@ -87,6 +130,7 @@ def scan_labelled_folder(root: Path) -> LabelledFolder:
         raise DataError(f"{root}: no such folder (data.images names the folder of pictures)")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (data.images names the folder of pictures)")
+    state = folder_state(root)
     entries = sorted(root.iterdir())
     folders = [path for path in entries if path.is_dir() and not path.name.startswith(".")]
     skipped = [path for path in entries if path not in folders]
@@ -137,4 +181,5 @@ def scan_labelled_folder(root: Path) -> LabelledFolder:
         pictures=tuple(pictures),
         labels=tuple(labels),
         skipped=tuple(skipped),
+        state=state,
     )
