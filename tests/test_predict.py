@@ -485,3 +485,27 @@ def test_an_unreadable_folder_is_that_folders_error(pictures: Path) -> None:
         "digits/seven.png",
         "digits/zero.jpg",
     ]
+
+
+def test_save_inputs_of_pictures_with_the_longest_names(pictures: Path) -> None:
+    """255 bytes is the longest name a file may have: the saved name and the temporary
+    name beside it are cut to fit, and stay distinct."""
+    long = "\u00e9" * 100 + "x" * 50  # 250 bytes in UTF-8
+    folder = pictures / "long"
+    write_digit(folder / f"{long}a.png", seven_digit())
+    write_digit(folder / f"{long}b.png", seven_digit(width=8))
+    # no suffix: "<stem>.png" would be 259 bytes; cut, the two stems are the same
+    bare = [
+        write_digit(pictures / f"bare{n}.png", seven_digit()).rename(pictures / ("y" * 254 + n))
+        for n in "12"
+    ]
+    assert {len(os.fsencode(p.name)) for p in [*folder.iterdir(), *bare]} == {255}
+    result = predict(pictures, "long", *(p.name for p in bare), "--save-inputs", "seen")
+    assert result.returncode == 0, result.stderr
+    saved = sorted((pictures / "seen").iterdir())
+    assert len(saved) == 4
+    assert {p.name for p in saved} >= {"y" * 251 + ".png", "y" * 249 + "-2.png"}
+    assert all(len(os.fsencode(path.name)) <= 255 for path in saved)
+    assert all(path.suffix == ".png" for path in saved)
+    assert all(Image.open(path).size == (28, 28) for path in saved)
+    assert temporaries(pictures) == []
