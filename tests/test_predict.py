@@ -509,3 +509,21 @@ def test_save_inputs_of_pictures_with_the_longest_names(pictures: Path) -> None:
     assert all(path.suffix == ".png" for path in saved)
     assert all(Image.open(path).size == (28, 28) for path in saved)
     assert temporaries(pictures) == []
+
+
+def test_class_names_are_shown_escaped_in_the_table_as_they_are_in_json(pictures: Path) -> None:
+    """A folder may name a class with a line break or a tab in it: the table shows it
+    escaped, one row per picture; JSON keeps the name as it is."""
+    names = [f"class\n{n}" for n in range(9)] + ["tab\there"]
+    model = digit_model(dataset="images", class_names=names)
+    model.metadata["construction"] = "mnist"
+    model.save(pictures / "model.npz")
+    table = predict(pictures, "digits", "--top-k", "10")
+    assert table.returncode == 0, table.stderr
+    rows = table.stdout.splitlines()
+    assert len(rows) == 3  # the header and one row per picture
+    for row in rows[1:]:
+        assert row.split()[1] in {*(f"class\\n{n}" for n in range(9)), "tab\\there"}
+        assert "tab\\there" in row
+    answers = json.loads(predict(pictures, "digits", "--json").stdout)
+    assert {answer["prediction"] for answer in answers} <= set(names)
