@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from support import REPO
 from support.dvc_project import Project
 from support.postgres import Postgres, Unavailable, postgres_server
 from support.s3 import S3Server, add_remote, aws_environment, clone, share
-from support.stage import temporaries
+from support.stage import error_lines, stage_environment, temporaries
 from support.tiny_pipeline import tiny_project
 
 from stages.outputs.history import read_history
@@ -609,3 +610,31 @@ def test_a_worker_refuses_a_clone_with_uncommitted_changes(long_trials: Project)
         f"error: {project.root}: tracked files differ from HEAD (M params.yaml, ...); "
         "trials run from the commit alone: commit or stash the changes first"
     ]
+
+
+def test_a_database_that_never_answers_is_given_up_in_seconds(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    """An address that accepts connections and never answers (a socket listening on
+    127.0.0.1, nothing behind it): one line naming it, password hidden, within seconds."""
+    port = listener.getsockname()[1]
+    url = f"postgresql+psycopg://searcher:hunter2@127.0.0.1:{port}/search"
+    started = time.monotonic()
+    result = subprocess.run(
+        search_command("best", "--study", STUDY),
+        cwd=tmp_path,
+        env=stage_environment({"SEARCH_STORAGE": url}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: cannot open the study storage postgresql+psycopg://searcher:***@127.0.0.1:"
+        f"{port}/search: no answer within 5 s; check the address, and that the database "
+        "server runs there"
+    ]
+    assert "hunter2" not in result.stdout + result.stderr
+    assert elapsed < 20
