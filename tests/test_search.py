@@ -638,3 +638,45 @@ def test_a_database_that_never_answers_is_given_up_in_seconds(
     ]
     assert "hunter2" not in result.stdout + result.stderr
     assert elapsed < 20
+
+
+def damaged_journal(path: Path, line: bytes) -> Path:
+    """A journal holding a study with two trials, ``line`` written among its records."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    records = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([*records[:2], line + b"\n", *records[2:]]))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        (
+            b"caf\xe9",
+            "'utf-8' codec can't decode byte 0xe9 in position 3: invalid continuation byte",
+        ),
+        (b'{"op_code": 4, "wor', "Invalid control character at: line 1 column 20 (char 19)"),
+        (b'{"hello": 1}', "a record without 'op_code'"),
+    ],
+    ids=["not-utf8", "not-json", "not-a-record"],
+)
+def test_a_damaged_journal_is_one_line_saying_what_to_do(
+    tmp_path: Path, line: bytes, what: str
+) -> None:
+    damaged_journal(tmp_path / "journal.log", line)
+    result = subprocess.run(
+        search_command("best", "--study", STUDY, "--storage", "journal.log"),
+        cwd=tmp_path,
+        env=stage_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: journal.log: not a study journal Optuna can read ({what}); move it aside "
+        "(mv journal.log journal.log.damaged) to start a new study, or give another --storage"
+    ]

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -132,7 +133,20 @@ def open_storage(storage: str) -> Any:
     if not is_database_url(storage):
         path = Path(storage)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:  # Optuna reads the whole journal here
+            return JournalStorage(JournalFileBackend(str(path)))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # decoding errors too
+            label = storage_label(storage)
+            what = (
+                f"a record without {exc}"
+                if isinstance(exc, KeyError)
+                else " ".join(str(exc).split())
+            )
+            moved = f"mv {shlex.quote(label)} {shlex.quote(label + '.damaged')}"
+            raise SearchError(
+                f"{label}: not a study journal Optuna can read ({what}); move it aside "
+                f"({moved}) to start a new study, or give another --storage"
+            ) from None
     try:
         return _database_storage(storage)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
