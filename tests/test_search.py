@@ -612,23 +612,21 @@ def test_a_worker_refuses_a_clone_with_uncommitted_changes(long_trials: Project)
     ]
 
 
+@pytest.mark.parametrize(
+    "command", [["best", "--study", STUDY], ["worker", "--no-push"], ["start"]], ids=lambda c: c[0]
+)
 def test_a_database_that_never_answers_is_given_up_in_seconds(
-    tmp_path: Path, listener: socket.socket
+    long_trials: Project, listener: socket.socket, command: list[str]
 ) -> None:
     """An address that accepts connections and never answers (a socket listening on
-    127.0.0.1, nothing behind it): one line naming it, password hidden, within seconds."""
+    127.0.0.1, nothing behind it): one line naming it, password hidden, within seconds,
+    and no worker started."""
+    project = long_trials
+    write_space(project, SPACE)
     port = listener.getsockname()[1]
     url = f"postgresql+psycopg://searcher:hunter2@127.0.0.1:{port}/search"
     started = time.monotonic()
-    result = subprocess.run(
-        search_command("best", "--study", STUDY),
-        cwd=tmp_path,
-        env=stage_environment({"SEARCH_STORAGE": url}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_search(project, *command, storage=url)
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert error_lines(result) == [
@@ -638,6 +636,7 @@ def test_a_database_that_never_answers_is_given_up_in_seconds(
     ]
     assert "hunter2" not in result.stdout + result.stderr
     assert elapsed < 20
+    assert not (project.root / ".search" / "workers").exists()
 
 
 def damaged_journal(path: Path, line: bytes) -> Path:
