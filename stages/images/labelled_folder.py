@@ -150,8 +150,8 @@ def scan_labelled_folder(root: Path) -> LabelledFolder:
                 skipped.append(unreadable)
                 continue
             raise DataError(
-                f"{unreadable}: {unreadable_folder(why)}; its pictures would be left out: make "
-                f"it readable, or move it out of {root}"
+                f"{display_path(unreadable)}: {unreadable_folder(why)}; its pictures would be "
+                f"left out: make it readable, or move it out of {display_path(root)}"
             )
         found = []
         for path in tree.files:
