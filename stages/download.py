@@ -75,7 +75,8 @@ def main(
             "--min-rate",
             "--min_rate",
             help="kB/s below which a download is given up for the next mirror: each attempt "
-            "must end within --timeout plus the file's size at this rate.",
+            "must end within --timeout plus the file's size at this rate (without a length "
+            "announced, keep this rate once --timeout has passed).",
             callback=_positive,
         ),
     ] = MIN_RATE / 1000,

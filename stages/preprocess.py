@@ -32,7 +32,7 @@ from stages.data.sources import IMAGE_FOLDER, get_source
 from stages.data.splits import split_count, stratified_split, stratified_three_way
 from stages.images.constructions import IMAGE_SHAPE, construction_of
 from stages.images.folder_dataset import load_folder_dataset, warn_skipped
-from stages.images.labelled_folder import LabelledFolder, scan_labelled_folder
+from stages.images.labelled_folder import LabelledFolder, check_unchanged, scan_labelled_folder
 from stages.images.parallel_build import available_cores, worker_count
 from stages.outputs.atomic import OutputSet
 
@@ -41,8 +41,9 @@ logger = logging.getLogger("stages.preprocess")
 app = new_app("Build, split and normalize the data of data.dataset (IDX files or your folder).")
 
 Splits = dict[str, LabeledImages]
-#: the splits, what meta.json says of them, and the file or folder the images came from
-Prepared = tuple[Splits, dict[str, Any], Path]
+#: the splits, what meta.json says of them, the file or folder the images came from, and
+#: the folder of pictures read (None for IDX files)
+Prepared = tuple[Splits, dict[str, Any], Path, LabelledFolder | None]
 
 
 def idx_splits(raw_dir: Path, params: DataParams, source: Path) -> Prepared:
@@ -69,7 +70,7 @@ def idx_splits(raw_dir: Path, params: DataParams, source: Path) -> Prepared:
         "class_names": list(data_source.class_names),
         "val_size": val_size,
     }
-    return splits, described, raw_dir / data_source.name / data_source.files.train_images
+    return splits, described, raw_dir / data_source.name / data_source.files.train_images, None
 
 
 def check_folder_place(folder: Path, outputs: tuple[Path, ...], source: Path) -> None:
@@ -157,7 +158,7 @@ def folder_splits(
         "test_size": n_test,
         "skipped_files": len(folder.skipped),
     }
-    return splits, described, root
+    return splits, described, root, folder
 
 
 def output_paths(out_dir: Path) -> list[Path]:
@@ -180,9 +181,10 @@ def preprocess(
     ``workers``: processes that build the pictures of a folder.
     """
     if params.dataset == IMAGE_FOLDER:
-        splits, described, origin = folder_splits(params, source, (raw_dir, out_dir), workers)
+        prepared = folder_splits(params, source, (raw_dir, out_dir), workers)
     else:
-        splits, described, origin = idx_splits(raw_dir, params, source)
+        prepared = idx_splits(raw_dir, params, source)
+    splits, described, origin, folder = prepared
     try:
         normalization = Normalization.fit(params.normalize, splits["train"].images)
     except ValueError as exc:
@@ -211,6 +213,9 @@ def preprocess(
                 np.save(handle, split.labels.astype(np.int64))
         with outputs.open(out_dir / META_FILE, "w") as handle:
             handle.write(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        if folder is not None:
+            # DVC records the folder as it is once the stage ends: what was read must be it.
+            check_unchanged(folder)
     return meta
 
 

@@ -322,6 +322,44 @@ def test_a_mirror_that_drips_is_given_up_within_its_deadline(
     assert temporaries(project) == []
 
 
+@pytest.mark.slow
+def test_a_slow_mirror_that_sends_no_length_is_given_up_once_behind_the_minimum_rate(
+    project: Path, files: Mapping[str, bytes]
+) -> None:
+    """No Content-Length, ten bytes a second: the deadline cannot come from the length.
+    From the largest size the file may have (47 MB decompressed for the training images) it
+    would be 40 minutes at the default 20 kB/s; instead the attempt must keep up --min-rate
+    once --timeout has passed, and is given up as soon as it falls behind."""
+    name = IDX_FILES.train_images
+    timeout, min_rate = 1.0, 0.05  # seconds, kB/s: behind after about 1.25 s
+    with MirrorServer(files, drip_seconds=0.1) as server:
+        server.script(name, "trickle")
+        started = time.monotonic()
+        result = invoke_stage(
+            "download",
+            project,
+            "--retries",
+            "0",
+            "--timeout",
+            str(timeout),
+            "--min-rate",
+            str(min_rate),
+            "--checksums",
+            "sums",
+            "--mirror",
+            server.url,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert f"{server.url}: too slow: no length announced, and " in line
+    assert f"below {min_rate:g} kB/s (--min-rate) once --timeout had passed" in line
+    assert elapsed < 10  # the deadline of its largest size would be 40 minutes or more
+    assert server.sent[name] < 100
+    assert not (project / "data/raw/mnist" / name).exists()
+    assert temporaries(project) == []
+
+
 def test_a_folder_of_pictures_has_nothing_to_download(
     tmp_path: Path, files: Mapping[str, bytes]
 ) -> None:

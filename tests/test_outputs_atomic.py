@@ -128,3 +128,11 @@ def test_a_set_holds_no_file_open_between_its_files(tmp_path: Path) -> None:
     )
     assert written.returncode == 0, written.stderr
     assert contents(tmp_path) == {f"{n}.txt": str(n) for n in range(600)}
+
+
+def test_a_target_with_the_longest_name_a_file_may_have(tmp_path: Path) -> None:
+    """Its temporary name, ``.<name>.<8 hex>.tmp``, is cut to fit in 255 bytes."""
+    target = tmp_path / ("\u00e9" * 127 + "x")  # 255 bytes in UTF-8
+    with atomic_write(target, "w") as handle:
+        handle.write("whole")
+    assert contents(tmp_path) == {target.name: "whole"}

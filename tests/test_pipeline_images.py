@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +235,60 @@ def test_a_dvc_added_folder_travels_through_the_remote(tmp_path: Path) -> None:
     assert ran_stages(second.dvc("repro").stdout) == set()
     models = digests(second.root, ["models/model.npz"])
     assert models == digests(project.root, ["models/model.npz"])
+
+
+def test_special_files_dvc_ignores_are_skipped_by_preprocess(tmp_path: Path) -> None:
+    """DVC itself waits for ever hashing a folder that holds a FIFO or a link to /dev/zero
+    (docs/own-images.md says so); listed in ``.dvcignore`` it goes on, and preprocess, which
+    reads the folder as it is, skips them with its warning instead of opening them."""
+    project = Project.create(tmp_path / "project", tmp_path, SMALL)
+    project.set_param("data", "images", "shapes")
+    write_shapes_folder(project.root / "shapes", {"bar": 15, "cross": 15, "ring": 15})
+    with (project.root / ".dvcignore").open("a", encoding="utf-8") as ignore:
+        ignore.write("shapes/ring/f.png\nshapes/ring/z.png\n")
+    project.commit("shapes")
+    os.mkfifo(project.root / "shapes/ring/f.png")
+    (project.root / "shapes/ring/z.png").symlink_to("/dev/zero")
+    result = project.dvc("repro", "preprocess", timeout=60)
+    assert "skipped 2 files that are not pictures of a class" in result.stderr
+    meta = json.loads((project.root / "data/processed/meta.json").read_text())
+    assert meta["skipped_files"] == 2
+    assert sum(meta["splits"].values()) == 45
+
+
+def test_a_picture_added_while_preprocess_runs_is_not_recorded_as_trained_on(
+    tmp_path: Path,
+) -> None:
+    """DVC records the folder as it is once the stage ends. A picture added while preprocess
+    builds the others would be in ``dvc.lock`` and not in the data, and ``dvc status`` would
+    say all is up to date: preprocess refuses instead, DVC records nothing, and the next
+    ``dvc repro`` trains on every picture."""
+    project = Project.create(tmp_path / "project", tmp_path, SMALL)
+    project.set_param("data", "images", "shapes")
+    write_shapes_folder(project.root / "shapes", {"bar": 500, "cross": 500, "ring": 500})
+    project.commit("shapes")
+    repro = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "preprocess"],
+        cwd=project.root,
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert repro.stderr is not None
+    for line in repro.stderr:
+        if "building 1500 pictures" in line:
+            break
+    shutil.copy(project.root / "shapes/ring/000.png", project.root / "shapes/ring/new.png")
+    stderr = repro.stderr.read()
+    assert repro.wait(timeout=300) != 0
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+        "error: shapes: the folder changed while preprocess read it (shapes/ring/new.png "
+        "added); nothing was written: run again once it holds still"
+    ]
+    status = json.loads(project.dvc("status", "--json", "preprocess").stdout)
+    assert "preprocess" in status  # not recorded as done
+    project.dvc("repro", "preprocess")
+    meta = json.loads((project.root / "data/processed/meta.json").read_text())
+    assert sum(meta["splits"].values()) == 1501
+    assert json.loads(project.dvc("status", "--json", "preprocess").stdout) == {}

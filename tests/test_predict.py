@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 import zipfile
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from support.stage import (
     stage_command,
     stage_environment,
     temporaries,
+    without_root_overrides,
 )
 from support.user_images import png_header_only, ring_digit, seven_digit
 
@@ -329,17 +329,6 @@ def test_a_failure_on_one_image_is_that_images_error(pictures: Path) -> None:
     assert [probabilities is None for _, _, probabilities in outcomes] == [True] * 3 + [False]
 
 
-def without_root_overrides() -> list[str]:
-    """A command prefix that makes file permissions apply to root too (it drops the
-    capabilities that let root read or write anything); nothing for other users."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is needed to make permissions apply to root")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-
-
 def predict_as_user(pictures: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [*without_root_overrides(), *stage_command("predict", *args, "--model", "model.npz")]
     return subprocess.run(
@@ -529,3 +518,101 @@ def test_a_model_with_thousands_of_extra_entries_is_one_short_line(pictures: Pat
         "error: model.npz: unexpected entries 'extra00000', 'extra00001', 'extra00002' and "
         "19997 more"
     ]
+
+
+def special_files(folder: Path) -> list[Path]:
+    """``folder/f.png``, a FIFO no one writes to, and ``folder/z.png``, a link to /dev/zero:
+    opening the first waits for ever, reading the second never ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / "f.png")
+    (folder / "z.png").symlink_to("/dev/zero")
+    return [folder / "f.png", folder / "z.png"]
+
+
+def test_special_files_are_never_opened(pictures: Path) -> None:
+    """In a folder they are not pictures (skipped, as other files are); named on the command
+    line each is that file's error line. A regression hangs: the run has a timeout."""
+    special_files(pictures / "digits")
+    result = run_stage(
+        "predict",
+        pictures,
+        "digits",
+        "digits/f.png",
+        "digits/z.png",
+        "--model",
+        "model.npz",
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: digits/f.png: not a regular file (a named pipe), not an image",
+        "error: digits/z.png: not a regular file (a character device), not an image",
+    ]
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [
+        "digits/seven.png",
+        "digits/zero.jpg",
+    ]
+
+
+def test_an_unreadable_folder_is_that_folders_error(pictures: Path) -> None:
+    """Inside a folder searched, or named on the command line: one line each naming it, the
+    other pictures still predicted, exit 1 (not skipped without a word, nor "no image
+    files")."""
+    locked = pictures / "digits" / "locked"
+    write_digit(locked / "four.png", seven_digit())
+    locked.chmod(0)
+    try:
+        result = predict_as_user(pictures, "digits", "digits/locked")
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: digits/locked: cannot read this folder (Permission denied)",
+        "error: digits/locked: cannot read this folder (Permission denied)",
+    ]
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [
+        "digits/seven.png",
+        "digits/zero.jpg",
+    ]
+
+
+def test_save_inputs_of_pictures_with_the_longest_names(pictures: Path) -> None:
+    """255 bytes is the longest name a file may have: the saved name and the temporary
+    name beside it are cut to fit, and stay distinct."""
+    long = "\u00e9" * 100 + "x" * 50  # 250 bytes in UTF-8
+    folder = pictures / "long"
+    write_digit(folder / f"{long}a.png", seven_digit())
+    write_digit(folder / f"{long}b.png", seven_digit(width=8))
+    # no suffix: "<stem>.png" would be 259 bytes; cut, the two stems are the same
+    bare = [
+        write_digit(pictures / f"bare{n}.png", seven_digit()).rename(pictures / ("y" * 254 + n))
+        for n in "12"
+    ]
+    assert {len(os.fsencode(p.name)) for p in [*folder.iterdir(), *bare]} == {255}
+    result = predict(pictures, "long", *(p.name for p in bare), "--save-inputs", "seen")
+    assert result.returncode == 0, result.stderr
+    saved = sorted((pictures / "seen").iterdir())
+    assert len(saved) == 4
+    assert {p.name for p in saved} >= {"y" * 251 + ".png", "y" * 249 + "-2.png"}
+    assert all(len(os.fsencode(path.name)) <= 255 for path in saved)
+    assert all(path.suffix == ".png" for path in saved)
+    assert all(Image.open(path).size == (28, 28) for path in saved)
+    assert temporaries(pictures) == []
+
+
+def test_class_names_are_shown_escaped_in_the_table_as_they_are_in_json(pictures: Path) -> None:
+    """A folder may name a class with a line break or a tab in it: the table shows it
+    escaped, one row per picture; JSON keeps the name as it is."""
+    names = [f"class\n{n}" for n in range(9)] + ["tab\there"]
+    model = digit_model(dataset="images", class_names=names)
+    model.metadata["construction"] = "mnist"
+    model.save(pictures / "model.npz")
+    table = predict(pictures, "digits", "--top-k", "10")
+    assert table.returncode == 0, table.stderr
+    rows = table.stdout.splitlines()
+    assert len(rows) == 3  # the header and one row per picture
+    for row in rows[1:]:
+        assert row.split()[1] in {*(f"class\\n{n}" for n in range(9)), "tab\\there"}
+        assert "tab\\there" in row
+    answers = json.loads(predict(pictures, "digits", "--json").stdout)
+    assert {answer["prediction"] for answer in answers} <= set(names)

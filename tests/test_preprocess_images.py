@@ -26,6 +26,7 @@ from support.stage import (
     stage_command,
     stage_environment,
     temporaries,
+    without_root_overrides,
 )
 
 from stages.images.mnist import mnist_digit
@@ -329,3 +330,130 @@ def _group_alive(group: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_special_files_in_a_class_folder_are_skipped_never_opened(tmp_path: Path) -> None:
+    """A FIFO named ``f.png`` (opening it waits for a writer for ever) and ``z.png``, a link
+    to /dev/zero (endless): skipped and counted like other files that are not pictures,
+    never opened. A regression hangs: the run has a timeout."""
+    project = make_project(tmp_path)
+    os.mkfifo(project / "pictures/ring/f.png")
+    (project / "pictures/ring/z.png").symlink_to("/dev/zero")
+    result = run_stage("preprocess", project, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "pictures: skipped 2 files that are not pictures of a class (hidden, another kind of "
+        "file, or outside the class sub-folders): pictures/ring/f.png, pictures/ring/z.png"
+        in result.stderr
+    )
+    _, meta = load_outputs(project / "data/processed")
+    assert meta["skipped_files"] == 2
+    assert sum(meta["splits"].values()) == 40
+
+
+def test_an_unreadable_folder_inside_a_class_is_refused(
+    preprocessed_once: Path, tmp_path: Path
+) -> None:
+    """Its pictures would be left out without a word: one line naming it, the previous
+    outputs kept."""
+    project = tmp_path / "project"
+    shutil.copytree(preprocessed_once, project, symlinks=True)
+    before = digests(project / "data/processed", OUTPUTS)
+    locked = project / "pictures/ring/session 2"
+    locked.mkdir()
+    shutil.copy(project / "pictures/ring/000.png", locked / "a.png")
+    locked.chmod(0)
+    try:
+        result = subprocess.run(
+            [*without_root_overrides(), *stage_command("preprocess")],
+            cwd=project,
+            env=stage_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: pictures/ring/session 2: cannot read this folder (Permission denied); its "
+        "pictures would be left out: make it readable, or move it out of pictures"
+    ]
+    assert digests(project / "data/processed", OUTPUTS) == before
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("caf\u00e9", "cafe\u0301"),  # é as one character (NFC) and as e + accent (NFD)
+        ("A", "A "),
+        ("A", "\u200bA"),  # a zero-width space
+    ],
+    ids=["nfc-nfd", "trailing-space", "zero-width-space"],
+)
+def test_class_folders_whose_names_look_the_same_are_refused(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """Two folders a person reads as one class would silently be two."""
+    project = make_project(tmp_path)
+    for name in (first, second):
+        shutil.copytree(project / "pictures/ring", project / "pictures" / name)
+    result = invoke_stage("preprocess", project)
+    assert result.returncode == 1
+    first, second = sorted((first, second))  # named in the order of the classes
+    assert error_lines(result) == [
+        f"error: pictures: the class folders {first!a} and {second!a} have names "
+        "that look the same (they differ only in Unicode form, white space or invisible "
+        "characters), and each would be a class of its own: rename one, or merge them"
+    ]
+    assert not (project / "data/processed").exists()
+
+
+def test_class_names_differing_in_case_are_two_classes(tmp_path: Path) -> None:
+    """``a`` and ``A`` are different letters: two classes, as asked."""
+    project = make_project(tmp_path, {"a": 10, "A": 10})
+    preprocess(project)
+    _, meta = load_outputs(project / "data/processed")
+    assert meta["class_names"] == ["A", "a"]
+
+
+def test_a_class_folder_whose_name_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Its name is the class's name, text in meta.json: refused here, with the advice that
+    fixes it (train used to refuse it, advising to rerun preprocess)."""
+    project = make_project(tmp_path)
+    os.rename(project / "pictures/ring", os.fsdecode(bytes(project / "pictures") + b"/caf\xe9"))
+    result = invoke_stage("preprocess", project)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "error: pictures/caf\\xe9: the class folder's name is not UTF-8 text; rename it (the "
+        "name is the class's name, kept as text in meta.json and the model)"
+    ]
+    assert not (project / "data/processed").exists()
+
+
+@pytest.mark.slow
+def test_a_picture_added_while_the_folder_is_read_is_refused(tmp_path: Path) -> None:
+    """DVC records the folder as it is after the stage: a picture added while the pictures
+    are built would be in that record and not in the data. One line, nothing written."""
+    project = make_project(tmp_path, {"bar": 400, "corner": 400, "cross": 400, "ring": 400})
+    process = subprocess.Popen(
+        [*stage_command("preprocess"), "--workers", "1"],
+        cwd=project,
+        env=stage_environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "building 1600 pictures" in line:
+            break
+    shutil.copy(project / "pictures/ring/000.png", project / "pictures/ring/new.png")
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+        "error: pictures: the folder changed while preprocess read it (pictures/ring/new.png "
+        "added); nothing was written: run again once it holds still"
+    ]
+    assert not (project / "data/processed").exists()
+    assert temporaries(project) == []

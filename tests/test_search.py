@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from support import REPO
 from support.dvc_project import Project
 from support.postgres import Postgres, Unavailable, postgres_server
 from support.s3 import S3Server, add_remote, aws_environment, clone, share
-from support.stage import temporaries
+from support.stage import error_lines, stage_environment, temporaries
 from support.tiny_pipeline import tiny_project
 
 from stages.outputs.history import read_recorded_history
@@ -607,4 +608,73 @@ def test_a_worker_refuses_a_clone_with_uncommitted_changes(long_trials: Project)
     assert result.stderr.splitlines() == [
         f"error: {project.root}: tracked files differ from HEAD (M params.yaml, ...); "
         "trials run from the commit alone: commit or stash the changes first"
+    ]
+
+
+@pytest.mark.parametrize(
+    "command", [["best", "--study", STUDY], ["worker", "--no-push"], ["start"]], ids=lambda c: c[0]
+)
+def test_a_database_that_never_answers_is_given_up_in_seconds(
+    long_trials: Project, listener: socket.socket, command: list[str]
+) -> None:
+    """An address that accepts connections and never answers (a socket listening on
+    127.0.0.1, nothing behind it): one line naming it, password hidden, within seconds,
+    and no worker started."""
+    project = long_trials
+    write_space(project, SPACE)
+    port = listener.getsockname()[1]
+    url = f"postgresql+psycopg://searcher:hunter2@127.0.0.1:{port}/search"
+    started = time.monotonic()
+    result = run_search(project, *command, storage=url)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: cannot open the study storage postgresql+psycopg://searcher:***@127.0.0.1:"
+        f"{port}/search: no answer within 5 s; check the address, and that the database "
+        "server runs there"
+    ]
+    assert "hunter2" not in result.stdout + result.stderr
+    assert elapsed < 20
+    assert not (project.root / ".search" / "workers").exists()
+
+
+def damaged_journal(path: Path, line: bytes) -> Path:
+    """A journal holding a study with two trials, ``line`` written among its records."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    records = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([*records[:2], line + b"\n", *records[2:]]))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        (
+            b"caf\xe9",
+            "'utf-8' codec can't decode byte 0xe9 in position 3: invalid continuation byte",
+        ),
+        (b'{"op_code": 4, "wor', "Invalid control character at: line 1 column 20 (char 19)"),
+        (b'{"hello": 1}', "a record without 'op_code'"),
+    ],
+    ids=["not-utf8", "not-json", "not-a-record"],
+)
+def test_a_damaged_journal_is_one_line_saying_what_to_do(
+    tmp_path: Path, line: bytes, what: str
+) -> None:
+    damaged_journal(tmp_path / "journal.log", line)
+    result = subprocess.run(
+        search_command("best", "--study", STUDY, "--storage", "journal.log"),
+        cwd=tmp_path,
+        env=stage_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: journal.log: not a study journal Optuna can read ({what}); move it aside "
+        "(mv journal.log journal.log.damaged) to start a new study, or give another --storage"
     ]

@@ -347,6 +347,7 @@ def start(
         storage = storage or str(main.root / DEFAULT_JOURNAL)
         if not is_database_url(storage):
             storage = str(Path(storage).resolve())
+        open_storage(storage)  # one line now, rather than one per worker
         with Repo(str(main.root)) as repo:
             cache_dir = repo.cache.local_cache_dir
         folder = main.root / SEARCH_DIR / "workers"

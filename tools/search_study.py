@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -45,6 +46,9 @@ DEFAULT_JOURNAL = f"{SEARCH_DIR}/journal.log"
 # (its machine died) is marked failed by the next worker that starts a trial.
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
+# A PostgreSQL server answers a connection in milliseconds; psycopg's default wait is 130 s
+# per attempt, and an address that accepts connections and never answers cost minutes.
+CONNECT_SECONDS = 5
 CREATE_ATTEMPTS = 5
 OBJECTIVE = "validation accuracy"
 
@@ -74,6 +78,17 @@ def storage_label(storage: str) -> str:
         return storage.split("://", 1)[0] + "://..."
 
 
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy's engine options for ``url``: connections checked before use, and for
+    PostgreSQL given up after ``CONNECT_SECONDS`` without an answer."""
+    from sqlalchemy.engine import make_url
+
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if make_url(url).get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_SECONDS}
+    return kwargs
+
+
 def _database_storage(url: str) -> Any:
     import optuna
     from sqlalchemy.exc import IntegrityError, ProgrammingError
@@ -84,7 +99,7 @@ def _database_storage(url: str) -> Any:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url,
-                    engine_kwargs={"pool_pre_ping": True},
+                    engine_kwargs=_engine_kwargs(url),
                     heartbeat_interval=HEARTBEAT_SECONDS,
                     grace_period=GRACE_SECONDS,
                 )
@@ -95,6 +110,15 @@ def _database_storage(url: str) -> Any:
                 raise
             time.sleep(0.5 * attempt)
     raise AssertionError("not reached")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLAlchemy's wrapping of psycopg's connection timeout."""
+    try:
+        from psycopg.errors import ConnectionTimeout
+    except ImportError:
+        return False
+    return isinstance(getattr(exc, "orig", None), ConnectionTimeout)
 
 
 def open_storage(storage: str) -> Any:
@@ -109,11 +133,29 @@ def open_storage(storage: str) -> Any:
     if not is_database_url(storage):
         path = Path(storage)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:  # Optuna reads the whole journal here
+            return JournalStorage(JournalFileBackend(str(path)))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # decoding errors too
+            label = storage_label(storage)
+            what = (
+                f"a record without {exc}"
+                if isinstance(exc, KeyError)
+                else " ".join(str(exc).split())
+            )
+            moved = f"mv {shlex.quote(label)} {shlex.quote(label + '.damaged')}"
+            raise SearchError(
+                f"{label}: not a study journal Optuna can read ({what}); move it aside "
+                f"({moved}) to start a new study, or give another --storage"
+            ) from None
     try:
         return _database_storage(storage)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _timed_out(exc):
+            reason = (
+                f"no answer within {CONNECT_SECONDS} s; check the address, and that the "
+                "database server runs there"
+            )
         label = storage_label(storage)
         raise SearchError(f"cannot open the study storage {label}: {reason}") from None
 

@@ -13,8 +13,9 @@ recorded one replaces the target. Failures are sorted into three kinds:
 
 Input is bounded: redirects are followed only to http(s) URLs, a download stops as soon
 as it exceeds the file's known size (compressed, or decompressed), and each attempt has an
-overall deadline from that size and a minimum rate (``stages.data.deadlines``): a mirror too
-slow for it is given up, and the next one tried.
+overall deadline from that size and a minimum rate (``stages.data.deadlines``; a response
+without a length must keep that rate as it goes): a mirror too slow for it is given up, and
+the next one tried.
 """
 
 from __future__ import annotations
@@ -210,6 +211,12 @@ def download_once(
             return _stream_into(mirror, name, target, expected, timeout, size, deadline)
     except DeadlinePassed:
         pass
+    if deadline.paced is not None:
+        raise AttemptFailed(
+            f"too slow: no length announced, and {deadline.paced} bytes in "
+            f"{deadline.elapsed():.3g} s, below {min_rate / 1000:g} kB/s (--min-rate) once "
+            "--timeout had passed"
+        )
     raise AttemptFailed(
         f"too slow: not done within {deadline.seconds:.3g} s, the time at "
         f"{min_rate / 1000:g} kB/s (--min-rate) plus --timeout"
@@ -234,6 +241,8 @@ def _stream_into(
             raise AttemptFailed(f"announces {length} bytes, more than this file can take")
         if length is not None:
             deadline.resize(length)
+        else:  # nothing to base a deadline on but what arrives
+            deadline.keep_pace(0)
         out = stack.enter_context(atomic_write(target, "wb"))
         advance = stack.enter_context(progress_bar(name, length, in_bytes=True))
         digest = GzipDigest(limit=size)
@@ -243,6 +252,8 @@ def _stream_into(
                 received += len(chunk)
                 if limit is not None and received > limit:
                     raise AttemptFailed(f"sent more than the {limit} bytes this file can take")
+                if length is None:
+                    deadline.keep_pace(received)
                 if deadline.passed():
                     raise DeadlinePassed
                 out.write(chunk)

@@ -24,7 +24,7 @@ import numpy as np
 
 from stages.images.constructions import construction_for
 from stages.images.errors import ImageError
-from stages.images.reading import read_image
+from stages.images.reading import open_regular, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,10 @@ def available_cores() -> int:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of the bytes of ``path``, hex (read in chunks: any size)."""
+    """SHA-256 of the bytes of ``path``, hex (read in chunks: any size); ImageError when it
+    is not a regular file (never opened: ``open_regular``)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -64,6 +65,8 @@ def build_file(path: Path, construction: str) -> Built:
     """Fingerprint and build one file; a file that cannot be used gets its reason."""
     try:
         digest = file_digest(path)
+    except ImageError as exc:
+        return Built("", error=str(exc))
     except OSError as exc:
         return Built("", error=exc.strerror or str(exc))
     try:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stages.images.errors import ImageError
+from stages.images.files import special_kind
 
 #: Pillow's own decompression-bomb limit (about 89.5 megapixels), made explicit: a
 #: larger image is refused before its pixels are decoded.
@@ -45,8 +46,48 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _open(source: Path | IO[bytes]) -> Image.Image:
-    """Open ``source`` (a path or a binary file) lazily (header only), refusing
+def _refuse_kind(mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise ImageError("is a directory, not an image")
+    kind = special_kind(mode)
+    if kind is not None:
+        raise ImageError(f"not a regular file ({kind}), not an image")
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` opened for reading in binary, if it is a regular file (links followed).
+
+    Anything else is refused with ImageError before it is opened: a FIFO would wait for a
+    writer for ever, a device such as /dev/zero never end. OSError where it cannot be read.
+    """
+    _refuse_kind(os.stat(path).st_mode)
+    # Non-blocking: should the path have become a FIFO since, opening it does not wait.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        _refuse_kind(os.fstat(fd).st_mode)
+    except ImageError:
+        os.close(fd)
+        raise
+    return open(fd, "rb")
+
+
+def _source(source: str | os.PathLike[str] | bytes) -> IO[bytes]:
+    """The picture as a binary file: the bytes given, or a regular file opened
+    (``open_regular``). ImageError when it holds nothing."""
+    if isinstance(source, bytes):
+        opened: IO[bytes] = io.BytesIO(source)
+        size = len(source)
+    else:
+        opened = open_regular(source)
+        size = os.fstat(opened.fileno()).st_size
+    if size == 0:
+        opened.close()
+        raise ImageError("empty file, not an image")
+    return opened
+
+
+def _open(source: IO[bytes]) -> Image.Image:
+    """Open the image file ``source`` (a binary file) lazily (header only), refusing
     decompression bombs."""
     with warnings.catch_warnings():
         # Pillow warns between MAX_PIXELS and twice that, and raises above; refuse both.
@@ -95,21 +136,11 @@ def read_image(source: str | os.PathLike[str] | bytes) -> Picture:
     turned upright by its EXIF tag.
 
     Raises ImageError (one line; the caller names the file) for a file that is missing,
-    unreadable, not an image, truncated or corrupt, or larger than ``MAX_PIXELS``.
+    unreadable, not a regular file (``open_regular``), not an image, truncated or corrupt,
+    or larger than ``MAX_PIXELS``.
     """
-    opened: Path | IO[bytes]
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageError("empty file, not an image")
-        opened = io.BytesIO(source)
-    else:
-        opened = Path(source)
-        if opened.is_dir():
-            raise ImageError("is a directory, not an image")
-        if opened.is_file() and opened.stat().st_size == 0:
-            raise ImageError("empty file, not an image")
     try:
-        with _open(opened) as image:
+        with _source(source) as opened, _open(opened) as image:
             # JPEG can decode at 1/2, 1/4 or 1/8 scale: far cheaper for large photos.
             image.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             upright = ImageOps.exif_transpose(image)

@@ -25,11 +25,23 @@ __all__ = ["OutputError", "OutputSet", "atomic_write", "temporary_name"]
 
 #: what a temporary file's name looks like: ``.<target name>.<8 hex digits>.tmp``
 TEMPORARY_GLOB = ".*.????????.tmp"
+#: the longest file name, in bytes, of Linux's file systems (ext4, XFS, Btrfs, tmpfs) and APFS
+NAME_MAX = 255
+
+
+def cut_name(name: str, n_bytes: int) -> str:
+    """``name`` without as many characters at its end as it takes to fit in ``n_bytes``
+    bytes as a file name (``os.fsencode``)."""
+    while len(os.fsencode(name)) > n_bytes:
+        name = name[:-1]
+    return name
 
 
 def temporary_name(target: Path) -> Path:
-    """A fresh temporary path beside ``target``."""
-    return target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    """A fresh temporary path beside ``target``: ``.<name>.<8 hex digits>.tmp``, the name cut
+    so that the whole fits in ``NAME_MAX`` bytes (the random digits keep it apart)."""
+    suffix = f".{secrets.token_hex(4)}.tmp"
+    return target.parent / f".{cut_name(target.name, NAME_MAX - 1 - len(suffix))}{suffix}"
 
 
 def prepare_target(target: Path) -> None:

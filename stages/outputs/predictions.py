@@ -72,12 +72,13 @@ def write_table(
 ) -> bool:
     """Write an aligned text table of the predicted ``results`` (file, prediction,
     confidence, top-k) to ``out``, a row as each comes, the columns as wide as the longest
-    of ``files`` and class ``names``. Nothing when no result is a prediction; returns
-    whether any row was written."""
+    of ``files`` and class ``names``. Class names are shown as file names are
+    (``display_path``: a line break in one is ``\\n``, one row stays one line). Nothing when
+    no result is a prediction; returns whether any row was written."""
     header = ("file", "prediction", "confidence", f"top-{k}")
     widths = (
         max([len(header[0]), *map(len, files)]),
-        max([len(header[1]), *map(len, names)]),
+        max([len(header[1]), *(len(display_path(name)) for name in names)]),
         len(header[2]),
     )
 
@@ -93,6 +94,6 @@ def write_table(
             out.write(line(header))
             wrote = True
         name, probability = result.top_k[0]
-        top = ", ".join(f"{c} {p:.3f}" for c, p in result.top_k)
-        out.write(line((result.file, name, f"{probability:.3f}", top)))
+        top = ", ".join(f"{display_path(c)} {p:.3f}" for c, p in result.top_k)
+        out.write(line((result.file, display_path(name), f"{probability:.3f}", top)))
     return wrote

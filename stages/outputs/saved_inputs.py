@@ -1,5 +1,6 @@
 """Where predict's ``--save-inputs`` writes the 28x28 image the model saw for each input:
-one ``<input stem>.png`` per input in the folder, ``-2``, ``-3``... when stems repeat.
+one ``<input stem>.png`` per input in the folder, ``-2``, ``-3``... when stems repeat, the
+stem cut where the name would be longer than a file name may be.
 
 The targets are planned from the list of inputs before any picture is read, so that a
 folder predict cannot use is refused before the work: a file where the folder goes, a target
@@ -9,22 +10,30 @@ there, which predict did not write in this run (unless ``overwrite``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from stages.cli.errors import UsageError, preview
+from stages.outputs.atomic import NAME_MAX, cut_name
 from stages.outputs.predictions import display_path
 
 
+def _fitted(stem: str, ending: str) -> str:
+    return cut_name(stem, NAME_MAX - len(os.fsencode(ending))) + ending
+
+
 def target_names(inputs: Sequence[Path]) -> list[str]:
-    """``<stem>.png`` for each input, ``<stem>-2.png``... for a stem seen before."""
+    """``<stem>.png`` for each input, ``<stem>-2.png``... for a stem seen before; the stem
+    cut so that the name fits in ``NAME_MAX`` bytes (a long name's temporary file is cut
+    further, ``stages.outputs.atomic``)."""
     taken: set[str] = set()
     names = []
     for path in inputs:
-        name, n = f"{path.stem}.png", 1
+        name, n = _fitted(path.stem, ".png"), 1
         while name in taken:
             n += 1
-            name = f"{path.stem}-{n}.png"
+            name = _fitted(path.stem, f"-{n}.png")
         taken.add(name)
         names.append(name)
     return names

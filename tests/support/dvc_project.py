@@ -98,8 +98,10 @@ class Project:
         shim.chmod(0o755)
         self.env["PATH"] = os.pathsep.join([str(shim.parent), self.env["PATH"]])
 
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+    def dvc(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(sys.executable, "-m", "dvc", *args, check=check, timeout=timeout)
 
     def git(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.run("git", *args)

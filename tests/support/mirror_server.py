@@ -9,6 +9,7 @@ Each path answers with the next scripted action, then with the default action
 - ``stall``: 200 with the full Content-Length, half the body, then silence until ``stall_seconds``;
 - ``drip``: 200 with the full Content-Length, then the body one byte every ``drip_seconds``
   (each read of the client returns in time, the whole never does);
+- ``trickle``: the same without Content-Length (the client cannot know how much is to come);
 - ``truncated``: 200 serving the first half of the file (a consistent, but cut gzip stream);
 - ``corrupt``: 200 serving a valid gzip file with different content (checksum mismatch);
 - ``garbage``: 200 serving bytes that are not gzip;
@@ -191,8 +192,8 @@ class MirrorServer:
                     self._stream(name, zero_padded_forever(data))
                 elif action == "inflating":
                     self._stream(name, random_gzip_forever())
-                elif action == "drip":
-                    self._drip(name, data)
+                elif action in ("drip", "trickle"):
+                    self._drip(name, data, sized=action == "drip")
                 elif action in ("drop", "stall"):
                     self._headers(200, len(data))
                     self.wfile.write(data[: len(data) // 2])
@@ -214,8 +215,13 @@ class MirrorServer:
                 self.wfile.write(body)
                 mirror._count_sent(self.path.rsplit("/", 1)[-1], len(body))
 
-            def _drip(self, name: str, data: bytes) -> None:
-                self._headers(200, len(data))
+            def _drip(self, name: str, data: bytes, sized: bool) -> None:
+                if sized:
+                    self._headers(200, len(data))
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.end_headers()
                 self.close_connection = True
                 try:
                     for offset in range(len(data)):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from support import REPO
 
@@ -37,6 +40,17 @@ def file_size_limit(n_bytes: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, n_bytes))
 
     return limit
+
+
+def without_root_overrides() -> list[str]:
+    """A command prefix that makes file permissions apply to root too (it drops the
+    capabilities that let root read or write anything); nothing for other users."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to make permissions apply to root")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def run_stage(
