@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -44,6 +45,10 @@ def main(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Default: bench/accurate[_cnn].json.")
     ] = None,
+    keep_model: Annotated[
+        Path | None,
+        typer.Option(help="Copy the trained model here (for bench/predict_looks.py --model)."),
+    ] = None,
 ) -> None:
     target, default_json = PRESETS[preset]
     json_path = json_path or default_json
@@ -56,6 +61,8 @@ def main(
         history = read_live_folder(clone / "dvclive")
         metrics = json.loads((clone / "metrics.json").read_text(encoding="utf-8"))
         params = (clone / "params.yaml").read_text(encoding="utf-8")
+        if keep_model is not None:
+            shutil.copyfile(clone / "models" / "model.npz", keep_model)
     command = f"python bench/accurate.py --preset {preset}"
     report = {
         **run_description(command + (f" --settings {settings!r}" if settings else "")),

@@ -273,12 +273,16 @@ def render_augment() -> list[str]:
     return lines
 
 
-def render_accurate() -> list[str]:
-    data = load("accurate")
+def render_accurate(name: str = "accurate") -> list[str]:
+    data = load(name)
     curve = data["val_curve"]
-    marks = [e for e in (10, 25, 50, 100, 150, 200, 300) if e <= len(curve)]
+    marks = [e for e in (5, 10, 20, 25, 50, 100, 150, 200, 300) if e <= len(curve)]
+    marks = marks if len(curve) > 50 else [e for e in marks if e in (5, 10, 20)]
+    command = f"make {data.get('make_target', 'accurate')}"
+    if data.get("settings"):
+        command += f' SETTINGS="{data["settings"]}"'
     return [
-        f"From {source(data)}: `make accurate` from a fresh clone.",
+        f"From {source(data)}: `{command}` from a fresh clone.",
         "",
         "| | |",
         "|---|---|",
@@ -337,6 +341,8 @@ def render_results() -> list[str]:
     defaults, speed, repro = load("defaults"), load("speed"), load("repro")
     accurate, looks, own = load("accurate"), load("predict_looks"), load("own_images")
     search, serve, handwriting = load("search"), load("serve"), load("serve_handwriting")
+    cnn, cnn_fashion, cnn_speed = load("accurate_cnn"), load("accurate_cnn_fashion"), load("cnn")
+    cnn_handwriting = load("serve_handwriting_cnn")
     chosen = defaults["configurations"][defaults["params_yaml"]]
     seed_net = speed["seed_net"]
     agreement = [row["agreement"] for row in looks["mnist_test_digits"]["looks"].values()]
@@ -351,6 +357,11 @@ def render_results() -> list[str]:
         f"{accurate['test_accuracy']:.4f} (validation {accurate['val_accuracy']:.4f}), "
         f"{accurate['wall_seconds'] / 60:.1f} minutes from a fresh clone | "
         f"`{accurate['command']}` |",
+        f"| convolutional preset (`make accurate-cnn`), test accuracy | "
+        f"{cnn['test_accuracy']:.4f} (validation {cnn['val_accuracy']:.4f}), "
+        f"{cnn['wall_seconds'] / 60:.1f} minutes from a fresh clone; Fashion-MNIST "
+        f"{cnn_fashion['test_accuracy']:.4f} | `{cnn['command']}`; "
+        f"`{cnn_fashion['command']}` |",
         f"| whole `dvc repro` from a fresh clone | {repro['repro_seconds_median']:.1f} s, of "
         f"which training {repro['train_seconds_median']:.1f} s; train's peak memory "
         f"{repro['train_peak_mb']} MB; params.yaml put back after another run: restored "
@@ -361,6 +372,10 @@ def render_results() -> list[str]:
         f"{seed_net['ratios']['scikit-learn_over_nnlib']:.2f}x faster than scikit-learn, "
         f"{seed_net['ratios'].get('pytorch_over_nnlib', float('nan')):.2f}x than PyTorch, "
         f"{seed_net['ratios']['nnlib_over_floor']:.2f}x the floor | `{speed['command']}` |",
+        f"| training speed, the CNN of `make bench`, batch 128 | "
+        f"{cnn_speed['implementations']['nnlib']['step_ms']:.1f} ms a step: "
+        f"{cnn_speed['ratios']['nnlib_over_pytorch']:.2f}x PyTorch's time, "
+        f"{cnn_speed['ratios']['nnlib_over_floor']:.2f}x the floor | `{cnn_speed['command']}` |",
         f"| predict on MNIST digits drawn as users' files | agreement with the 28x28 reading "
         f"{min(agreement):.3f}-{max(agreement):.3f} over {len(agreement)} looks, "
         f"{refused} refused | `{looks['command']}` |",
@@ -377,9 +392,74 @@ def render_results() -> list[str]:
         f"{serve['concurrent']['requests_per_s']:.0f} requests/s with "
         f"{serve['concurrent']['clients']} clients | `{serve['command']}` |",
         f"| real handwriting of {handwriting['writers']} writers outside MNIST "
-        f"(optdigits) | accuracy {handwriting['accuracy']:.3f}; "
-        f"{handwriting['same_answer_as_predict']:,} of {handwriting['digits']:,} answers equal "
-        f"to predict's | `{handwriting['command']}` |",
+        f"(optdigits) | accuracy {handwriting['accuracy']:.3f} (the CNN preset's model: "
+        f"{cnn_handwriting['accuracy']:.3f}); {handwriting['same_answer_as_predict']:,} of "
+        f"{handwriting['digits']:,} answers equal to predict's | `{handwriting['command']}` |",
+    ]
+
+
+def render_cnn_speed() -> list[str]:
+    """The CNN of ``make bench`` beside PyTorch and its products (bench/cnn.json)."""
+    data = load("cnn")
+    layers = ", ".join(
+        f"{e['type']} {e.get('filters') or e.get('units') or e.get('size')}"
+        + (f" {e['kernel']}x{e['kernel']}" if "kernel" in e else "")
+        for e in data["network"]["layers"]
+    )
+    rows = data["implementations"]
+    ratios = data["ratios"]
+    lines = [
+        f"From {source(data)}: {layers}, dense {data['network']['classes']} softmax; batch "
+        f"{data['batch']}, {data['threads']} BLAS thread; median of {data['steps']} steps after "
+        f"{data['warmup']} of warm-up, {data['rounds']} alternating rounds.",
+        "",
+        "| | ms per step | s per epoch of 60,000 |",
+        "|---|---|---|",
+    ]
+    for name in ("nnlib", "pytorch", "floor"):
+        if name in rows:
+            row = rows[name]
+            lines.append(f"| {name} | {row['step_ms']:.1f} | {row['epoch_seconds']:.1f} |")
+    lines += [
+        "",
+        f"nnlib / PyTorch {ratios['nnlib_over_pytorch']:.2f}x, nnlib / floor "
+        f"{ratios['nnlib_over_floor']:.2f}x, PyTorch / floor {ratios['pytorch_over_floor']:.2f}x; "
+        f"the floor is the network's {data['products']['gflop_per_step']:.2f} GFLOP a step at "
+        f"the rate this machine's GEMM reaches on those shapes.",
+    ]
+    return lines
+
+
+def render_looks_cnn() -> list[str]:
+    """How predict reads users' files with the CNN preset's model beside the MLP's."""
+    mlp, cnn = load("predict_looks"), load("predict_looks_cnn")
+    digits = mlp["mnist_test_digits"]
+    lines = [
+        f"From {source(cnn)} and {source(mlp)}: MNIST's first {digits['digits']} test digits in "
+        "each look, read by predict with each model.",
+        "",
+        "| look | MLP (params.yaml) | CNN (`make accurate-cnn`) |",
+        "|---|---|---|",
+        f"| the 28x28 arrays | {digits['original_accuracy']:.3f} | "
+        f"{cnn['mnist_test_digits']['original_accuracy']:.3f} |",
+    ]
+    for name, row in digits["looks"].items():
+        other = cnn["mnist_test_digits"]["looks"][name]
+        lines.append(f"| {name} | {row['accuracy']:.3f} | {other['accuracy']:.3f} |")
+    return lines
+
+
+def render_handwriting_cnn() -> list[str]:
+    mlp, cnn = load("serve_handwriting"), load("serve_handwriting_cnn")
+    return [
+        f"From {source(cnn)} and {source(mlp)}: the {cnn['digits']:,} optdigits scans "
+        f"({cnn['writers']} writers outside MNIST), read with each model.",
+        "",
+        "| model | accuracy | answers equal to `predict --json` |",
+        "|---|---|---|",
+        f"| MLP (params.yaml) | {mlp['accuracy']:.4f} | {mlp['same_answer_as_predict']:,} |",
+        f"| CNN (`make accurate-cnn`) | {cnn['accuracy']:.4f} | "
+        f"{cnn['same_answer_as_predict']:,} |",
     ]
 
 
@@ -392,6 +472,11 @@ RENDERERS: dict[str, Callable[[], list[str]]] = {
     "predict-speed": render_predict_speed,
     "augment": render_augment,
     "accurate": render_accurate,
+    "accurate-cnn": lambda: render_accurate("accurate_cnn"),
+    "accurate-cnn-fashion": lambda: render_accurate("accurate_cnn_fashion"),
+    "cnn-speed": render_cnn_speed,
+    "looks-cnn": render_looks_cnn,
+    "handwriting-cnn": render_handwriting_cnn,
     "search": render_search,
     "own-images": render_own_images,
     "serve": render_serve,
