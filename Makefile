@@ -59,8 +59,12 @@ $(VENV)/.installed: pyproject.toml
 $(PLOTS_PAGE): .dvc/plots/offline.html.in tools/offline_plots.py $(VENV)/.installed
 	$(BIN)/python tools/offline_plots.py --output $@
 
+# DVC records a run in its run-cache when the stage runs; `dvc commit --force` records the
+# stages it skipped as matching dvc.lock too (a fresh clone's evaluate), so that putting
+# params.yaml back after another run restores every stage.
 repro: setup
 	dvc repro
+	dvc commit --force --quiet
 	dvc metrics show
 
 # One BLAS thread: the distortion worker has the other core (docs/accuracy.md).
@@ -91,10 +95,12 @@ report: setup
 	python tools/report.py --base "$(BASE)" --output report $(REPORT_ARGS)
 
 # Steady-state seconds per epoch of nnlib, scikit-learn, PyTorch and the floor (a few minutes),
-# then the CNN's milliseconds per step beside PyTorch's and its products' (bench/cnn.json).
+# then the CNN's milliseconds per step beside PyTorch's and its products' (bench/cnn.json),
+# then the seed network with this commit's nnlib beside an earlier commit's (bench/speed_baseline.json).
 bench: setup
 	python bench/bench_speed.py
 	python bench/bench_cnn.py
+	python bench/speed_baseline.py
 
 # Seconds to distort 60,000 images, and seed-net epochs without augmentation, with it from
 # the background worker and with it in between, side by side (a few minutes).

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from support import REPO
 from support.dvc_project import Project, assert_last_run_comes_back, ran_stages
 from support.idx import checksum_table, gz_files, make_arrays, write_checksums, write_files
 from support.stage import digests, error_lines
@@ -112,6 +114,28 @@ def test_params_put_back_restore_the_earlier_run_from_the_run_cache(project: Pro
     assert "Stage 'evaluate' is cached - skipping run" in restored.stdout
     assert digests(project.root, RECORDED) == first
     assert "up to date" in project.dvc("status").stdout
+
+
+def test_after_make_repro_in_a_fresh_clone_every_stage_comes_back_from_the_run_cache(
+    project: Project,
+) -> None:
+    """A fresh clone's ``dvc repro`` trains (no model there) and skips evaluate, whose
+    recorded outputs it matches, and DVC makes run-cache entries only for stages that run.
+    ``make repro`` records the skipped ones too, so that after another train.epochs,
+    params.yaml put back restores train and evaluate both."""
+    for output in ("data", "models", "dvclive", ".dvc/cache", ".dvc/tmp"):
+        shutil.rmtree(project.root / output)
+    venv = f"VENV={Path(sys.executable).parent.parent}"
+    first = project.run("make", "-f", str(REPO / "Makefile"), "-o", "setup", "repro", venv)
+    assert ran_stages(first.stdout) == {"download", "preprocess", "train"}
+    assert "Stage 'evaluate' didn't change, skipping" in first.stdout
+
+    project.set_param("train", "epochs", 3)
+    assert ran_stages(project.dvc("repro").stdout) == {"train", "evaluate"}
+    project.git("checkout", "params.yaml")
+    restored = project.dvc("repro")
+    assert ran_stages(restored.stdout) == set()
+    assert "Stage 'evaluate' is cached - skipping run" in restored.stdout
 
 
 def test_an_nnlib_edit_reruns_the_model_stages_and_never_the_data(project: Project) -> None:

@@ -336,12 +336,20 @@ def render_search() -> list[str]:
     ]
 
 
+def restored_stages(run: dict[str, Any]) -> str:
+    """ "train and evaluate restored" from bench/repro.py's record of a run-cache return."""
+    restored = " and ".join(run["stages_restored"]) or "nothing"
+    ran = f" ({' and '.join(run['stages_run'])} ran)" if run["stages_run"] else ""
+    return f"{restored} restored{ran}"
+
+
 def render_results() -> list[str]:
     """The README's summary: the default model, the accurate preset, speed, predict."""
     defaults, speed, repro = load("defaults"), load("speed"), load("repro")
     accurate, looks, own = load("accurate"), load("predict_looks"), load("own_images")
     search, serve, handwriting = load("search"), load("serve"), load("serve_handwriting")
     cnn, cnn_fashion, cnn_speed = load("accurate_cnn"), load("accurate_cnn_fashion"), load("cnn")
+    baseline = load("speed_baseline")
     cnn_handwriting = load("serve_handwriting_cnn")
     chosen = defaults["configurations"][defaults["params_yaml"]]
     seed_net = speed["seed_net"]
@@ -359,19 +367,22 @@ def render_results() -> list[str]:
         f"`{accurate['command']}` |",
         f"| convolutional preset (`make accurate-cnn`), test accuracy | "
         f"{cnn['test_accuracy']:.4f} (validation {cnn['val_accuracy']:.4f}), "
-        f"{cnn['wall_seconds'] / 60:.1f} minutes from a fresh clone; Fashion-MNIST "
-        f"{cnn_fashion['test_accuracy']:.4f} | `{cnn['command']}`; "
-        f"`{cnn_fashion['command']}` |",
+        f"{cnn['wall_seconds'] / 60:.1f} minutes from a fresh clone; Fashion-MNIST with its "
+        f"entry in docs/accuracy.md {cnn_fashion['test_accuracy']:.4f} | `{cnn['command']}`; "
+        f"`{cnn_fashion['command'].split(' --settings')[0]} --settings ...` |",
         f"| whole `dvc repro` from a fresh clone | {repro['repro_seconds_median']:.1f} s, of "
         f"which training {repro['train_seconds_median']:.1f} s; train's peak memory "
-        f"{repro['train_peak_mb']} MB; params.yaml put back after another run: restored "
-        f"from the run-cache in {repro['run_cache']['restore_seconds']:.1f} s | "
-        f"`{repro['command']}` |",
+        f"{repro['train_peak_mb']} MB; params.yaml put back after another run: "
+        f"{restored_stages(repro['run_cache'])} from the run-cache in "
+        f"{repro['run_cache']['restore_seconds']:.1f} s | `{repro['command']}` |",
         f"| training speed, 784-64-32-10 batch 32 | "
         f"{seed_net['implementations']['nnlib']['steady_seconds']:.3f} s/epoch: "
         f"{seed_net['ratios']['scikit-learn_over_nnlib']:.2f}x faster than scikit-learn, "
         f"{seed_net['ratios'].get('pytorch_over_nnlib', float('nan')):.2f}x than PyTorch, "
-        f"{seed_net['ratios']['nnlib_over_floor']:.2f}x the floor | `{speed['command']}` |",
+        f"{seed_net['ratios']['nnlib_over_floor']:.2f}x the floor; "
+        f"{baseline['this_over_baseline']:.2f}x the time of commit "
+        f"{baseline['baseline_commit']}'s nnlib, side by side | `{speed['command']}`; "
+        f"`{baseline['command']}` |",
         f"| training speed, the CNN of `make bench`, batch 128 | "
         f"{cnn_speed['implementations']['nnlib']['step_ms']:.1f} ms a step: "
         f"{cnn_speed['ratios']['nnlib_over_pytorch']:.2f}x PyTorch's time, "
@@ -430,6 +441,26 @@ def render_cnn_speed() -> list[str]:
     return lines
 
 
+def render_speed_baseline() -> list[str]:
+    """The seed network with this commit's nnlib beside an earlier commit's."""
+    data = load("speed_baseline")
+    base = data["baseline_commit"]
+    steady = data["steady_seconds"]
+    same = "the same" if data["same_test_accuracy"] else "a different"
+    return [
+        f"From {source(data)}: the seed network, {data['rounds']} alternating rounds of "
+        f"{data['epochs']} epochs, each version's nnlib in its own process.",
+        "",
+        "| nnlib | later epochs, median (s) |",
+        "|---|---|",
+        f"| this commit | {steady['this commit']:.3f} |",
+        f"| {base} | {steady[base]:.3f} |",
+        "",
+        f"This commit / {base}: **{data['this_over_baseline']:.3f}x**, with {same} test "
+        "accuracy from the same seed.",
+    ]
+
+
 def render_looks_cnn() -> list[str]:
     """How predict reads users' files with the CNN preset's model beside the MLP's."""
     mlp, cnn = load("predict_looks"), load("predict_looks_cnn")
@@ -475,6 +506,7 @@ RENDERERS: dict[str, Callable[[], list[str]]] = {
     "accurate-cnn": lambda: render_accurate("accurate_cnn"),
     "accurate-cnn-fashion": lambda: render_accurate("accurate_cnn_fashion"),
     "cnn-speed": render_cnn_speed,
+    "speed-baseline": render_speed_baseline,
     "looks-cnn": render_looks_cnn,
     "handwriting-cnn": render_handwriting_cnn,
     "search": render_search,
