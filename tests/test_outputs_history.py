@@ -120,3 +120,22 @@ def test_a_full_disk_while_logging_names_the_live_folder(workdir: Path) -> None:
     assert result.returncode == 1
     assert error_lines(result) == ["error: dvclive: cannot write the history (File too large)"]
     assert not (workdir / "models" / "model.npz").exists()
+
+
+def test_dvclive_opens_its_dvc_repository_through_the_method_the_stage_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history replaces DVCLive's ``_init_dvc`` (a private method) so that training opens
+    no DVC repository. If a DVCLive release renamed it, the replacement would silently do
+    nothing: a plain Live must still go through that method, and the stage's must not."""
+    from dvclive import Live
+    from stages.outputs.history import live_history
+
+    calls: list[str] = []
+    monkeypatch.setattr(Live, "_init_dvc", lambda self: calls.append("plain"))
+    with Live(str(tmp_path / "plain"), dvcyaml=False, save_dvc_exp=False):
+        pass
+    assert calls == ["plain"]
+    with live_history(tmp_path / "stage"):
+        pass
+    assert calls == ["plain"]
