@@ -12,7 +12,6 @@ In a scratch clone of HEAD, with the MNIST files as the mirror and this checkout
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Annotated, Any
 import typer
 from results import run_description
 from scratch import REPO, command_environment, make_command, scratch_clone, stdout_of, timed
+
+from stages.outputs.history import read_live_folder
 
 
 def experiment_metrics(shown: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -42,8 +43,7 @@ def main(
     venv = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv"))
     with scratch_clone() as clone:
         timed(clone, env, "dvc", "repro")
-        with (clone / "reports" / "train_history.csv").open(encoding="utf-8") as handle:
-            default_val = float(list(csv.DictReader(handle))[-1]["val_accuracy"])
+        default_val = read_live_folder(clone / "dvclive")[-1]["val_accuracy"]
         default_test = json.loads((clone / "metrics.json").read_text())["test"]["accuracy"]
         seconds, _ = timed(clone, env, *make_command("search", venv, f"SEARCH_TRIALS={trials}"))
         summary = json.loads(stdout_of(clone, env, "python", "tools/search.py", "best", "--json"))
