@@ -81,7 +81,7 @@ test: setup
 	ruff format --check .
 	python -m pytest
 
-# The inner loop (under 30 s): everything but the tests that start dvc, a browser, a server,
+# The inner loop (about half a minute here): everything but the tests that start dvc, a browser, a server,
 # read the real MNIST or take seconds each (the markers in pyproject.toml, docs/testing.md);
 # `make test` still runs everything.
 test-fast: setup
